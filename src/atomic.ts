@@ -1,0 +1,43 @@
+// Atomic file writes: temp file in the same folder, fsync, rename.
+import fs from 'node:fs';
+import path from 'node:path';
+
+export function tempName(file: string): string {
+  return path.join(path.dirname(file), `.${path.basename(file)}.tmp-${process.pid}`);
+}
+
+export function isTempName(name: string): boolean {
+  return /^\..*\.tmp-\d+$/.test(name);
+}
+
+/** Write all parts to file atomically. On any error the temp file is removed and the error rethrown. */
+export function writeFileAtomic(file: string, parts: (Uint8Array | string)[]): void {
+  const tmp = tempName(file);
+  let fd = -1;
+  try {
+    fd = fs.openSync(tmp, 'w', 0o644);
+    for (const p of parts) {
+      const buf = typeof p === 'string' ? Buffer.from(p) : p;
+      let off = 0;
+      while (off < buf.byteLength) off += fs.writeSync(fd, buf, off, buf.byteLength - off);
+    }
+    fs.fsyncSync(fd);
+    fs.closeSync(fd);
+    fd = -1;
+    fs.renameSync(tmp, file);
+  } catch (e) {
+    if (fd >= 0) {
+      try {
+        fs.closeSync(fd);
+      } catch {
+        /* already failing */
+      }
+    }
+    try {
+      fs.unlinkSync(tmp);
+    } catch {
+      /* may not exist */
+    }
+    throw e;
+  }
+}

@@ -1,0 +1,11 @@
+/** An error caused by the user's input or options: printed as one line, no stack trace. */
+export class UserError extends Error {
+  constructor(message: string, readonly hint?: string, readonly exitCode = 2) {
+    super(message);
+    this.name = 'UserError';
+  }
+}
+
+export function formatUserError(e: UserError): string {
+  return `flowtensor: ${e.message}${e.hint ? `\n  hint: ${e.hint}` : ''}`;
+}

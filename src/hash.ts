@@ -1,0 +1,77 @@
+// 64-bit row fingerprints (two independent 32-bit lanes) and an open-addressing set of them.
+
+const f64 = new Float64Array(1);
+const u32 = new Uint32Array(f64.buffer);
+
+function fmix(h: number): number {
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
+}
+
+/** Fingerprint of row i over the given columns and label: [lo, hi] as uint32 (written into out). */
+export function rowHash(cols: Float64Array[], i: number, label: number, out: Uint32Array): void {
+  let h1 = 0x9e3779b9 ^ label;
+  let h2 = 0x7f4a7c15 ^ Math.imul(label, 0x27d4eb2f);
+  for (let c = 0; c < cols.length; c++) {
+    let v = cols[c][i];
+    if (v === 0) v = 0; // -0 and 0 hash alike
+    f64[0] = v;
+    const a = u32[0];
+    const b = u32[1];
+    h1 = Math.imul(h1 ^ a, 0xcc9e2d51);
+    h1 = (h1 << 15) | (h1 >>> 17);
+    h1 = Math.imul(h1 ^ b, 0x1b873593);
+    h1 = (h1 << 13) | (h1 >>> 19);
+    h2 = Math.imul(h2 ^ b, 0x85ebca6b);
+    h2 = (h2 << 17) | (h2 >>> 15);
+    h2 = Math.imul(h2 ^ a, 0xc2b2ae35);
+    h2 = (h2 << 11) | (h2 >>> 21);
+  }
+  out[0] = fmix(h1 ^ cols.length);
+  out[1] = fmix(h2 ^ Math.imul(cols.length, 0x165667b1));
+}
+
+/** Set of 64-bit fingerprints; 8 bytes per slot, grows at half load. */
+export class FingerprintSet {
+  private slots: Uint32Array;
+  private mask: number;
+  size = 0;
+  constructor(initial = 1 << 16) {
+    this.slots = new Uint32Array(initial * 2);
+    this.mask = initial - 1;
+  }
+  /** Adds; returns true when it was already present. */
+  addHas(lo: number, hi: number): boolean {
+    if (lo === 0 && hi === 0) hi = 1;
+    if ((this.size + 1) * 2 > this.mask + 1) this.grow();
+    const s = this.slots;
+    let i = lo & this.mask;
+    for (;;) {
+      const a = s[2 * i];
+      const b = s[2 * i + 1];
+      if (a === 0 && b === 0) {
+        s[2 * i] = lo;
+        s[2 * i + 1] = hi;
+        this.size++;
+        return false;
+      }
+      if (a === lo && b === hi) return true;
+      i = (i + 1) & this.mask;
+    }
+  }
+  private grow(): void {
+    const old = this.slots;
+    const cap = (this.mask + 1) * 2;
+    this.slots = new Uint32Array(cap * 2);
+    this.mask = cap - 1;
+    this.size = 0;
+    for (let i = 0; i < old.length; i += 2) if (old[i] !== 0 || old[i + 1] !== 0) this.addHas(old[i], old[i + 1]);
+  }
+  get bytes(): number {
+    return this.slots.byteLength;
+  }
+}

@@ -1,0 +1,70 @@
+// Logging: pino JSON on stderr (pretty on a TTY) or to --log-file; stdout stays for data.
+import fs from 'node:fs';
+import { pino, type Logger } from 'pino';
+import pretty from 'pino-pretty';
+
+export type { Logger };
+
+export interface LogOptions {
+  level?: string;
+  file?: string;
+  pretty?: boolean;
+}
+
+export function createLogger(opts: LogOptions = {}): Logger {
+  const level = opts.level ?? process.env.FLOWTENSOR_LOG_LEVEL ?? 'info';
+  const base = { name: 'flowtensor' };
+  if (opts.file) {
+    return pino({ level, base }, pino.destination({ dest: opts.file, sync: true, append: true }));
+  }
+  const usePretty = opts.pretty ?? (process.stderr.isTTY === true);
+  if (usePretty) return pino({ level, base }, pretty({ destination: 2, sync: true, colorize: true, ignore: 'pid,hostname,name' }));
+  return pino({ level, base }, pino.destination({ dest: 2, sync: true }));
+}
+
+/** A logger that drops everything (library use without logging). */
+export const silentLogger: Logger = pino({ level: 'silent' });
+
+/** Progress line on a TTY: rows, rows/s, bytes and ETA. Silent elsewhere (the logs carry counters). */
+export class Progress {
+  private last = 0;
+  private start = Date.now();
+  private active: boolean;
+  constructor(private label: string, private totalBytes = 0, enabled = process.stderr.isTTY === true) {
+    this.active = enabled;
+  }
+  update(rows: number, bytes = 0, force = false): void {
+    if (!this.active) return;
+    const now = Date.now();
+    if (!force && now - this.last < 200) return;
+    this.last = now;
+    const sec = Math.max((now - this.start) / 1000, 1e-3);
+    const rate = rows / sec;
+    let eta = '';
+    if (this.totalBytes > 0 && bytes > 0) {
+      const left = ((this.totalBytes - bytes) / bytes) * sec;
+      eta = `  ${fmtBytes(bytes)}/${fmtBytes(this.totalBytes)}  ETA ${fmtDuration(left)}`;
+    }
+    fs.writeSync(2, `\r\x1b[K${this.label}  ${fmtCount(rows)} rows  ${fmtCount(rate)} rows/s${eta}`);
+  }
+  done(): void {
+    if (this.active) fs.writeSync(2, '\r\x1b[K');
+  }
+}
+
+export function fmtCount(n: number): string {
+  if (n >= 1e6) return `${(n / 1e6).toFixed(2)}M`;
+  if (n >= 1e4) return `${(n / 1e3).toFixed(1)}k`;
+  return String(Math.round(n));
+}
+export function fmtBytes(n: number): string {
+  if (n >= 1 << 30) return `${(n / (1 << 30)).toFixed(2)} GiB`;
+  if (n >= 1 << 20) return `${(n / (1 << 20)).toFixed(1)} MiB`;
+  return `${(n / 1024).toFixed(0)} KiB`;
+}
+export function fmtDuration(s: number): string {
+  if (!Number.isFinite(s) || s < 0) return '?';
+  const m = Math.floor(s / 60);
+  const r = Math.floor(s % 60);
+  return `${m}:${String(r).padStart(2, '0')}`;
+}

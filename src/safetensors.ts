@@ -1,0 +1,101 @@
+// safetensors: 8-byte little-endian header length, JSON header, raw little-endian tensors.
+// https://github.com/huggingface/safetensors — readable by numpy/torch/the Python stdlib without flowtensor.
+import fs from 'node:fs';
+import os from 'node:os';
+import { writeFileAtomic } from './atomic.js';
+import { UserError } from './errors.js';
+
+if (os.endianness() !== 'LE') throw new Error('flowtensor shards are little-endian; big-endian hosts are not supported');
+
+export type DType = 'F32' | 'I32';
+export interface TensorIn {
+  dtype: DType;
+  shape: number[];
+  data: Float32Array | Int32Array;
+}
+export interface TensorInfo {
+  dtype: DType;
+  shape: number[];
+  data_offsets: [number, number];
+}
+
+const MAX_HEADER = 1 << 20;
+
+export function encodeSafetensors(tensors: Record<string, TensorIn>, metadata: Record<string, string>): Uint8Array[] {
+  const header: Record<string, unknown> = { __metadata__: metadata };
+  let off = 0;
+  const datas: Uint8Array[] = [];
+  for (const [name, t] of Object.entries(tensors)) {
+    const n = t.shape.reduce((a, b) => a * b, 1);
+    if (n !== t.data.length) throw new Error(`tensor ${name}: shape ${t.shape} does not match ${t.data.length} values`);
+    const bytes = new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
+    header[name] = { dtype: t.dtype, shape: t.shape, data_offsets: [off, off + bytes.byteLength] };
+    off += bytes.byteLength;
+    datas.push(bytes);
+  }
+  let json = JSON.stringify(header);
+  const pad = (8 - ((Buffer.byteLength(json) + 8) % 8)) % 8;
+  json += ' '.repeat(pad);
+  const hlen = Buffer.byteLength(json);
+  const prefix = Buffer.alloc(8);
+  prefix.writeBigUInt64LE(BigInt(hlen));
+  return [prefix, Buffer.from(json), ...datas];
+}
+
+export function writeSafetensors(file: string, tensors: Record<string, TensorIn>, metadata: Record<string, string>): void {
+  writeFileAtomic(file, encodeSafetensors(tensors, metadata));
+}
+
+export interface SafetensorsFile {
+  metadata: Record<string, string>;
+  tensors: Record<string, TensorInfo>;
+  get(name: string): Float32Array | Int32Array;
+}
+
+/** Parse a safetensors buffer, checking every offset and shape against the bytes before use. */
+export function decodeSafetensors(buf: Buffer, what = 'shard'): SafetensorsFile {
+  if (buf.length < 8) throw new UserError(`${what}: too short for safetensors (${buf.length} bytes)`);
+  const hlenBig = buf.readBigUInt64LE(0);
+  if (hlenBig > BigInt(Math.min(MAX_HEADER, buf.length - 8))) throw new UserError(`${what}: bad safetensors header length ${hlenBig}`);
+  const hlen = Number(hlenBig);
+  let header: Record<string, unknown>;
+  try {
+    header = JSON.parse(buf.toString('utf8', 8, 8 + hlen));
+  } catch {
+    throw new UserError(`${what}: safetensors header is not JSON`);
+  }
+  const base = 8 + hlen;
+  const dataLen = buf.length - base;
+  const metadata = (header.__metadata__ ?? {}) as Record<string, string>;
+  const tensors: Record<string, TensorInfo> = {};
+  for (const [name, v] of Object.entries(header)) {
+    if (name === '__metadata__') continue;
+    const t = v as TensorInfo;
+    if (!t || (t.dtype !== 'F32' && t.dtype !== 'I32') || !Array.isArray(t.shape) || !Array.isArray(t.data_offsets))
+      throw new UserError(`${what}: tensor ${name} has an unsupported entry`);
+    const [a, b] = t.data_offsets;
+    const n = t.shape.reduce((x, y) => x * y, 1);
+    if (!Number.isInteger(a) || !Number.isInteger(b) || a < 0 || b > dataLen || b - a !== n * 4)
+      throw new UserError(`${what}: tensor ${name} offsets [${a}, ${b}] do not fit shape ${JSON.stringify(t.shape)} and ${dataLen} data bytes`);
+    tensors[name] = t;
+  }
+  return {
+    metadata,
+    tensors,
+    get(name: string) {
+      const t = tensors[name];
+      if (!t) throw new UserError(`${what}: no tensor ${name}`);
+      const [a, b] = t.data_offsets;
+      const start = buf.byteOffset + base + a;
+      const n = (b - a) / 4;
+      // copy when unaligned (small files come from Buffer's shared pool)
+      const ab = start % 4 === 0 ? buf.buffer : buf.buffer.slice(start, start + (b - a));
+      const off = start % 4 === 0 ? start : 0;
+      return t.dtype === 'F32' ? new Float32Array(ab, off, n) : new Int32Array(ab, off, n);
+    },
+  };
+}
+
+export function readSafetensors(file: string): SafetensorsFile {
+  return decodeSafetensors(fs.readFileSync(file), file);
+}

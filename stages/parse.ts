@@ -1,0 +1,327 @@
+// Stage 1, parse: CSV bytes -> batches of records with canonical column names.
+import { Transform, type TransformCallback } from 'node:stream';
+import { CsvTokenizer, decodeText, lastDecodeWasCp1252, numKind, parseNumber, parseNumberSlow, type RowView } from '../src/csv.js';
+import { canonicalHeader, detectFormat, type DatasetConfig } from '../src/config.js';
+import { bump, type Batch, type Counts } from '../src/batch.js';
+import { UserError } from '../src/errors.js';
+
+export interface RejectRecord {
+  file: string;
+  line: number;
+  reason: string;
+  detail: string;
+  raw: string;
+}
+
+export interface ParseOptions {
+  file: string;
+  cfg: DatasetConfig;
+  /** Canonical columns to materialise; null keeps every column of the file (the stand-alone `parse` command). */
+  want?: Set<string> | null;
+  batchSize?: number;
+  strict?: boolean;
+  maxLineBytes?: number;
+  /** When false, a file without a label column is accepted (predict). */
+  requireLabel?: boolean;
+  delimiter?: string;
+  onReject?: (r: RejectRecord) => void;
+  onHeader?: (h: HeaderInfo) => void;
+}
+
+export interface HeaderInfo {
+  file: string;
+  format: string;
+  raw: string[];
+  canonical: string[];
+  missing: string[];
+  extra: string[];
+  label?: string;
+}
+
+const KIND_NAMES = ['ok', 'empty', 'nan', 'text'] as const;
+const MIN_KNOWN_COLUMNS = 8;
+const OPTIONAL_TRAILING = 'external_ip';
+
+export function parseCounts(): Counts {
+  return { rows_read: 0, data_rows: 0, rows_out: 0, blank_rows: 0, header_rows: 0, quarantined: 0, cp1252_cells: 0, short_rows_accepted: 0, long_rows_accepted: 0 };
+}
+
+/** Push-style CSV -> Batch parser for one file. */
+export class CsvBatchParser {
+  readonly counts: Counts = parseCounts();
+  header: HeaderInfo | null = null;
+  private tok: CsvTokenizer;
+  private out: Batch[] = [];
+  private cur: Batch | null = null;
+  private batchSize: number;
+  // per header field: 0 skip, 1 numeric, 2 string
+  private kinds: Uint8Array = new Uint8Array(0);
+  private names: string[] = [];
+  private numCols: (Float64Array | null)[] = [];
+  private strCols: ((string | undefined)[] | null)[] = [];
+  private headerFirst = '';
+  private labelField = -1;
+  private trailingField = -1; // index of external_ip when it is the optional trailing column of the header
+  private stringSet: Set<string>;
+
+  constructor(private opts: ParseOptions) {
+    this.batchSize = opts.batchSize ?? 4096;
+    this.stringSet = new Set(opts.cfg.string_columns);
+    this.tok = new CsvTokenizer(
+      {
+        row: (r) => this.onRow(r),
+        oversize: (line, bytes) => {
+          bump(this.counts, 'rows_read');
+          this.reject(line, 'line_too_long', `line longer than ${this.tok.maxLineBytes} bytes (${bytes} bytes skipped)`, '');
+        },
+      },
+      opts.maxLineBytes ?? 1 << 20,
+      opts.delimiter ?? ',',
+    );
+  }
+
+  push(chunk: Buffer): Batch[] {
+    this.tok.push(chunk);
+    const o = this.out;
+    this.out = [];
+    return o;
+  }
+
+  end(): Batch[] {
+    this.tok.end();
+    this.flush();
+    if (!this.header) throw new UserError(`${this.opts.file}: empty file (no header line)`, 'give a CICFlowMeter CSV with a header row');
+    const o = this.out;
+    this.out = [];
+    return o;
+  }
+
+  get bytesIn(): number {
+    return this.tok.bytesIn;
+  }
+
+  private reject(line: number, reason: string, detail: string, raw: string): void {
+    bump(this.counts, 'quarantined');
+    bump(this.counts, 'quarantine_reasons', reason);
+    if (this.opts.strict) throw new UserError(`${this.opts.file}:${line}: ${detail}`, 'drop --strict to quarantine such rows instead');
+    this.opts.onReject?.({ file: this.opts.file, line, reason, detail, raw: raw.length > 200 ? raw.slice(0, 200) + '…' : raw });
+  }
+
+  private onHeader(r: RowView): void {
+    const raw: string[] = [];
+    for (let j = 0; j < r.nFields; j++) raw.push(r.quoted?.[j] ?? decodeText(r.buf, r.starts[j], r.ends[j]));
+    const cfg = this.opts.cfg;
+    const canonical = canonicalHeader(raw, cfg);
+    const known = new Set(cfg.columns);
+    const knownCount = canonical.filter((c) => known.has(c)).length;
+    const numericLike = raw.filter((x) => x.trim() !== '' && !Number.isNaN(Number(x))).length;
+    if (numericLike > raw.length / 2)
+      throw new UserError(`${this.opts.file}:${r.line}: the first line holds numbers, not column names: the file has no header`, 'CICFlowMeter CSVs start with a header line; add it back');
+    if (knownCount < MIN_KNOWN_COLUMNS) {
+      const sample = raw.slice(0, 6).map((x) => JSON.stringify(x.trim())).join(', ');
+      const delimHint = r.nFields === 1 && /[;\t|]/.test(raw[0]) ? ' (it looks like another delimiter: try --delimiter)' : '';
+      throw new UserError(
+        `${this.opts.file}:${r.line}: header is not a CICFlowMeter header: ${knownCount} known columns among ${r.nFields} (${sample}, ...)${delimHint}`,
+        'flowtensor reads CICIDS2017 CSVs (TrafficLabelling, MachineLearningCVE, *_clean.csv, improved CNS2022)',
+      );
+    }
+    const format = detectFormat(raw, canonical, cfg);
+    let labelField = -1;
+    for (const lc of cfg.label_columns) {
+      const k = canonical.indexOf(lc);
+      if (k >= 0) {
+        labelField = k;
+        break;
+      }
+    }
+    if (labelField < 0 && this.opts.requireLabel !== false)
+      throw new UserError(`${this.opts.file}: no label column (looked for ${cfg.label_columns.join(', ')})`, 'prep needs labelled flows; use predict for unlabelled ones');
+    this.labelField = labelField;
+    const want = this.opts.want;
+    this.names = canonical;
+    this.kinds = new Uint8Array(canonical.length + 1);
+    canonical.forEach((c, j) => {
+      if (want && !want.has(c) && j !== labelField) this.kinds[j] = 0;
+      else this.kinds[j] = this.stringSet.has(c) || j === labelField ? 2 : 1;
+    });
+    this.trailingField = -1;
+    if (!canonical.includes(OPTIONAL_TRAILING) && (!want || want.has(OPTIONAL_TRAILING))) {
+      this.names = [...canonical, OPTIONAL_TRAILING];
+      this.kinds[canonical.length] = 2;
+    }
+    if (canonical[canonical.length - 1] === OPTIONAL_TRAILING) this.trailingField = canonical.length - 1;
+    this.headerFirst = canonical[0];
+    const wanted = want ? [...want] : [];
+    this.header = {
+      file: this.opts.file,
+      format,
+      raw,
+      canonical,
+      missing: wanted.filter((c) => !canonical.includes(c) && !cfg.label_columns.includes(c)),
+      extra: canonical.filter((c) => !known.has(c)),
+      label: labelField >= 0 ? canonical[labelField] : undefined,
+    };
+    this.opts.onHeader?.(this.header);
+  }
+
+  private newBatch(): Batch {
+    const b: Batch = {
+      file: this.opts.file,
+      format: this.header!.format,
+      n: 0,
+      line: new Int32Array(this.batchSize),
+      num: new Map(),
+      str: new Map(),
+      issues: [],
+    };
+    this.numCols = [];
+    this.strCols = [];
+    for (let j = 0; j < this.names.length; j++) {
+      const k = this.kinds[j];
+      const name = this.names[j];
+      if (k === 1) {
+        const a = new Float64Array(this.batchSize);
+        b.num.set(name, a);
+        this.numCols[j] = a;
+        this.strCols[j] = null;
+      } else if (k === 2) {
+        const a: (string | undefined)[] = new Array(this.batchSize);
+        b.str.set(name, a);
+        this.strCols[j] = a;
+        this.numCols[j] = null;
+      } else {
+        this.numCols[j] = null;
+        this.strCols[j] = null;
+      }
+    }
+    return b;
+  }
+
+  private flush(): void {
+    if (this.cur && this.cur.n > 0) {
+      this.out.push(this.cur);
+      this.counts.rows_out = (this.counts.rows_out as number) + this.cur.n;
+    }
+    this.cur = null;
+  }
+
+  private onRow(r: RowView): void {
+    const { buf, starts, ends } = r;
+    const nf = r.nFields;
+    // blank or comma-only line
+    if (r.rowEnd - r.rowStart <= nf - 1 || (r.rowEnd - r.rowStart < 4 * nf && isBlank(buf, r.rowStart, r.rowEnd, r.quoted))) {
+      if (this.header) bump(this.counts, 'blank_rows');
+      else bump(this.counts, 'blank_rows');
+      bump(this.counts, 'rows_read');
+      return;
+    }
+    bump(this.counts, 'rows_read');
+    if (!this.header) {
+      this.onHeader(r);
+      return;
+    }
+    const hlen = this.header.canonical.length;
+    const c0 = buf[starts[0]];
+    if (nf === hlen && ((c0 >= 65 && c0 <= 90) || (c0 >= 97 && c0 <= 122) || c0 === 32)) {
+      const first = canonicalHeader([r.quoted?.[0] ?? decodeText(buf, starts[0], ends[0])], this.opts.cfg)[0];
+      if (first === this.headerFirst) {
+        bump(this.counts, 'header_rows');
+        return;
+      }
+    }
+    bump(this.counts, 'data_rows');
+    let useFields = nf;
+    let trailing = -1; // field index that holds external_ip beyond the header
+    if (nf !== hlen) {
+      if (nf === hlen + 1 && this.kinds[hlen] === 2 && this.names[hlen] === OPTIONAL_TRAILING) {
+        trailing = hlen;
+        bump(this.counts, 'long_rows_accepted');
+      } else if (nf === hlen - 1 && this.trailingField === hlen - 1) {
+        useFields = nf;
+        bump(this.counts, 'short_rows_accepted');
+      } else {
+        this.reject(r.line, 'field_count', `${nf} fields where the header has ${hlen}`, buf.latin1Slice(r.rowStart, Math.min(r.rowEnd, r.rowStart + 400)));
+        return;
+      }
+    }
+    if (!this.cur) this.cur = this.newBatch();
+    const b = this.cur;
+    const i = b.n;
+    const kinds = this.kinds;
+    const numCols = this.numCols;
+    const strCols = this.strCols;
+    const quoted = r.quoted;
+    const lim = Math.min(useFields, hlen);
+    for (let j = 0; j < lim; j++) {
+      const k = kinds[j];
+      if (k === 0) continue;
+      if (k === 1) {
+        const q = quoted ? quoted[j] : undefined;
+        const v = q !== undefined ? parseNumberSlow(q) : parseNumber(buf, starts[j], ends[j]);
+        numCols[j]![i] = v;
+        if (numKind !== 0) {
+          b.issues.push({ row: i, col: this.names[j], kind: KIND_NAMES[numKind] as 'empty' | 'nan' | 'text', raw: q ?? buf.latin1Slice(starts[j], Math.min(ends[j], starts[j] + 100)) });
+        }
+      } else {
+        const q = quoted ? quoted[j] : undefined;
+        let v: string | undefined;
+        if (q !== undefined) v = q;
+        else {
+          v = decodeText(buf, starts[j], ends[j]);
+          if (lastDecodeWasCp1252) bump(this.counts, 'cp1252_cells');
+        }
+        strCols[j]![i] = v.trim() === '' ? undefined : v;
+      }
+    }
+    if (useFields < hlen) {
+      for (let j = useFields; j < hlen; j++) {
+        if (kinds[j] === 1) numCols[j]![i] = NaN;
+        else if (kinds[j] === 2) strCols[j]![i] = undefined;
+      }
+    }
+    if (kinds[hlen] === 2 && strCols[hlen]) {
+      if (trailing >= 0) {
+        const v = quoted?.[trailing] ?? decodeText(buf, starts[trailing], ends[trailing]);
+        strCols[hlen]![i] = v.trim() === '' ? undefined : v;
+      } else strCols[hlen]![i] = undefined;
+    }
+    b.line[i] = r.line;
+    b.n = i + 1;
+    if (b.n === this.batchSize) this.flush();
+  }
+}
+
+function isBlank(buf: Buffer, s: number, e: number, quoted: (string | undefined)[] | null): boolean {
+  if (quoted) return false;
+  for (let i = s; i < e; i++) {
+    const c = buf[i];
+    if (c !== 44 && c !== 32 && c !== 9 && c !== 13) return false;
+  }
+  return true;
+}
+
+/** Node stream: CSV bytes in, Batch objects out. */
+export function parseStream(opts: ParseOptions): Transform & { parser: CsvBatchParser } {
+  const parser = new CsvBatchParser(opts);
+  const t = new Transform({
+    readableObjectMode: true,
+    transform(chunk: Buffer, _enc, cb: TransformCallback) {
+      try {
+        for (const b of parser.push(chunk)) this.push(b);
+        cb();
+      } catch (e) {
+        cb(e as Error);
+      }
+    },
+    flush(cb: TransformCallback) {
+      try {
+        for (const b of parser.end()) this.push(b);
+        cb();
+      } catch (e) {
+        cb(e as Error);
+      }
+    },
+  }) as Transform & { parser: CsvBatchParser };
+  t.parser = parser;
+  return t;
+}

@@ -1,0 +1,117 @@
+// Stage 5, sanitize: the seed's FIXME. Non-numeric cells are replaced by policy and counted per column.
+// Defaults: NaN / empty / text -> 0 now; +Infinity -> the column's largest finite TRAIN value and
+// -Infinity -> its smallest, resolved by the scale stage once train statistics are known
+// (the infinities stay in the unscaled shards until then). Values beyond float32 range count as ±Infinity.
+import { Transform } from 'node:stream';
+import { bump, compact, type Batch, type Counts } from '../src/batch.js';
+import type { DatasetConfig, SanitizePolicy } from '../src/config.js';
+import type { RejectRecord } from './parse.js';
+
+const F32_MAX = 3.4028234663852886e38;
+
+export interface SanitizeOptions {
+  cfg: DatasetConfig;
+  /** Override the default policy, e.g. {posinf: 'zero'}; per-column overrides from config apply on top. */
+  policy?: Partial<SanitizePolicy>;
+  onReject?: (r: RejectRecord) => void;
+  /** Called for every replaced value (the CLI logs these at debug level with file and line). */
+  onReplace?: (file: string, line: number, col: string, kind: string, raw: string) => void;
+}
+
+export interface Example {
+  file: string;
+  line: number;
+  raw: string;
+}
+
+export interface Sanitize {
+  counts: Counts;
+  /** First few examples of each column/kind, with file and line. */
+  examples: Record<string, Example[]>;
+  policyFor(col: string): SanitizePolicy;
+  apply(b: Batch): Batch;
+}
+
+export function createSanitize(opts: SanitizeOptions): Sanitize {
+  const base: SanitizePolicy = { ...opts.cfg.sanitize.default, ...opts.policy };
+  const perCol = opts.cfg.sanitize.columns;
+  const policyCache = new Map<string, SanitizePolicy>();
+  const policyFor = (col: string): SanitizePolicy => {
+    let p = policyCache.get(col);
+    if (!p) {
+      p = { ...base, ...perCol[col] };
+      policyCache.set(col, p);
+    }
+    return p;
+  };
+  const counts: Counts = { replaced: {}, kept_for_scale: {}, dropped_rows: 0, quarantined_rows: 0 };
+  const examples: Record<string, Example[]> = {};
+  const note = (b: Batch, row: number, col: string, kind: string, raw: string) => {
+    const key = `${col}/${kind}`;
+    const ex = (examples[key] ??= []);
+    if (ex.length < 5) ex.push({ file: b.file, line: b.line[row], raw });
+    opts.onReplace?.(b.file, b.line[row], col, kind, raw);
+  };
+
+  return {
+    counts,
+    examples,
+    policyFor,
+    apply(b: Batch): Batch {
+      let keep: Uint8Array | null = null;
+      const drop = (row: number, how: string, col: string, kind: string, raw: string) => {
+        keep ??= new Uint8Array(b.n).fill(1);
+        if (!keep[row]) return;
+        keep[row] = 0;
+        if (how === 'quarantine') {
+          bump(counts, 'quarantined_rows');
+          opts.onReject?.({ file: b.file, line: b.line[row], reason: `${kind}_value`, detail: `${col} holds ${JSON.stringify(raw)}`, raw: '' });
+        } else bump(counts, 'dropped_rows');
+      };
+      for (const is of b.issues) {
+        const col = b.num.get(is.col);
+        if (!col) continue;
+        const how = policyFor(is.col)[is.kind];
+        bump(counts, 'replaced', `${is.col}.${is.kind}`);
+        note(b, is.row, is.col, is.kind, is.raw);
+        if (how === 'zero') col[is.row] = 0;
+        else drop(is.row, how, is.col, is.kind, is.raw);
+      }
+      // infinities (and float32 overflow) in every numeric column
+      for (const [name, col] of b.num) {
+        for (let i = 0; i < b.n; i++) {
+          const v = col[i];
+          if (v - v !== 0 || v > F32_MAX || v < -F32_MAX) {
+            if (v !== v) {
+              // NaN without an issue record (e.g. from NDJSON input): treat as nan
+              bump(counts, 'replaced', `${name}.nan`);
+              note(b, i, name, 'nan', 'NaN');
+              if (policyFor(name).nan === 'zero') col[i] = 0;
+              else drop(i, policyFor(name).nan, name, 'nan', 'NaN');
+              continue;
+            }
+            const pos = v > 0;
+            const kind = pos ? 'posinf' : 'neginf';
+            const how = policyFor(name)[kind];
+            const raw = Number.isFinite(v) ? String(v) : pos ? 'Infinity' : '-Infinity';
+            note(b, i, name, kind, raw);
+            if (how === 'train_max' || how === 'train_min') {
+              col[i] = how === 'train_max' ? Infinity : -Infinity;
+              bump(counts, 'kept_for_scale', `${name}.${kind}`);
+            } else if (how === 'zero') {
+              col[i] = 0;
+              bump(counts, 'replaced', `${name}.${kind}`);
+            } else drop(i, how, name, kind, raw);
+          }
+        }
+      }
+      let out: Batch = { ...b, issues: [] };
+      if (keep) out = compact(out, keep);
+      return out;
+    },
+  };
+}
+
+export function sanitizeStream(s: Sanitize): Transform {
+  return new Transform({ objectMode: true, transform: (b: Batch, _e, cb) => cb(null, s.apply(b)) });
+}

@@ -33,6 +33,8 @@ export interface DatasetConfig {
   split: { train: number; val: number; test: number };
   scale: { method: 'minmax'; clip: boolean; log1p: string[] };
   sanitize: { default: SanitizePolicy; columns: Record<string, Partial<SanitizePolicy>> };
+  /** The raw 85-column header of the original TrafficLabelling files (synth writes it). */
+  trafficlabelling_header: string[];
 }
 
 /** Root of the installed package (holds config/, package.json). Works from src/ and dist/src/. */

@@ -97,9 +97,10 @@ export class CsvTokenizer {
     let pos = 0;
     const len = buf.length;
     const d = this.delimiter;
+    let q = buf.indexOf(QUOTE, 0); // next quote at or after pos (-1: none left); searched once, not per row
     while (pos < len) {
       let nl = buf.indexOf(NL, pos);
-      const q = buf.indexOf(QUOTE, pos);
+      if (q >= 0 && q < pos) q = buf.indexOf(QUOTE, pos);
       if (q >= 0 && (nl < 0 || q < nl)) {
         const next = this.scanQuoted(buf, pos, final);
         if (next < 0) return pos; // need more bytes

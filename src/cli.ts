@@ -1,0 +1,233 @@
+// The CLI: yargs commands, each a thin call into src/ or stages/.
+import fs from 'node:fs';
+import path from 'node:path';
+import yargs, { type Argv } from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { UserError, formatUserError } from './errors.js';
+import { createLogger, type Logger } from './log.js';
+import { loadConfig, packageVersion, type SanitizePolicy } from './config.js';
+import { prep } from './prep.js';
+import { runParse, runShard, runStage } from './stagecli.js';
+import { scaleDir } from '../stages/scale.js';
+import { accountingOf } from './prep.js';
+import { inspectText } from './inspect.js';
+import { readManifest, PASS1 } from './manifest.js';
+import { synthCsv } from './synth.js';
+
+type Common = { config: string; 'log-level': string; 'log-file'?: string; quiet?: boolean };
+
+function logger(a: Common): Logger {
+  return createLogger({ level: a.quiet ? 'warn' : a['log-level'], file: a['log-file'] });
+}
+
+function ratios(s: string | undefined): { train: number; val: number; test: number } | undefined {
+  if (!s) return undefined;
+  const p = s.split(/[,/:]/).map(Number);
+  if (p.length !== 3 || p.some((x) => !(x >= 0)) || p[0] + p[1] + p[2] <= 0) throw new UserError(`--ratios ${s}: give three non-negative numbers, e.g. 70,15,15`);
+  return { train: p[0], val: p[1], test: p[2] };
+}
+
+function sanitizePolicy(a: Record<string, unknown>): Partial<SanitizePolicy> {
+  const p: Partial<SanitizePolicy> = {};
+  if (a.nan) p.nan = p.empty = a.nan as SanitizePolicy['nan'];
+  if (a.text) p.text = a.text as SanitizePolicy['text'];
+  if (a.posinf) p.posinf = a.posinf as SanitizePolicy['posinf'];
+  if (a.neginf) p.neginf = a.neginf as SanitizePolicy['neginf'];
+  return p;
+}
+
+const stageOpts = {
+  'drop-identifiers': { type: 'boolean', describe: 'drop IPs and ports (models otherwise learn CICIDS2017\'s fixed attacker addresses)' },
+  'allow-new-labels': { type: 'boolean', describe: 'add unknown labels to the vocabulary instead of stopping' },
+  attempted: { choices: ['benign', 'attack', 'drop'], describe: 'improved CICIDS2017 "- Attempted" labels: count as BENIGN (default, as its authors do), as the attack, or drop' },
+  nan: { choices: ['zero', 'drop', 'quarantine'], describe: 'NaN and empty numeric cells' },
+  text: { choices: ['zero', 'drop', 'quarantine'], describe: 'text in numeric cells' },
+  posinf: { choices: ['train_max', 'zero', 'drop', 'quarantine'], describe: '+Infinity (default: the column\'s largest finite train value)' },
+  neginf: { choices: ['train_min', 'zero', 'drop', 'quarantine'], describe: '-Infinity (default: the column\'s smallest finite train value)' },
+  dedupe: { type: 'boolean', describe: 'drop exact duplicate rows (features + label); they otherwise leak across splits' },
+  ratios: { type: 'string', describe: 'train,val,test shares (default 70,15,15)' },
+  rejects: { type: 'string', describe: 'append quarantined rows (NDJSON with file, line, reason) to this file' },
+} as const;
+
+async function run(a: Common, f: (log: Logger) => Promise<void> | void): Promise<void> {
+  const log = logger(a);
+  try {
+    await f(log);
+  } catch (e) {
+    if (e instanceof UserError) {
+      process.stderr.write(formatUserError(e) + '\n');
+      log.debug({ err: e }, 'user error');
+      process.exitCode = e.exitCode;
+      return;
+    }
+    const err = e as NodeJS.ErrnoException;
+    if (err.code === 'EPIPE' || err.code === 'ERR_STREAM_PREMATURE_CLOSE') {
+      process.exitCode = 0;
+      return;
+    }
+    if (err.code === 'ENOSPC') {
+      process.stderr.write(`flowtensor: disk full while writing (${err.message}); partial files were removed\n`);
+      process.exitCode = 1;
+      return;
+    }
+    if (err.code === 'EACCES' || err.code === 'EROFS' || err.code === 'EPERM') {
+      process.stderr.write(`flowtensor: cannot write: ${err.message}\n`);
+      process.exitCode = 1;
+      return;
+    }
+    log.error({ err }, 'internal error');
+    process.stderr.write(`flowtensor: internal error: ${err.message}\n  (set FLOWTENSOR_LOG_LEVEL=debug for the stack; please report it)\n`);
+    if (process.env.FLOWTENSOR_LOG_LEVEL === 'debug') process.stderr.write(String(err.stack) + '\n');
+    process.exitCode = 1;
+  }
+}
+
+export async function main(argv = hideBin(process.argv)): Promise<void> {
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(0);
+  });
+  const y = yargs(argv)
+    .scriptName('flowtensor')
+    .version(packageVersion())
+    .option('config', { type: 'string', default: 'cicids2017', describe: 'data-set config name (config/NAME.json) or path' })
+    .option('log-level', { type: 'string', default: 'info', choices: ['trace', 'debug', 'info', 'warn', 'error', 'silent'] })
+    .option('log-file', { type: 'string', describe: 'write JSON logs here instead of stderr' })
+    .option('quiet', { alias: 'q', type: 'boolean', describe: 'warnings and errors only' })
+    .command(
+      'prep <files..>',
+      'all stages in one process: CSVs -> scaled train/val/test shards + manifest',
+      (c: Argv) =>
+        c
+          .positional('files', { type: 'string', array: true, describe: 'CSV / CSV.gz files or folders' })
+          .option('out', { alias: 'o', type: 'string', demandOption: true, describe: 'output folder' })
+          .options(stageOpts)
+          .option('strict', { type: 'boolean', describe: 'stop at the first malformed row instead of quarantining it' })
+          .option('shard-rows', { type: 'number', default: 65536 })
+          .option('log1p', { type: 'boolean', describe: 'signed log1p before min-max on the heavy-tailed byte/packet columns (config scale.log1p)' })
+          .option('clip', { type: 'boolean', default: true, describe: 'clip val/test values outside the train range to [0,1] (--no-clip keeps them)' })
+          .option('delimiter', { type: 'string', default: ',' })
+          .option('progress', { type: 'boolean', describe: 'progress line (default: on when stderr is a TTY)' })
+          .example('$0 prep --out data/shards data/MachineLearningCVE/*.csv', '')
+          .example('$0 prep --out data/noid --drop-identifiers --dedupe data/csv/', ''),
+      (a) =>
+        run(a as unknown as Common, async (log) => {
+          await prep({
+            out: a.out as string,
+            inputs: a.files as string[],
+            config: a.config as string,
+            dropIdentifiers: a['drop-identifiers'] as boolean,
+            dedupe: a.dedupe as boolean,
+            strict: a.strict as boolean,
+            allowNewLabels: a['allow-new-labels'] as boolean,
+            attempted: a.attempted as 'benign' | undefined,
+            ratios: ratios(a.ratios as string),
+            shardRows: a['shard-rows'] as number,
+            log1p: a.log1p as boolean,
+            clip: a.clip as boolean,
+            sanitize: sanitizePolicy(a),
+            delimiter: a.delimiter as string,
+            logger: log,
+            progress: a.progress as boolean | undefined,
+          });
+          if (!(a as unknown as Common).quiet) process.stderr.write(inspectText(a.out as string));
+        }),
+    )
+    .command(
+      'parse [files..]',
+      'stage 1: CSV (files or stdin) -> NDJSON records with canonical column names',
+      (c: Argv) =>
+        c
+          .positional('files', { type: 'string', array: true })
+          .option('strict', { type: 'boolean' })
+          .option('rejects', stageOpts.rejects)
+          .option('delimiter', { type: 'string', default: ',' })
+          .example('cat Monday.csv | $0 parse | $0 filter | $0 ipsplit | $0 labels | $0 sanitize | $0 split | $0 shard --out data/shards && $0 scale data/shards', ''),
+      (a) => run(a as unknown as Common, (log) => runParse(loadConfig(a.config as string), (a.files as string[]) ?? [], { strict: a.strict as boolean, rejects: a.rejects as string, delimiter: a.delimiter as string }, log)),
+    )
+    .command('filter', 'stage 2: keep the seed\'s columns (NDJSON in/out)', (c: Argv) => c.option('drop-identifiers', stageOpts['drop-identifiers']), (a) =>
+      run(a as unknown as Common, (log) => runStage(loadConfig(a.config as string), 'filter', { dropIdentifiers: a['drop-identifiers'] as boolean }, log)),
+    )
+    .command('ipsplit', 'stage 3: IPv4/IPv6 addresses -> 8 16-bit groups + family (NDJSON in/out)', (c: Argv) => c, (a) =>
+      run(a as unknown as Common, (log) => runStage(loadConfig(a.config as string), 'ipsplit', {}, log)),
+    )
+    .command('labels', 'stage 4: label text -> class index (NDJSON in/out)', (c: Argv) => c.option('allow-new-labels', stageOpts['allow-new-labels']).option('attempted', stageOpts.attempted).option('rejects', stageOpts.rejects), (a) =>
+      run(a as unknown as Common, (log) => runStage(loadConfig(a.config as string), 'labels', { allowNewLabels: a['allow-new-labels'] as boolean, attempted: a.attempted as 'benign', rejects: a.rejects as string }, log)),
+    )
+    .command('sanitize', 'stage 5: NaN / empty / text / ±Infinity by policy, counted (NDJSON in/out)', (c: Argv) => c.option('nan', stageOpts.nan).option('text', stageOpts.text).option('posinf', stageOpts.posinf).option('neginf', stageOpts.neginf).option('rejects', stageOpts.rejects), (a) =>
+      run(a as unknown as Common, (log) => runStage(loadConfig(a.config as string), 'sanitize', { sanitize: sanitizePolicy(a), rejects: a.rejects as string }, log)),
+    )
+    .command('split', 'stage 6: deterministic train/val/test assignment (NDJSON in/out)', (c: Argv) => c.option('dedupe', stageOpts.dedupe).option('ratios', stageOpts.ratios), (a) =>
+      run(a as unknown as Common, (log) => runStage(loadConfig(a.config as string), 'split', { dedupe: a.dedupe as boolean, ratios: ratios(a.ratios as string) }, log)),
+    )
+    .command(
+      'shard',
+      'stage 8 / pass 1: NDJSON from split -> unscaled shards + pass1.json',
+      (c: Argv) => c.option('out', { alias: 'o', type: 'string', demandOption: true }).option('shard-rows', { type: 'number', default: 65536 }).option('log1p', { type: 'boolean' }).option('clip', { type: 'boolean', default: true }),
+      (a) => run(a as unknown as Common, (log) => runShard(loadConfig(a.config as string), { out: a.out as string, shardRows: a['shard-rows'] as number, log1p: a.log1p as boolean, clip: a.clip as boolean }, log)),
+    )
+    .command(
+      'scale <dir>',
+      'stage 7 / pass 2: fit min-max on train, rewrite the shards scaled, write manifest.json',
+      (c: Argv) => c.positional('dir', { type: 'string', demandOption: true }),
+      (a) =>
+        run(a as unknown as Common, (log) => {
+          const dir = a.dir as string;
+          if (!fs.existsSync(path.join(dir, PASS1)) && !fs.existsSync(dir)) throw new UserError(`${dir}: no such folder`);
+          const m = scaleDir({ dir, extra: (p, _s, counts) => accountingOf(p, counts) });
+          log.info({ dir, ...m.accounting }, 'scaled; manifest written');
+          if (m.accounting.unaccounted !== 0) log.warn({ accounting: m.accounting }, 'row accounting does not add up (were rows removed between stages?)');
+        }),
+    )
+    .command(
+      'inspect <dir>',
+      'what a shard folder holds: rows per split and class, features, data-quality counts',
+      (c: Argv) => c.positional('dir', { type: 'string', demandOption: true }).option('json', { type: 'boolean' }).option('verify', { type: 'boolean', describe: 'check every shard\'s size and sha256' }),
+      (a) =>
+        run(a as unknown as Common, () => {
+          const m = readManifest(a.dir as string, { verify: a.verify ? 'sha256' : undefined });
+          process.stdout.write(a.json ? JSON.stringify(m, null, 2) + '\n' : inspectText(a.dir as string, m));
+        }),
+    )
+    .command(
+      'synth',
+      'write a CICIDS2017 TrafficLabelling-format CSV with learnable classes and the real files\' quirks',
+      (c: Argv) =>
+        c
+          .option('rows', { alias: 'n', type: 'number', default: 10000 })
+          .option('seed', { type: 'number', default: 1 })
+          .option('out', { alias: 'o', type: 'string', describe: 'file (default stdout)' })
+          .option('ipv6', { type: 'number', default: 0, describe: 'share of rows with IPv6 addresses (0..1)' })
+          .option('crlf', { type: 'boolean' })
+          .option('bom', { type: 'boolean' })
+          .option('quirks', { type: 'boolean', default: true, describe: '--no-quirks writes clean rows only' })
+          .option('balanced', { type: 'boolean', describe: 'equal class shares instead of CICIDS2017-like BENIGN-heavy' }),
+      (a) =>
+        run(a as unknown as Common, () => {
+          const fd = a.out ? fs.openSync(a.out as string, 'w') : 1;
+          for (const b of synthCsv({ rows: a.rows as number, seed: a.seed as number, ipv6: a.ipv6 as number, crlf: a.crlf as boolean, bom: a.bom as boolean, quirks: a.quirks as boolean, mix: a.balanced ? 'balanced' : 'realistic' })) fs.writeSync(fd, b);
+          if (fd !== 1) fs.closeSync(fd);
+        }),
+    )
+    .command(
+      'demo',
+      'the main job on built-in data: synth -> prep (used by npm start)',
+      (c: Argv) => c.option('rows', { type: 'number', default: 30000 }).option('dir', { type: 'string', default: 'data/demo' }),
+      (a) =>
+        run(a as unknown as Common, async (log) => {
+          const dir = a.dir as string;
+          fs.mkdirSync(dir, { recursive: true });
+          const csv = path.join(dir, 'synth.csv');
+          const fd = fs.openSync(csv, 'w');
+          for (const b of synthCsv({ rows: a.rows as number, seed: 1 })) fs.writeSync(fd, b);
+          fs.closeSync(fd);
+          log.info({ csv, rows: a.rows }, 'synthetic CICIDS2017 CSV written');
+          await prep({ out: path.join(dir, 'shards'), inputs: [csv], logger: log, dedupe: true });
+          process.stdout.write(inspectText(path.join(dir, 'shards')));
+        }),
+    )
+    .demandCommand(1, 'give a command; --help lists them')
+    .strict()
+    .help()
+    .wrap(Math.min(120, process.stdout.columns ?? 100));
+  await y.parseAsync();
+}

@@ -1,0 +1,51 @@
+// `flowtensor inspect DIR`: what a manifest holds, as a table (or --json).
+import { SPLITS } from './batch.js';
+import { readManifest, type Manifest } from './manifest.js';
+
+const n = (x: number) => x.toLocaleString('en-US');
+
+function pad(s: string, w: number, right = false): string {
+  return right ? s.padStart(w) : s.padEnd(w);
+}
+
+export function inspectText(dir: string, m: Manifest = readManifest(dir)): string {
+  const out: string[] = [];
+  const a = m.accounting;
+  out.push(`shards    ${dir}  (flowtensor ${m.flowtensor_version}, data set ${m.dataset})`);
+  out.push(`features  ${m.num_features}   classes ${m.num_classes}   rows per shard ${n(m.shard_rows)}   scaler min-max on train${m.scaler.log1p.length ? ` (log1p on ${m.scaler.log1p.length} features)` : ''}${m.scaler.clip ? ', val/test clipped to [0,1]' : ''}`);
+  out.push(`rows      ${n(a.data_rows)} read = ${n(a.rows_in_shards)} in shards + ${n(a.quarantined)} quarantined + ${n(a.dropped)} dropped + ${n(a.deduplicated)} duplicates   (also skipped: ${n(a.blank_rows)} blank, ${n(a.header_rows)} repeated headers)`);
+  out.push('');
+  const w = Math.max(12, ...m.labels.map((l) => l.length)) + 2;
+  out.push(pad('class', w) + SPLITS.map((s) => pad(s, 11, true)).join('') + pad('total', 12, true));
+  const totals = [0, 0, 0];
+  for (const label of m.labels) {
+    const row = SPLITS.map((s) => m.splits[s].class_counts[label] ?? 0);
+    row.forEach((v, i) => (totals[i] += v));
+    out.push(pad(label, w) + row.map((v) => pad(n(v), 11, true)).join('') + pad(n(row.reduce((x, y) => x + y, 0)), 12, true));
+  }
+  out.push(pad('all', w) + totals.map((v) => pad(n(v), 11, true)).join('') + pad(n(totals.reduce((x, y) => x + y, 0)), 12, true));
+  out.push(pad('shards', w) + SPLITS.map((s) => pad(String(m.splits[s].shards.length), 11, true)).join(''));
+  out.push('');
+  out.push('data quality');
+  const q = m.quality as Record<string, Record<string, unknown>>;
+  const line = (title: string, obj: Record<string, unknown> | undefined) => {
+    const ent = Object.entries(obj ?? {}).filter(([, v]) => typeof v === 'number' && v > 0) as [string, number][];
+    out.push(`  ${pad(title, 30)} ${ent.length ? ent.map(([k, v]) => `${k} ${n(v)}`).join(', ') : '-'}`);
+  };
+  line('quarantined rows', q.quarantine_reasons);
+  line('replaced values (-> 0)', q.replaced_values);
+  line('±Infinity -> train max/min', q.infinities_replaced_at_scale as Record<string, unknown>);
+  for (const s of SPLITS) line(`clipped to train range (${s})`, (q.clipped_to_train_range as Record<string, Record<string, unknown>>)?.[s]);
+  line('columns filled (file lacks)', q.filled_missing_column);
+  line('columns derived from twin', q.derived_column);
+  const ip = q.ip as Record<string, Record<string, number>> | undefined;
+  if (ip) for (const k of ['ipv4', 'ipv6', 'missing', 'invalid']) line(`IP ${k}`, ip[k]);
+  line('attempted attacks', q.attempted);
+  line('labels added (--allow-new-labels)', q.new_labels);
+  out.push(`  ${pad('cp1252 text cells', 30)} ${n(Number(q.cp1252_cells ?? 0))}`);
+  out.push('');
+  const src = m.sources as { file: string; format?: string; data_rows?: number }[];
+  out.push(`sources   ${src.length} file(s)`);
+  for (const s of src) out.push(`  ${pad(s.format ?? '?', 20)} ${pad(n(s.data_rows ?? 0), 10, true)} rows  ${s.file}`);
+  return out.join('\n') + '\n';
+}

@@ -1,0 +1,183 @@
+// The stage commands: NDJSON on stdin -> one stage -> NDJSON on stdout (parse reads CSV).
+import fs from 'node:fs';
+import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { Readable, Writable, type Transform } from 'node:stream';
+import { parseStream, type RejectRecord } from '../stages/parse.js';
+import { createFilter } from '../stages/filter.js';
+import { createIpSplit } from '../stages/ipsplit.js';
+import { createLabels, type AttemptedPolicy } from '../stages/labels.js';
+import { createSanitize } from '../stages/sanitize.js';
+import { createSplit } from '../stages/split.js';
+import { ShardWriter } from '../stages/shard.js';
+import { addCounts, type Counts } from './batch.js';
+import type { DatasetConfig, SanitizePolicy } from './config.js';
+import { isMeta, ndjsonDecodeStream, ndjsonEncodeStream, stageStream, type Item, type Meta } from './ndjson.js';
+import { openInput, expandInputs } from './inputs.js';
+import { PASS1, writeJsonAtomic, type Pass1 } from './manifest.js';
+import { packageVersion } from './config.js';
+import type { Logger } from './log.js';
+
+function rejectWriter(file: string | undefined, log: Logger): { onReject: (r: RejectRecord) => void; close: () => void } {
+  let fd = -1;
+  let n = 0;
+  return {
+    onReject(r) {
+      n++;
+      if (file) {
+        if (fd < 0) fd = fs.openSync(file, 'a');
+        fs.writeSync(fd, JSON.stringify(r) + '\n');
+      }
+      if (n <= 20) log.warn({ file: r.file, line: r.line, reason: r.reason, detail: r.detail }, 'row quarantined');
+    },
+    close() {
+      if (fd >= 0) fs.closeSync(fd);
+    },
+  };
+}
+
+export async function runParse(cfg: DatasetConfig, files: string[], o: { strict?: boolean; rejects?: string; delimiter?: string; maxLineBytes?: number }, log: Logger): Promise<void> {
+  const rw = rejectWriter(o.rejects, log);
+  const enc = ndjsonEncodeStream();
+  const out = process.stdout;
+  const inputs = files.length ? expandInputs(files).files : ['-'];
+  const sources: unknown[] = [];
+  const totals: Counts = {};
+  async function* items(): AsyncGenerator<Item> {
+    for (const f of inputs) {
+      const name = f === '-' ? 'stdin' : f;
+      const ps = parseStream({ file: name, cfg, want: null, strict: o.strict, delimiter: o.delimiter, maxLineBytes: o.maxLineBytes, onReject: rw.onReject, onHeader: (h) => log.info({ file: name, format: h.format, columns: h.canonical.length }, 'reading') });
+      const src = f === '-' ? process.stdin : openInput(f);
+      src.on('error', (e) => ps.destroy(e));
+      src.pipe(ps);
+      for await (const b of ps) yield b as Item;
+      addCounts(totals, ps.parser.counts);
+      sources.push({ file: name, format: ps.parser.header?.format, ...ps.parser.counts });
+      log.info({ file: name, ...ps.parser.counts }, 'file done');
+    }
+    yield { _meta: { stage: 'parse', counts: totals, sources } } as Meta;
+  }
+  try {
+    await pipeline(Readable.from(items()), enc, out);
+  } finally {
+    rw.close();
+  }
+}
+
+export interface StageCliOptions {
+  dropIdentifiers?: boolean;
+  allowNewLabels?: boolean;
+  attempted?: AttemptedPolicy;
+  sanitize?: Partial<SanitizePolicy>;
+  dedupe?: boolean;
+  ratios?: { train: number; val: number; test: number };
+  rejects?: string;
+}
+
+export async function runStage(cfg: DatasetConfig, stage: string, o: StageCliOptions, log: Logger): Promise<void> {
+  const rw = rejectWriter(o.rejects, log);
+  let t: Transform;
+  let vocab: (() => string[] | undefined) | undefined;
+  switch (stage) {
+    case 'filter': {
+      const f = createFilter({ cfg, dropIdentifiers: o.dropIdentifiers });
+      t = stageStream('filter', f.apply, () => ({ counts: f.counts, columns: f.columns }));
+      break;
+    }
+    case 'ipsplit': {
+      const s = createIpSplit(cfg.ip_columns);
+      t = stageStream('ipsplit', s.apply, () => ({ counts: s.counts }));
+      break;
+    }
+    case 'labels': {
+      const l = createLabels({ cfg, allowNewLabels: o.allowNewLabels, attempted: o.attempted, onReject: rw.onReject, onNewLabel: (label, file, line) => log.warn({ label, file, line }, 'new label added') });
+      t = stageStream('labels', l.apply, () => ({ counts: l.counts, vocab: l.vocab }));
+      vocab = () => l.vocab;
+      break;
+    }
+    case 'sanitize': {
+      const s = createSanitize({ cfg, policy: o.sanitize, onReject: rw.onReject });
+      t = stageStream('sanitize', s.apply, () => ({ counts: s.counts, examples: s.examples, policy: { ...cfg.sanitize.default, ...o.sanitize } }));
+      break;
+    }
+    case 'split': {
+      const s = createSplit({ ratios: o.ratios ?? cfg.split, dedupe: o.dedupe });
+      t = stageStream('split', s.apply, () => ({ counts: s.counts }));
+      break;
+    }
+    default:
+      throw new Error(`unknown stage ${stage}`);
+  }
+  // names of labels come from the labels stage's vocabulary, or from an upstream labels meta
+  let upstreamVocab: string[] | undefined;
+  const grabVocab = new (await import('node:stream')).Transform({
+    objectMode: true,
+    transform(x: Item, _e, cb) {
+      if (isMeta(x) && x._meta.stage === 'labels') upstreamVocab = x._meta.vocab as string[];
+      cb(null, x);
+    },
+  });
+  try {
+    await pipeline(process.stdin, ndjsonDecodeStream(cfg), grabVocab, t, ndjsonEncodeStream(() => vocab?.() ?? upstreamVocab ?? cfg.classes), process.stdout);
+  } finally {
+    rw.close();
+  }
+}
+
+/** `shard --out DIR`: the end of the stage pipe; writes unscaled shards and pass1.json. */
+export async function runShard(cfg: DatasetConfig, o: { out: string; shardRows?: number; log1p?: boolean; clip?: boolean }, log: Logger): Promise<void> {
+  let writer: ShardWriter | null = null;
+  let features: string[] = [];
+  const metas: Record<string, Meta['_meta']> = {};
+  let rows = 0;
+  const sink = new Writable({
+    objectMode: true,
+    write(x: Item, _e, cb) {
+      try {
+        if (isMeta(x)) {
+          metas[x._meta.stage] = x._meta;
+          return cb();
+        }
+        if (!x.split || !x.label) throw new Error('shard reads the output of `split` (rows need _label_id and _split)');
+        if (!writer) {
+          features = x.order ?? [...x.num.keys()];
+          writer = new ShardWriter({ dir: o.out, features, labels: cfg.classes, shardRows: o.shardRows });
+        }
+        writer.add(x);
+        rows += x.n;
+        cb();
+      } catch (e) {
+        cb(e as Error);
+      }
+    },
+  });
+  await pipeline(process.stdin, ndjsonDecodeStream(cfg), sink);
+  if (!writer) throw new Error('shard: no rows on stdin');
+  const w = writer as ShardWriter;
+  const vocab = (metas.labels?.vocab as string[]) ?? cfg.classes;
+  const splits = w.finish(vocab);
+  const pol = (metas.sanitize?.policy as SanitizePolicy) ?? cfg.sanitize.default;
+  const stages: Record<string, Counts> = {};
+  for (const [k, m] of Object.entries(metas)) stages[k] = m.counts;
+  const p1: Pass1 = {
+    format: 'flowtensor-pass1',
+    flowtensor_version: packageVersion(),
+    dataset: cfg.name,
+    features,
+    labels: vocab,
+    shard_rows: w.shardRows,
+    raw_min: Array.from(w.min),
+    raw_max: Array.from(w.max),
+    posinf: features.map(() => (pol.posinf === 'zero' ? 'zero' : pol.posinf === 'train_min' ? 'train_min' : 'train_max')),
+    neginf: features.map(() => (pol.neginf === 'zero' ? 'zero' : pol.neginf === 'train_max' ? 'train_max' : 'train_min')),
+    log1p: o.log1p ? cfg.scale.log1p.filter((c) => features.includes(c)) : [],
+    clip: o.clip ?? cfg.scale.clip,
+    splits,
+    stages,
+    examples: (metas.sanitize?.examples as Record<string, unknown>) ?? {},
+    sources: (metas.parse?.sources as unknown[]) ?? [],
+    options: { config: cfg.name, via: 'stage commands', log1p: !!o.log1p },
+  };
+  writeJsonAtomic(path.join(o.out, PASS1), p1);
+  log.info({ rows, out: o.out, train: splits.train.rows, val: splits.val.rows, test: splits.test.rows }, 'pass 1 done: unscaled shards written; run `flowtensor scale` next');
+}

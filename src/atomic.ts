@@ -11,7 +11,7 @@ export function isTempName(name: string): boolean {
 }
 
 /** Write all parts to file atomically. On any error the temp file is removed and the error rethrown. */
-export function writeFileAtomic(file: string, parts: (Uint8Array | string)[]): void {
+export function writeFileAtomic(file: string, parts: (Uint8Array | string)[], durable = true): void {
   const tmp = tempName(file);
   let fd = -1;
   try {
@@ -21,7 +21,7 @@ export function writeFileAtomic(file: string, parts: (Uint8Array | string)[]): v
       let off = 0;
       while (off < buf.byteLength) off += fs.writeSync(fd, buf, off, buf.byteLength - off);
     }
-    fs.fsyncSync(fd);
+    if (durable) fs.fsyncSync(fd);
     fs.closeSync(fd);
     fd = -1;
     fs.renameSync(tmp, file);

@@ -170,10 +170,10 @@ export async function main(argv = hideBin(process.argv)): Promise<void> {
       'stage 7 / pass 2: fit min-max on train, rewrite the shards scaled, write manifest.json',
       (c: Argv) => c.positional('dir', { type: 'string', demandOption: true }),
       (a) =>
-        run(a as unknown as Common, (log) => {
+        run(a as unknown as Common, async (log) => {
           const dir = a.dir as string;
           if (!fs.existsSync(path.join(dir, PASS1)) && !fs.existsSync(dir)) throw new UserError(`${dir}: no such folder`);
-          const m = scaleDir({ dir, extra: (p, _s, counts) => accountingOf(p, counts) });
+          const m = await scaleDir({ dir, extra: (p, _s, counts) => accountingOf(p, counts) });
           log.info({ dir, ...m.accounting }, 'scaled; manifest written');
           if (m.accounting.unaccounted !== 0) log.warn({ accounting: m.accounting }, 'row accounting does not add up (were rows removed between stages?)');
         }),

@@ -18,6 +18,11 @@ export interface RowView {
 
 export interface TokenizerEvents {
   row(r: RowView): void;
+  /**
+   * Optional fast path for a row without quotes: bytes [start, end) of buf, line ending removed.
+   * Return false to have the row split into fields and passed to row() instead.
+   */
+  rawRow?(buf: Buffer, start: number, end: number, line: number): boolean;
   /** A line longer than maxLineBytes: its bytes are skipped up to the next newline. */
   oversize(line: number, bytesSeen: number): void;
 }
@@ -28,7 +33,8 @@ const QUOTE = 34;
 
 export class CsvTokenizer {
   private tail: Buffer | null = null;
-  private line = 1;
+  /** 1-based number of the line the tokenizer is at (1 + newlines consumed). */
+  line = 1;
   private first = true;
   private skipping = false;
   private skipStartLine = 0;
@@ -113,6 +119,11 @@ export class CsvTokenizer {
       }
       let end = nl;
       if (end > pos && buf[end - 1] === CR) end--;
+      if (this.ev.rawRow && this.ev.rawRow(buf, pos, end, this.line)) {
+        this.line++;
+        pos = nl + 1;
+        continue;
+      }
       // split on delimiter
       let nf = 0;
       let s = pos;
@@ -338,6 +349,53 @@ export function parseNumber(b: Uint8Array, s: number, e: number): number {
     return neg ? -v : v;
   }
   return parseNumberSlow(Buffer.prototype.latin1Slice.call(b, s, e));
+}
+
+/** Set by parseNumberAt: offset of the delimiter (or end) that ended the field. */
+export let fieldEnd = 0;
+
+/**
+ * Parse the numeric field starting at s and ending at the next delimiter byte d (or e), in one pass.
+ * Sets fieldEnd and numKind. Falls back to parseNumber for anything but plain decimals.
+ */
+export function parseNumberAt(b: Uint8Array, s: number, e: number, d: number): number {
+  let i = s;
+  let c = i < e ? b[i] : d;
+  let neg = false;
+  if (c === 45) {
+    neg = true;
+    c = ++i < e ? b[i] : d;
+  }
+  let mant = 0;
+  let sig = 0;
+  let digits = 0;
+  let exp = 0;
+  while (c >= 48 && c <= 57) {
+    if (sig > 0 || c !== 48) sig++;
+    mant = mant * 10 + (c - 48);
+    digits++;
+    c = ++i < e ? b[i] : d;
+  }
+  if (c === 46) {
+    c = ++i < e ? b[i] : d;
+    while (c >= 48 && c <= 57) {
+      if (sig > 0 || c !== 48) sig++;
+      mant = mant * 10 + (c - 48);
+      exp--;
+      digits++;
+      c = ++i < e ? b[i] : d;
+    }
+  }
+  if (c === d && digits > 0 && sig <= 15 && exp >= -22) {
+    fieldEnd = i;
+    numKind = 0;
+    const v = exp < 0 ? mant / POW10[-exp] : mant;
+    return neg ? -v : v;
+  }
+  // anything else (exponent, spaces, tokens, text): find the field end, then the general parser
+  while (i < e && b[i] !== d) i++;
+  fieldEnd = i;
+  return parseNumber(b, s, i);
 }
 
 /** Parse a number from a string cell (quoted fields, NDJSON): same grammar and kinds. */

@@ -1,8 +1,5 @@
 // 64-bit row fingerprints (two independent 32-bit lanes) and an open-addressing set of them.
 
-const f64 = new Float64Array(1);
-const u32 = new Uint32Array(f64.buffer);
-
 function fmix(h: number): number {
   h ^= h >>> 16;
   h = Math.imul(h, 0x85ebca6b);
@@ -12,27 +9,22 @@ function fmix(h: number): number {
   return h >>> 0;
 }
 
-/** Fingerprint of row i over the given columns and label: [lo, hi] as uint32 (written into out). */
-export function rowHash(cols: Float64Array[], i: number, label: number, out: Uint32Array): void {
+/** Fingerprint of F float32 words starting at u[off] (one row of a row-major matrix) and a label. */
+export function rowHash32(u: Uint32Array, off: number, F: number, label: number, out: Uint32Array): void {
   let h1 = 0x9e3779b9 ^ label;
   let h2 = 0x7f4a7c15 ^ Math.imul(label, 0x27d4eb2f);
-  for (let c = 0; c < cols.length; c++) {
-    let v = cols[c][i];
-    if (v === 0) v = 0; // -0 and 0 hash alike
-    f64[0] = v;
-    const a = u32[0];
-    const b = u32[1];
-    h1 = Math.imul(h1 ^ a, 0xcc9e2d51);
+  for (let f = 0; f < F; f++) {
+    let w = u[off + f];
+    if (w === 0x80000000) w = 0; // -0 and 0 hash alike
+    h1 = Math.imul(h1 ^ w, 0xcc9e2d51);
     h1 = (h1 << 15) | (h1 >>> 17);
-    h1 = Math.imul(h1 ^ b, 0x1b873593);
-    h1 = (h1 << 13) | (h1 >>> 19);
-    h2 = Math.imul(h2 ^ b, 0x85ebca6b);
-    h2 = (h2 << 17) | (h2 >>> 15);
-    h2 = Math.imul(h2 ^ a, 0xc2b2ae35);
-    h2 = (h2 << 11) | (h2 >>> 21);
+    h1 = Math.imul(h1, 0x1b873593) + 0xe6546b64;
+    h2 = Math.imul(h2 ^ w, 0x85ebca6b);
+    h2 = (h2 << 13) | (h2 >>> 19);
+    h2 = Math.imul(h2, 0xc2b2ae35) + 0x561ccd1b;
   }
-  out[0] = fmix(h1 ^ cols.length);
-  out[1] = fmix(h2 ^ Math.imul(cols.length, 0x165667b1));
+  out[0] = fmix(h1 ^ F);
+  out[1] = fmix(h2 ^ Math.imul(F, 0x165667b1));
 }
 
 /** Set of 64-bit fingerprints; 8 bytes per slot, grows at half load. */

@@ -3,17 +3,22 @@
 // wrappers call in the stage commands); reading is the only asynchronous step.
 import fs from 'node:fs';
 import path from 'node:path';
-import { CsvBatchParser, type RejectRecord, type HeaderInfo } from '../stages/parse.js';
-import { createFilter } from '../stages/filter.js';
-import { createIpSplit, ipFeatureNames } from '../stages/ipsplit.js';
-import { createLabels, type AttemptedPolicy } from '../stages/labels.js';
-import { createSanitize } from '../stages/sanitize.js';
+import os from 'node:os';
+import { Worker } from 'node:worker_threads';
+import type { RejectRecord, HeaderInfo } from '../stages/parse.js';
+import { ipFeatureNames } from '../stages/ipsplit.js';
+import type { AttemptedPolicy } from '../stages/labels.js';
+import type { Example } from '../stages/sanitize.js';
+import { createFront } from './front.js';
+import { processTask, type Packed, type ParseSettings } from './prepfile.js';
+import { planTasks, type Task } from './chunks.js';
+import type { WorkerInput } from './prepworker.js';
 import { createSplit } from '../stages/split.js';
 import { ShardWriter } from '../stages/shard.js';
 import { scaleDir } from '../stages/scale.js';
 import { addCounts, type Counts } from './batch.js';
 import { loadConfig, packageVersion, type DatasetConfig, type SanitizePolicy } from './config.js';
-import { expandInputs, openInput, describeReadError } from './inputs.js';
+import { expandInputs } from './inputs.js';
 import { PASS1, writeJsonAtomic, type Manifest, type Pass1 } from './manifest.js';
 import { Progress, silentLogger, type Logger } from './log.js';
 import { UserError } from './errors.js';
@@ -37,6 +42,104 @@ export interface PrepOptions {
   delimiter?: string;
   logger?: Logger;
   progress?: boolean;
+  /** Parser threads: 0 parses in the main thread; default 0 for one small file, else up to 4 (1 with allowNewLabels). */
+  workers?: number;
+  /** Byte size of the line-aligned ranges workers parse (default 8 MiB). */
+  chunkBytes?: number;
+}
+
+function parseSettings(o: PrepOptions): ParseSettings {
+  return { batchSize: o.batchSize, strict: o.strict, maxLineBytes: o.maxLineBytes, delimiter: o.delimiter };
+}
+
+interface WorkerResult {
+  counts: Record<string, Counts>;
+  vocab: string[];
+}
+
+interface WorkerHooks {
+  consume(t: Task, p: Packed, bytesIn: number): void;
+  taskDone(t: Task, res: { parse: Counts; bytes: number; newlines: number; examples: Record<string, Example[]> }): void;
+  onHeader(t: Task, h: HeaderInfo): void;
+  onReject(t: Task, r: RejectRecord): void;
+  onNewLabel(t: Task, label: string, file: string, line: number): void;
+}
+
+type WorkerMsg =
+  | { type: 'header'; index: number; h: HeaderInfo }
+  | { type: 'batch'; index: number; p: Packed; bytesIn: number }
+  | { type: 'reject'; index: number; r: RejectRecord }
+  | { type: 'newlabel'; index: number; label: string; file: string; line: number }
+  | { type: 'task'; index: number; parse: Counts; bytes: number; newlines: number; examples: Record<string, Example[]> }
+  | ({ type: 'done' } & WorkerResult)
+  | { type: 'error'; index: number; user: boolean; message: string; hint?: string; stack?: string };
+
+/**
+ * Tasks are dealt round-robin to W workers; the main thread consumes them strictly in task order,
+ * so the output is byte-identical to the in-process path whatever the timing.
+ */
+async function runWorkers(W: number, tasks: Task[], base: Omit<WorkerInput, 'tasks'>, hooks: WorkerHooks): Promise<WorkerResult[]> {
+  const url = new URL('./prepworker.js', import.meta.url);
+  W = Math.min(W, tasks.length);
+  const queues: WorkerMsg[][] = [];
+  const waiters: ((() => void) | null)[] = [];
+  const workers: Worker[] = [];
+  for (let w = 0; w < W; w++) {
+    const mine = tasks.filter((t) => t.index % W === w);
+    const wk = new Worker(url, { workerData: { ...base, tasks: mine } satisfies WorkerInput });
+    queues.push([]);
+    waiters.push(null);
+    const push = (m: WorkerMsg) => {
+      queues[w].push(m);
+      const wake = waiters[w];
+      waiters[w] = null;
+      wake?.();
+    };
+    wk.on('message', push);
+    wk.on('error', (e) => push({ type: 'error', index: -1, user: false, message: e.message, stack: e.stack }));
+    wk.on('exit', (code) => {
+      if (code !== 0) push({ type: 'error', index: -1, user: false, message: `parser worker exited with code ${code}` });
+    });
+    workers.push(wk);
+  }
+  const next = async (w: number): Promise<WorkerMsg> => {
+    while (queues[w].length === 0) await new Promise<void>((r) => (waiters[w] = r));
+    return queues[w].shift()!;
+  };
+  const fail = (m: Extract<WorkerMsg, { type: 'error' }>) => (m.user ? new UserError(m.message, m.hint) : new Error(m.message + (m.stack ? `\n${m.stack}` : '')));
+  try {
+    for (const t of tasks) {
+      const w = t.index % W;
+      for (;;) {
+        const m = await next(w);
+        if (m.type === 'error') throw fail(m);
+        if (m.type === 'header') hooks.onHeader(t, m.h);
+        else if (m.type === 'reject') hooks.onReject(t, m.r);
+        else if (m.type === 'newlabel') hooks.onNewLabel(t, m.label, m.file, m.line);
+        else if (m.type === 'batch') {
+          hooks.consume(t, m.p, m.bytesIn);
+          workers[w].postMessage({ type: 'credit' });
+        } else if (m.type === 'task') {
+          hooks.taskDone(t, m);
+          break;
+        }
+      }
+    }
+    const results: WorkerResult[] = [];
+    for (let w = 0; w < W; w++) {
+      for (;;) {
+        const m = await next(w);
+        if (m.type === 'error') throw fail(m);
+        if (m.type === 'done') {
+          results.push(m);
+          break;
+        }
+      }
+    }
+    return results;
+  } finally {
+    await Promise.all(workers.map((wk) => wk.terminate()));
+  }
 }
 
 export interface FeatureSpec {
@@ -79,77 +182,95 @@ export async function prep(opts: PrepOptions): Promise<Manifest> {
     else if (rejects === REJECT_LOG_LIMIT + 1) log.warn({ rejects: rejectsFile }, 'more rows quarantined: see the rejects file');
   };
 
-  const filter = createFilter({ cfg, dropIdentifiers: opts.dropIdentifiers });
-  const spec = featureSpec(cfg, filter.columns);
-  const ipsplit = createIpSplit(cfg.ip_columns);
-  const labels = createLabels({
-    cfg,
-    allowNewLabels: opts.allowNewLabels,
-    attempted: opts.attempted,
-    onReject,
-    onNewLabel: (label, file, line) => log.warn({ label, file, line }, 'new label added to the vocabulary'),
-  });
-  const sanitize = createSanitize({
-    cfg,
-    policy: opts.sanitize,
-    onReject,
-    onReplace: log.isLevelEnabled('debug') ? (file, line, col, kind, raw) => log.debug({ file, line, col, kind, raw }, 'value replaced') : undefined,
-  });
+  const frontOpts = { dropIdentifiers: opts.dropIdentifiers, allowNewLabels: opts.allowNewLabels, attempted: opts.attempted, sanitize: opts.sanitize };
+  const onNewLabel = (label: string, file: string, line: number) => log.warn({ label, file, line }, 'new label added to the vocabulary');
+  const onReplace = log.isLevelEnabled('debug') ? (file: string, line: number, col: string, kind: string, raw: string) => log.debug({ file, line, col, kind, raw }, 'value replaced') : undefined;
+  // the main thread's own front: does the work when there are no workers, and names columns and policies
+  const front = createFront({ cfg, ...frontOpts, onReject, onNewLabel, onReplace });
+  const spec = featureSpec(cfg, front.filter.columns);
   const splitter = createSplit({ ratios: opts.ratios ?? cfg.split, dedupe: opts.dedupe, columns: spec.features });
   const writer = new ShardWriter({
     dir: opts.out,
     features: spec.features,
-    labels: labels.vocab,
+    labels: front.labels.vocab,
     shardRows: opts.shardRows,
     onShard: (s) => log.debug({ shard: s.file, rows: s.rows }, 'shard written (unscaled)'),
   });
 
+  // new labels must get the same index everywhere: one worker then reads every file in order
+  const maxWorkers = opts.allowNewLabels ? 1 : Math.max(1, Math.min(os.availableParallelism(), 4));
+  const W = opts.workers ?? (totalBytes > 16 << 20 ? maxWorkers : 0);
+  const tasks = planTasks(files, W > 1 ? (opts.chunkBytes ?? 8 << 20) : Infinity);
   const parseTotals: Counts = {};
+  let stageTotals: Record<string, Counts> = {};
+  let vocab = front.labels.vocab;
+  const examples: Record<string, Example[]> = {};
   const sources: Record<string, unknown>[] = [];
   const progress = new Progress('prep pass 1', totalBytes, opts.progress);
   let rowsDone = 0;
   let bytesDone = 0;
-  const run = (b: ReturnType<CsvBatchParser['push']>[number]) => {
-    let x = filter.apply(b);
-    x = ipsplit.apply(x);
-    x = labels.apply(x);
-    x = sanitize.apply(x);
-    x = splitter.apply(x);
-    writer.add(x);
-    rowsDone += b.n;
+  const headers = new Map<number, HeaderInfo>();
+  const perFile = new Map<number, { parse: Counts; bytes: number; newlines: number; start: number }>();
+  // line numbers from a chunk are local to it (its first line is local line 2, after the prepended header)
+  const lineOffset = (t: Task) => (t.chunk === 0 ? 0 : (perFile.get(t.fileIndex)?.newlines ?? 0) - 1);
+  const consume = (t: Task, p: Packed, bytesIn: number) => {
+    const off = lineOffset(t);
+    if (off !== 0) for (let i = 0; i < p.n; i++) p.line[i] += off;
+    const r = splitter.assign(p.x, spec.features.length, p.n, p.label);
+    writer.addRows(p.x, p.n, p.label, r.split, r.keep);
+    rowsDone += p.n;
+    progress.update(rowsDone, bytesDone + bytesIn);
+  };
+  const taskDone = (t: Task, res: { parse: Counts; bytes: number; newlines: number; examples?: Record<string, Example[]> }) => {
+    const off = lineOffset(t);
+    if (res.examples) mergeExamples(res.examples, off);
+    let f = perFile.get(t.fileIndex);
+    if (!f) perFile.set(t.fileIndex, (f = { parse: {}, bytes: 0, newlines: 0, start: Date.now() }));
+    addCounts(f.parse, res.parse);
+    f.bytes += res.bytes;
+    f.newlines += res.newlines;
+    bytesDone += res.bytes;
+    if (t.end >= 0) return; // more chunks of this file follow
+    const file = files[t.fileIndex];
+    addCounts(parseTotals, f.parse);
+    const h = headers.get(t.fileIndex);
+    sources.push({ file, format: h?.format, bytes: f.bytes, missing_columns: h?.missing ?? [], extra_columns: h?.extra ?? [], ...f.parse });
+    log.info({ file, ...f.parse, seconds: (Date.now() - f.start) / 1000 }, 'file done');
+  };
+  const onHeader = (fileIndex: number, h: HeaderInfo) => {
+    headers.set(fileIndex, h);
+    if (!perFile.has(fileIndex)) perFile.set(fileIndex, { parse: {}, bytes: 0, newlines: 0, start: Date.now() });
+    log.info({ file: h.file, format: h.format, columns: h.canonical.length, missing: h.missing, extra: h.extra.length ? h.extra : undefined }, 'reading');
+  };
+  const mergeExamples = (ex: Record<string, Example[]>, off = 0) => {
+    for (const [k, v] of Object.entries(ex)) {
+      const into = (examples[k] ??= []);
+      for (const e of v) if (into.length < 5) into.push({ ...e, line: e.line + off });
+    }
   };
   try {
-    for (const file of files) {
-      let header: HeaderInfo | null = null;
-      const parser = new CsvBatchParser({
-        file,
-        cfg,
-        want: filter.wanted,
-        batchSize: opts.batchSize,
-        strict: opts.strict,
-        maxLineBytes: opts.maxLineBytes,
-        delimiter: opts.delimiter,
-        onReject,
-        onHeader: (h) => {
-          header = h;
-          log.info({ file, format: h.format, columns: h.canonical.length, missing: h.missing, extra: h.extra.length ? h.extra : undefined }, 'reading');
-        },
-      });
-      const ft = Date.now();
-      try {
-        for await (const chunk of openInput(file)) {
-          for (const b of parser.push(chunk as Buffer)) run(b);
-          progress.update(rowsDone, bytesDone + parser.bytesIn);
-        }
-        for (const b of parser.end()) run(b);
-      } catch (e) {
-        throw describeReadError(file, e);
+    if (W === 0) {
+      for (const t of tasks) {
+        const res = await processTask(t, front, spec.features, parseSettings(opts), cfg, {
+          header: (h) => onHeader(t.fileIndex, h),
+          reject: onReject,
+          batch: (p, bytesIn) => consume(t, p, bytesIn),
+        });
+        taskDone(t, res);
       }
-      bytesDone += fs.statSync(file).size;
-      addCounts(parseTotals, parser.counts);
-      const h = header as HeaderInfo | null;
-      sources.push({ file, format: h?.format, bytes: fs.statSync(file).size, missing_columns: h?.missing ?? [], extra_columns: h?.extra ?? [], ...parser.counts });
-      log.info({ file, ...parser.counts, seconds: (Date.now() - ft) / 1000 }, 'file done');
+      stageTotals = front.counts();
+      mergeExamples(front.examples());
+    } else {
+      log.info({ workers: W, tasks: tasks.length }, 'parsing in worker threads');
+      const res = await runWorkers(W, tasks, { config: opts.config ?? 'cicids2017', front: frontOpts, parse: parseSettings(opts), features: spec.features, credits: 8 }, {
+        consume,
+        taskDone,
+        onHeader: (t, h) => onHeader(t.fileIndex, h),
+        onReject: (t, r) => onReject({ ...r, line: r.line + lineOffset(t) }),
+        onNewLabel: (t, label, file, line) => onNewLabel(label, file, line + lineOffset(t)),
+      });
+      for (const r of res) for (const [k, v] of Object.entries(r.counts)) stageTotals[k] = addCounts(stageTotals[k] ?? {}, v);
+      if (opts.allowNewLabels && res.length) vocab = res[0].vocab;
     }
   } catch (e) {
     if (rejectsFd >= 0) fs.closeSync(rejectsFd);
@@ -158,19 +279,19 @@ export async function prep(opts: PrepOptions): Promise<Manifest> {
     throw e;
   }
   progress.done();
-  const splits = writer.finish(labels.vocab);
+  const splits = writer.finish(vocab);
   // the rejects file always exists after a run (empty when nothing was quarantined)
   if (rejectsFd < 0) rejectsFd = fs.openSync(rejectsTmp, 'w');
   fs.closeSync(rejectsFd);
   fs.renameSync(rejectsTmp, rejectsFile);
 
-  const policies = spec.features.map((f) => sanitize.policyFor(f));
+  const policies = spec.features.map((f) => front.sanitize.policyFor(f));
   const p1: Pass1 = {
     format: 'flowtensor-pass1',
     flowtensor_version: packageVersion(),
     dataset: cfg.name,
     features: spec.features,
-    labels: labels.vocab,
+    labels: vocab,
     shard_rows: writer.shardRows,
     raw_min: Array.from(writer.min),
     raw_max: Array.from(writer.max),
@@ -179,8 +300,8 @@ export async function prep(opts: PrepOptions): Promise<Manifest> {
     log1p: opts.log1p ? cfg.scale.log1p.filter((c) => spec.features.includes(c)) : [],
     clip: opts.clip ?? cfg.scale.clip,
     splits,
-    stages: { parse: parseTotals, filter: filter.counts, ipsplit: ipsplit.counts, labels: labels.counts, sanitize: sanitize.counts, split: splitter.counts },
-    examples: sanitize.examples,
+    stages: { parse: parseTotals, ...stageTotals, split: splitter.counts },
+    examples,
     sources,
     options: {
       config: cfg.name,
@@ -200,7 +321,8 @@ export async function prep(opts: PrepOptions): Promise<Manifest> {
   log.info({ rows: rowsDone, seconds: (t1 - t0) / 1000 }, 'pass 1 done: unscaled shards written');
 
   const progress2 = new Progress('prep pass 2 (scale)', 0, opts.progress);
-  const manifest = scaleDir({
+  const manifest = await scaleDir({
+    workers: W,
     dir: opts.out,
     onShard: (_f, done) => progress2.update(done),
     extra: (p, _scaler, counts) => accountingOf(p, counts),

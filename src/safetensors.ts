@@ -42,8 +42,8 @@ export function encodeSafetensors(tensors: Record<string, TensorIn>, metadata: R
   return [prefix, Buffer.from(json), ...datas];
 }
 
-export function writeSafetensors(file: string, tensors: Record<string, TensorIn>, metadata: Record<string, string>): void {
-  writeFileAtomic(file, encodeSafetensors(tensors, metadata));
+export function writeSafetensors(file: string, tensors: Record<string, TensorIn>, metadata: Record<string, string>, durable = true): void {
+  writeFileAtomic(file, encodeSafetensors(tensors, metadata), durable);
 }
 
 export interface SafetensorsFile {

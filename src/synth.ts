@@ -100,6 +100,9 @@ function gauss(r: () => number): number {
 }
 
 const fmt = (x: number) => (Number.isInteger(x) ? String(x) : String(Math.round(x * 1e6) / 1e6));
+// packet sizes and inter-arrival times: integers or a few decimals, as CICFlowMeter writes them mostly
+const f2 = (x: number) => String(Math.round(x * 100) / 100);
+const fi = (x: number) => String(Math.round(x));
 
 /** Yield the CSV as Buffers of about 1 MiB. */
 export function* synthCsv(opts: SynthOptions): Generator<Buffer> {
@@ -190,19 +193,19 @@ export function* synthCsv(opts: SynthOptions): Generator<Buffer> {
     const row = [
       `${src}-${dst}-${sport}-${dport}-${proto}`, src, sport, dst, dport, proto, stamp,
       dur, fwd, bwd, fwdBytes, bwdBytes,
-      fmt(fl * 1.5), fmt(fl * 0.5), fmt(fl), fmt(fl * 0.3),
-      fmt(bl * 1.5), fmt(bl * 0.2), fmt(bl), fmt(bl * 0.4),
-      bytesPerS, pktsPerS, fmt(iat), fmt(iat * 0.8), fmt(iat * 3), fmt(iat * 0.1),
-      fmt(dur), fmt(iat * 1.2), fmt(iat), fmt(iat * 3), fmt(iat * 0.1),
-      fmt(bwd > 1 ? dur : 0), fmt(iat * 1.1), fmt(iat), fmt(iat * 3), fmt(iat * 0.1),
+      fi(fl * 1.5), fi(fl * 0.5), f2(fl), f2(fl * 0.3),
+      fi(bl * 1.5), fi(bl * 0.2), f2(bl), f2(bl * 0.4),
+      bytesPerS, pktsPerS, f2(iat), f2(iat * 0.8), fi(iat * 3), fi(iat * 0.1),
+      fi(dur), f2(iat * 1.2), f2(iat), fi(iat * 3), fi(iat * 0.1),
+      fi(bwd > 1 ? dur : 0), f2(iat * 1.1), f2(iat), fi(iat * 3), fi(iat * 0.1),
       flag(p.psh * 0.2), 0, 0, 0, hdrF, hdrB,
-      fps, bps, fmt(Math.min(fl, bl) * 0.5), fmt(Math.max(fl, bl) * 1.5), fmt(pktMean), fmt(pktMean * 0.4), fmt(pktMean * pktMean * 0.16),
+      fps, bps, fi(Math.min(fl, bl) * 0.5), fi(Math.max(fl, bl) * 1.5), f2(pktMean), f2(pktMean * 0.4), f2(pktMean * pktMean * 0.16),
       flag(p.fin), flag(p.syn), flag(p.rst), flag(p.psh), flag(p.ack), flag(0.05), 0, 0, bwd > 0 ? Math.round(bwd / fwd) : 0,
-      fmt(pktMean * 1.1), fmt(fl), fmt(bl), hdrF,
+      f2(pktMean * 1.1), f2(fl), f2(bl), hdrF,
       0, 0, 0, 0, 0, 0,
       fwd, fwdBytes, bwd, bwdBytes,
       pick(p.winF), pick(p.winB), Math.max(0, fwd - 1), 20 + (proto === 6 ? 12 : 0),
-      0, 0, 0, 0, fmt(dur > 1e7 ? dur / 2 : 0), 0, fmt(dur > 1e7 ? dur / 2 : 0), fmt(dur > 1e7 ? dur / 3 : 0),
+      0, 0, 0, 0, fi(dur > 1e7 ? dur / 2 : 0), 0, fi(dur > 1e7 ? dur / 2 : 0), fi(dur > 1e7 ? dur / 3 : 0),
       p.label,
     ];
     emit(row.join(',') + (i === opts.rows - 1 && quirks ? '' : eol));

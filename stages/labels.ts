@@ -33,7 +33,7 @@ export function createLabels(opts: LabelsOptions): Labels {
   const index = new Map(vocab.map((c, i) => [c, i]));
   const policy = opts.attempted ?? cfg.attempted.default_policy;
   const counts: Counts = { classes: {}, spellings: {}, attempted: {}, dropped_attempted: 0, missing_label: 0, new_labels: {} };
-  const cache = new Map<string, number>();
+  const caches = new Map<string, Map<string, number>>(); // format -> raw label -> id
   const suffix = cfg.attempted.suffix_key;
   const benign = index.get(cfg.classes[0]) ?? 0;
 
@@ -42,8 +42,9 @@ export function createLabels(opts: LabelsOptions): Labels {
   }
 
   function resolve(raw: string, format: string, file: string, line: number): number {
-    const ck = `${format}\u0000${raw}`;
-    const hit = cache.get(ck);
+    let cache = caches.get(format);
+    if (!cache) caches.set(format, (cache = new Map()));
+    const hit = cache.get(raw);
     if (hit !== undefined) return hit;
     let key = labelKey(raw);
     let attempted = false;
@@ -76,7 +77,7 @@ export function createLabels(opts: LabelsOptions): Labels {
       if (policy === 'benign') id = benign;
       else if (policy === 'drop') id = -1;
     }
-    if (cache.size < 10000) cache.set(ck, id);
+    if (cache.size < 10000) cache.set(raw, id);
     return id;
   }
 

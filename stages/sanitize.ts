@@ -78,10 +78,12 @@ export function createSanitize(opts: SanitizeOptions): Sanitize {
         else drop(is.row, how, is.col, is.kind, is.raw);
       }
       // infinities (and float32 overflow) in every numeric column
+      const n = b.n;
       for (const [name, col] of b.num) {
-        for (let i = 0; i < b.n; i++) {
+        for (let i = 0; i < n; i++) {
           const v = col[i];
-          if (v - v !== 0 || v > F32_MAX || v < -F32_MAX) {
+          // one comparison catches NaN (false for any comparison), ±Infinity and float32 overflow
+          if (!(Math.abs(v) <= F32_MAX)) {
             if (v !== v) {
               // NaN without an issue record (e.g. from NDJSON input): treat as nan
               bump(counts, 'replaced', `${name}.nan`);

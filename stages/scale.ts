@@ -5,6 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import crypto from 'node:crypto';
+import os from 'node:os';
 import { SPLITS, type SplitName } from '../src/batch.js';
 import { readSafetensors, encodeSafetensors } from '../src/safetensors.js';
 import { writeFileAtomic } from '../src/atomic.js';
@@ -42,52 +43,146 @@ export interface ScaleCounts {
  * Used by the scale stage, the trainer's checks and predict, so all agree.
  */
 export function applyScaler(x: Float32Array, F: number, sc: ScalerStats, counts?: { clipped?: Record<string, number>; inf?: Record<string, number> }, features?: string[]): void {
-  const logIdx = new Uint8Array(F);
   const logSet = new Set(sc.log1p);
-  if (features) features.forEach((f, k) => (logIdx[k] = logSet.has(f) ? 1 : 0));
-  const n = x.length / F;
+  const useLog = new Uint8Array(F);
+  const lo = new Float64Array(F);
+  const inv = new Float64Array(F); // 1 / range, 0 for a constant feature
+  const posRep = new Float64Array(F);
+  const negRep = new Float64Array(F);
   for (let f = 0; f < F; f++) {
-    const lo = sc.t_min[f];
-    const range = sc.t_max[f] - lo;
-    const useLog = logIdx[f] === 1;
-    const posRep = sc.posinf[f] === 'zero' ? 0 : sc.posinf[f] === 'train_min' ? sc.min[f] : sc.max[f];
-    const negRep = sc.neginf[f] === 'zero' ? 0 : sc.neginf[f] === 'train_max' ? sc.max[f] : sc.min[f];
-    let clipped = 0;
-    let infs = 0;
-    for (let i = 0; i < n; i++) {
-      let v = x[i * F + f];
+    useLog[f] = features && logSet.has(features[f]) ? 1 : 0;
+    lo[f] = sc.t_min[f];
+    const range = sc.t_max[f] - sc.t_min[f];
+    inv[f] = range > 0 ? 1 / range : 0;
+    posRep[f] = sc.posinf[f] === 'zero' ? 0 : sc.posinf[f] === 'train_min' ? sc.min[f] : sc.max[f];
+    negRep[f] = sc.neginf[f] === 'zero' ? 0 : sc.neginf[f] === 'train_max' ? sc.max[f] : sc.min[f];
+  }
+  const clipped = new Float64Array(F);
+  const infs = new Float64Array(F);
+  const clip = sc.clip;
+  const n = x.length / F;
+  // row-major walk: the shard is [n][F], so memory is read in order
+  for (let i = 0, o = 0; i < n; i++) {
+    for (let f = 0; f < F; f++, o++) {
+      let v = x[o];
       if (v - v !== 0) {
-        infs++;
-        v = v > 0 ? posRep : v < 0 ? negRep : 0;
+        infs[f]++;
+        v = v > 0 ? posRep[f] : v < 0 ? negRep[f] : 0;
       }
-      const t = useLog ? slog1p(v) : v;
+      const t = useLog[f] === 1 ? (v < 0 ? -Math.log1p(-v) : Math.log1p(v)) : v;
       let y: number;
-      if (range > 0) y = (t - lo) / range;
-      else y = t === lo ? 0 : t > lo ? 1 : -1;
-      if (sc.clip) {
+      if (inv[f] > 0) y = (t - lo[f]) * inv[f];
+      else y = t === lo[f] ? 0 : t > lo[f] ? 1 : -1; // constant in train: defined, never NaN
+      if (clip) {
         if (y < 0) {
           y = 0;
-          clipped++;
+          clipped[f]++;
         } else if (y > 1) {
           y = 1;
-          clipped++;
+          clipped[f]++;
         }
       }
-      x[i * F + f] = y;
+      x[o] = y;
     }
-    if (counts?.clipped && clipped) counts.clipped[features?.[f] ?? String(f)] = (counts.clipped[features?.[f] ?? String(f)] ?? 0) + clipped;
-    if (counts?.inf && infs) counts.inf[features?.[f] ?? String(f)] = (counts.inf[features?.[f] ?? String(f)] ?? 0) + infs;
+  }
+  for (let f = 0; f < F; f++) {
+    const name = features?.[f] ?? String(f);
+    if (counts?.clipped && clipped[f]) counts.clipped[name] = (counts.clipped[name] ?? 0) + clipped[f];
+    if (counts?.inf && infs[f]) counts.inf[name] = (counts.inf[name] ?? 0) + infs[f];
   }
 }
 
 export interface ScaleOptions {
   dir: string;
   onShard?: (file: string, done: number, total: number) => void;
+  /** Threads for rewriting shards (0: this thread). */
+  workers?: number;
   /** Extra fields merged into the manifest (accounting and quality computed by the caller). */
   extra?: (p: Pass1, scaler: ScalerStats, counts: ScaleCounts) => Pick<Manifest, 'accounting' | 'quality'>;
 }
 
-export function scaleDir(opts: ScaleOptions): Manifest {
+export interface ShardJob {
+  full: string;
+  file: string;
+  split: SplitName;
+  rows: number;
+}
+
+export interface ShardJobResult {
+  file: string;
+  bytes: number;
+  sha256: string;
+  clipped: Record<string, number>;
+  inf: Record<string, number>;
+}
+
+/** Scale one shard file in place (atomically); a shard already marked scaled is only checksummed. */
+export function scaleShard(job: ShardJob, scaler: ScalerStats, features: string[]): ShardJobResult {
+  const F = features.length;
+  const st = readSafetensors(job.full);
+  const scaledAlready = st.metadata.scaled === 'true';
+  const x = new Float32Array(st.get('features') as Float32Array); // own copy
+  const y = st.get('labels') as Int32Array;
+  if (x.length !== job.rows * F || y.length !== job.rows) throw new UserError(`${job.full}: ${y.length} rows, pass1.json says ${job.rows}`);
+  const clipped: Record<string, number> = {};
+  const inf: Record<string, number> = {};
+  if (!scaledAlready) applyScaler(x, F, scaler, { clipped, inf }, features);
+  const parts = encodeSafetensors(
+    { features: { dtype: 'F32', shape: [job.rows, F], data: x }, labels: { dtype: 'I32', shape: [job.rows], data: new Int32Array(y) } },
+    { format: 'flowtensor', split: job.split, shard: String(Number(job.file.match(/(\d+)\.safetensors$/)?.[1] ?? 0)), scaled: 'true' },
+  );
+  if (!scaledAlready) writeFileAtomic(job.full, parts);
+  const h = crypto.createHash('sha256');
+  let bytes = 0;
+  for (const p of parts) {
+    h.update(p);
+    bytes += p.byteLength;
+  }
+  return { file: job.file, bytes, sha256: h.digest('hex'), clipped, inf };
+}
+
+/** Run shard jobs on up to W worker threads (W = 0: in this thread). Results in job order. */
+export async function runShardJobs(jobs: ShardJob[], scaler: ScalerStats, features: string[], W: number, onDone?: (r: ShardJobResult, done: number) => void): Promise<ShardJobResult[]> {
+  const results: ShardJobResult[] = new Array(jobs.length);
+  let done = 0;
+  if (W <= 0 || jobs.length < 2) {
+    jobs.forEach((j, k) => {
+      results[k] = scaleShard(j, scaler, features);
+      onDone?.(results[k], ++done);
+    });
+    return results;
+  }
+  const { Worker } = await import('node:worker_threads');
+  const url = new URL('../src/scaleworker.js', import.meta.url);
+  W = Math.min(W, jobs.length);
+  await Promise.all(
+    Array.from({ length: W }, (_, w) =>
+      new Promise<void>((resolve, reject) => {
+        const mine = jobs.map((j, k) => ({ j, k })).filter((e) => e.k % W === w);
+        const wk = new Worker(url, { workerData: { jobs: mine.map((e) => e.j), scaler, features } });
+        let got = 0;
+        wk.on('message', (m: { ok: boolean; r?: ShardJobResult; message?: string; user?: boolean; hint?: string }) => {
+          if (!m.ok) {
+            reject(m.user ? new UserError(m.message!, m.hint) : new Error(m.message));
+            void wk.terminate();
+            return;
+          }
+          const k = mine[got++].k;
+          results[k] = m.r!;
+          onDone?.(m.r!, ++done);
+          if (got === mine.length) void wk.terminate().then(() => resolve());
+        });
+        wk.on('error', reject);
+        wk.on('exit', (code) => {
+          if (got < mine.length) reject(new Error(`scale worker exited with code ${code}`));
+        });
+      }),
+    ),
+  );
+  return results;
+}
+
+export async function scaleDir(opts: ScaleOptions): Promise<Manifest> {
   const dir = opts.dir;
   const p1file = path.join(dir, PASS1);
   if (!fs.existsSync(p1file)) {
@@ -97,36 +192,20 @@ export function scaleDir(opts: ScaleOptions): Manifest {
   const p1 = JSON.parse(fs.readFileSync(p1file, 'utf8')) as Pass1;
   const F = p1.features.length;
   const scaler = fitScaler(p1.features, p1.raw_min, p1.raw_max, { log1p: p1.log1p, clip: p1.clip, posinf: p1.posinf, neginf: p1.neginf });
-  const counts: ScaleCounts = { clipped: {}, inf_replaced: {} };
-  const total = SPLITS.reduce((a, s) => a + p1.splits[s].shards.length, 0);
-  let done = 0;
-  for (const split of SPLITS) {
-    const clipped: Record<string, number> = {};
-    for (const sh of p1.splits[split].shards) {
-      const full = safeJoin(dir, sh.file, PASS1);
-      const st = readSafetensors(full);
-      const scaledAlready = st.metadata.scaled === 'true';
-      const x = new Float32Array(st.get('features') as Float32Array); // own copy
-      const y = st.get('labels') as Int32Array;
-      if (x.length !== sh.rows * F || y.length !== sh.rows) throw new UserError(`${full}: ${y.length} rows, pass1.json says ${sh.rows}`);
-      if (!scaledAlready) applyScaler(x, F, scaler, { clipped, inf: counts.inf_replaced }, p1.features);
-      const parts = encodeSafetensors(
-        { features: { dtype: 'F32', shape: [sh.rows, F], data: x }, labels: { dtype: 'I32', shape: [sh.rows], data: new Int32Array(y) } },
-        { format: 'flowtensor', split, shard: String(sh.file.match(/(\d+)\.safetensors$/)?.[1] ?? '0').replace(/^0+(?=\d)/, ''), scaled: 'true' },
-      );
-      if (!scaledAlready) writeFileAtomic(full, parts);
-      const h = crypto.createHash('sha256');
-      let bytes = 0;
-      for (const p of parts) {
-        h.update(p);
-        bytes += p.byteLength;
-      }
-      sh.bytes = bytes;
-      sh.sha256 = h.digest('hex');
-      opts.onShard?.(sh.file, ++done, total);
-    }
-    counts.clipped[split] = clipped;
-  }
+  const counts: ScaleCounts = { clipped: { train: {}, val: {}, test: {} }, inf_replaced: {} };
+  const jobs: ShardJob[] = [];
+  for (const split of SPLITS) for (const sh of p1.splits[split].shards) jobs.push({ full: safeJoin(dir, sh.file, PASS1), file: sh.file, split, rows: sh.rows });
+  const W = opts.workers ?? Math.min(os.availableParallelism(), 4);
+  const results = await runShardJobs(jobs, scaler, p1.features, jobs.length > 2 ? W : 0, (r, done) => opts.onShard?.(r.file, done, jobs.length));
+  results.forEach((r, k) => {
+    const sh = p1.splits[jobs[k].split].shards.find((s) => s.file === r.file)!;
+    sh.bytes = r.bytes;
+    sh.sha256 = r.sha256;
+    const c = counts.clipped[jobs[k].split];
+    for (const [f, v] of Object.entries(r.clipped)) c[f] = (c[f] ?? 0) + v;
+    for (const [f, v] of Object.entries(r.inf)) counts.inf_replaced[f] = (counts.inf_replaced[f] ?? 0) + v;
+  });
+
   const extra = opts.extra?.(p1, scaler, counts) ?? { accounting: {}, quality: {} };
   const manifest: Manifest = {
     format: FORMAT,

@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { SPLITS, type Batch, type SplitName } from '../src/batch.js';
+import { toRowMajor } from './split.js';
 import { writeSafetensors } from '../src/safetensors.js';
 import { isTempName } from '../src/atomic.js';
 import { MANIFEST, PASS1, type ShardInfo, type SplitInfo } from '../src/manifest.js';
@@ -44,7 +45,6 @@ export class ShardWriter {
   readonly max: Float64Array;
   private open: Open[];
   readonly splits: Record<SplitName, SplitInfo>;
-  private cols: Float64Array[] = [];
 
   constructor(private opts: ShardOptions) {
     this.F = opts.features.length;
@@ -62,38 +62,38 @@ export class ShardWriter {
     return { features: new Float32Array(this.shardRows * this.F), labels: new Int32Array(this.shardRows), n: 0, index, classCounts: new Map() };
   }
 
+  /** Add a batch that carries split and labels (the stage-command path). */
   add(b: Batch): void {
     if (!b.split || !b.label) throw new Error('shard needs split and labels');
+    this.addRows(toRowMajor(b, this.opts.features), b.n, b.label, b.split, null);
+  }
+
+  /** Add rows of a row-major float32 matrix [n][F]; rows whose keep byte is 0 are skipped. */
+  addRows(x: Float32Array, n: number, label: Int32Array, split: Uint8Array, keep: Uint8Array | null): void {
     const F = this.F;
-    const cols = this.cols;
-    cols.length = F;
-    for (let f = 0; f < F; f++) {
-      const c = b.num.get(this.opts.features[f]);
-      if (!c) throw new Error(`shard: batch from ${b.file} lacks feature ${this.opts.features[f]}`);
-      cols[f] = c;
-    }
     const min = this.min;
     const max = this.max;
-    for (let i = 0; i < b.n; i++) {
-      const s = b.split[i];
+    for (let i = 0; i < n; i++) {
+      if (keep && !keep[i]) continue;
+      const s = split[i];
       let o = this.open[s];
       if (o.n === this.shardRows) {
         this.flush(s);
         o = this.open[s];
       }
-      const fe = o.features;
+      const src = i * F;
       const base = o.n * F;
-      for (let f = 0; f < F; f++) fe[base + f] = cols[f][i];
+      o.features.set(x.subarray(src, src + F), base);
       if (s === 0) {
         for (let f = 0; f < F; f++) {
-          const v = fe[base + f];
+          const v = x[src + f];
           if (v - v === 0) {
             if (v < min[f]) min[f] = v;
             if (v > max[f]) max[f] = v;
           }
         }
       }
-      const lab = b.label[i];
+      const lab = label[i];
       o.labels[o.n] = lab;
       o.classCounts.set(lab, (o.classCounts.get(lab) ?? 0) + 1);
       o.n++;
@@ -112,6 +112,7 @@ export class ShardWriter {
         labels: { dtype: 'I32', shape: [o.n], data: o.labels.subarray(0, o.n) },
       },
       { format: 'flowtensor', split, shard: String(o.index), scaled: 'false' },
+      false, // pass 2 rewrites (and fsyncs) every shard; an unscaled shard never outlives a crash unnoticed
     );
     const cc: Record<string, number> = {};
     for (const [k, v] of [...o.classCounts].sort((a, b) => a[0] - b[0])) cc[this.opts.labels[k] ?? String(k)] = v;

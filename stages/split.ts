@@ -1,11 +1,12 @@
 // Stage 6, split: deterministic train/val/test assignment, optional exact-duplicate removal.
-// Each row's split comes from a 64-bit fingerprint of its feature values and label (so exact
-// duplicates always land in the same split), except the first three rows of every class, which go
-// to train, val and test in that order so that every class with >= 3 rows is present in each split.
+// Each row's split comes from a 64-bit fingerprint of its feature values (as float32, the precision
+// of the shards) and its label, so exact duplicates always land in the same split; the exception is
+// the first three rows of every class, which go to train, val and test in that order so that every
+// class with >= 3 rows is present in each split (splits with a zero share are skipped).
 // The result depends only on the rows and their order; `prep` sorts its input files by name.
 import { Transform } from 'node:stream';
 import { bump, compact, SPLITS, type Batch, type Counts } from '../src/batch.js';
-import { FingerprintSet, rowHash } from '../src/hash.js';
+import { FingerprintSet, rowHash32 } from '../src/hash.js';
 
 export interface SplitOptions {
   ratios: { train: number; val: number; test: number };
@@ -14,9 +15,29 @@ export interface SplitOptions {
   columns?: string[];
 }
 
+export interface SplitResult {
+  split: Uint8Array;
+  /** null when every row is kept. */
+  keep: Uint8Array | null;
+}
+
 export interface Splitter {
   counts: Counts;
+  /** Rows as a row-major float32 matrix [n][F] with labels. */
+  assign(x: Float32Array, F: number, n: number, label: Int32Array): SplitResult;
   apply(b: Batch): Batch;
+}
+
+/** Row-major float32 copy of a batch's columns. */
+export function toRowMajor(b: Batch, names: string[]): Float32Array {
+  const F = names.length;
+  const x = new Float32Array(b.n * F);
+  names.forEach((nm, f) => {
+    const c = b.num.get(nm);
+    if (!c) throw new Error(`${b.file}: column ${nm} missing`);
+    for (let i = 0; i < b.n; i++) x[i * F + f] = c[i];
+  });
+  return x;
 }
 
 export function createSplit(opts: SplitOptions): Splitter {
@@ -25,49 +46,52 @@ export function createSplit(opts: SplitOptions): Splitter {
   if (!(total > 0) || train < 0 || val < 0 || test < 0) throw new Error('split ratios must be non-negative with a positive sum');
   const tTrain = (train / total) * 2 ** 32;
   const tVal = ((train + val) / total) * 2 ** 32;
+  const firsts = [0, 1, 2].filter((s) => [train, val, test][s] > 0);
   const seen = new Map<number, number>();
   const set = opts.dedupe ? new FingerprintSet() : null;
   const counts: Counts = { deduplicated: 0, rows: { train: 0, val: 0, test: 0 }, deduplicated_by_class: {} };
   const h = new Uint32Array(2);
-  return {
+  const splitter: Splitter = {
     counts,
-    apply(b: Batch): Batch {
-      if (!b.label) throw new Error('split needs labels (run the labels stage first)');
-      const names = opts.columns ?? [...b.num.keys()].sort();
-      const cols = names.map((n) => {
-        const c = b.num.get(n);
-        if (!c) throw new Error(`split: column ${n} missing`);
-        return c;
-      });
-      const split = new Uint8Array(b.n);
+    assign(x, F, n, label) {
+      const u = new Uint32Array(x.buffer, x.byteOffset, x.length);
+      const split = new Uint8Array(n);
       let keep: Uint8Array | null = null;
       const rows = counts.rows as Counts;
-      for (let i = 0; i < b.n; i++) {
-        const lab = b.label[i];
-        rowHash(cols, i, lab, h);
+      for (let i = 0; i < n; i++) {
+        const lab = label[i];
+        rowHash32(u, i * F, F, lab, h);
         if (set && set.addHas(h[0], h[1])) {
-          keep ??= new Uint8Array(b.n).fill(1);
+          keep ??= new Uint8Array(n).fill(1);
           keep[i] = 0;
           (counts.deduplicated as number)++;
           bump(counts, 'deduplicated_by_class', String(lab));
           continue;
         }
         const k = seen.get(lab) ?? 0;
-        seen.set(lab, k + 1);
         let s: number;
-        if (k < 3) s = k;
-        else {
-          const u = h[1];
-          s = u < tTrain ? 0 : u < tVal ? 1 : 2;
+        if (k < firsts.length) {
+          s = firsts[k];
+          seen.set(lab, k + 1);
+        } else {
+          const v = h[1];
+          s = v < tTrain ? 0 : v < tVal ? 1 : 2;
         }
         split[i] = s;
         (rows[SPLITS[s]] as number)++;
       }
-      let out: Batch = { ...b, split };
-      if (keep) out = compact(out, keep);
+      return { split, keep };
+    },
+    apply(b) {
+      if (!b.label) throw new Error('split needs labels (run the labels stage first)');
+      const names = opts.columns ?? b.order?.filter((c) => b.num.has(c)) ?? [...b.num.keys()].sort();
+      const r = splitter.assign(toRowMajor(b, names), names.length, b.n, b.label);
+      let out: Batch = { ...b, split: r.split };
+      if (r.keep) out = compact(out, r.keep);
       return out;
     },
   };
+  return splitter;
 }
 
 export function splitStream(s: Splitter): Transform {

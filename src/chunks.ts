@@ -1,0 +1,61 @@
+// Cutting input files into byte ranges that start at a line, so several threads can parse one file.
+import fs from 'node:fs';
+
+export interface Task {
+  index: number;
+  fileIndex: number;
+  file: string;
+  chunk: number;
+  start: number;
+  /** Exclusive end; -1 = to the end of the file. */
+  end: number;
+  /** The file's header line (with its newline) for chunks after the first, else null. */
+  header: Buffer | null;
+}
+
+const WINDOW = 1 << 16;
+
+/** Tasks for all files in order. gzip files, files with quotes, or small files are one task. */
+export function planTasks(files: string[], chunkBytes: number): Task[] {
+  const tasks: Task[] = [];
+  files.forEach((file, fileIndex) => {
+    const size = fs.statSync(file).size;
+    const fd = fs.openSync(file, 'r');
+    try {
+      const head = Buffer.alloc(Math.min(size, 1 << 20));
+      fs.readSync(fd, head, 0, head.length, 0);
+      const gz = head.length >= 2 && head[0] === 0x1f && head[1] === 0x8b;
+      const nl = head.indexOf(10);
+      // quotes may hide newlines inside fields: then only a sequential scan knows where rows start
+      if (gz || size <= chunkBytes * 1.5 || nl < 0 || head.includes(34)) {
+        tasks.push({ index: tasks.length, fileIndex, file, chunk: 0, start: 0, end: -1, header: null });
+        return;
+      }
+      const header = Buffer.from(head.subarray(0, nl + 1));
+      let start = 0;
+      let chunk = 0;
+      const win = Buffer.alloc(WINDOW);
+      while (start < size) {
+        let end = -1;
+        let probe = start + chunkBytes;
+        while (probe < size) {
+          const n = fs.readSync(fd, win, 0, WINDOW, probe);
+          const k = win.subarray(0, n).indexOf(10);
+          if (k >= 0) {
+            end = probe + k + 1;
+            break;
+          }
+          probe += n;
+        }
+        if (end >= size - 1) end = -1;
+        tasks.push({ index: tasks.length, fileIndex, file, chunk, start, end, header: chunk === 0 ? null : header });
+        if (end < 0) break;
+        start = end;
+        chunk++;
+      }
+    } finally {
+      fs.closeSync(fd);
+    }
+  });
+  return tasks;
+}

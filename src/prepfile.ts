@@ -1,0 +1,102 @@
+// One input file through parse and the front stages, emitting packed batches.
+// Used in-process and inside prep's worker threads (src/prepworker.ts).
+import fs from 'node:fs';
+import { CsvBatchParser, type HeaderInfo, type RejectRecord } from '../stages/parse.js';
+import type { Batch, Counts } from './batch.js';
+import { toRowMajor } from '../stages/split.js';
+import type { Front } from './front.js';
+import type { DatasetConfig } from './config.js';
+import { openInput, describeReadError } from './inputs.js';
+import type { Task } from './chunks.js';
+
+export interface ParseSettings {
+  batchSize?: number;
+  strict?: boolean;
+  maxLineBytes?: number;
+  delimiter?: string;
+}
+
+/** A batch after the front stages, packed for transfer: features row-major float32 [n][F]. */
+export interface Packed {
+  file: string;
+  format: string;
+  n: number;
+  line: Int32Array;
+  label: Int32Array;
+  x: Float32Array;
+}
+
+export function pack(b: Batch, features: string[]): Packed {
+  return { file: b.file, format: b.format, n: b.n, line: b.line.slice(0, b.n), label: b.label ? b.label.slice(0, b.n) : new Int32Array(b.n), x: toRowMajor(b, features) };
+}
+
+export interface FileEvents {
+  header(h: HeaderInfo): void;
+  batch(p: Packed, bytesIn: number): void | Promise<void>;
+  reject(r: RejectRecord): void;
+}
+
+export async function processFile(file: string, front: Front, features: string[], ps: ParseSettings, cfg: DatasetConfig, ev: FileEvents): Promise<{ parse: Counts; bytes: number }> {
+  const parser = new CsvBatchParser({
+    file,
+    cfg,
+    want: front.filter.wanted,
+    batchSize: ps.batchSize,
+    strict: ps.strict,
+    maxLineBytes: ps.maxLineBytes,
+    delimiter: ps.delimiter,
+    onReject: ev.reject,
+    onHeader: ev.header,
+  });
+  try {
+    for await (const chunk of openInput(file)) {
+      for (const b of parser.push(chunk as Buffer)) {
+        const y = front.apply(b);
+        if (y.n > 0) await ev.batch(pack(y, features), parser.bytesIn);
+      }
+    }
+    for (const b of parser.end()) {
+      const y = front.apply(b);
+      if (y.n > 0) await ev.batch(pack(y, features), parser.bytesIn);
+    }
+  } catch (e) {
+    throw describeReadError(file, e);
+  }
+  return { parse: parser.counts, bytes: fs.statSync(file).size };
+}
+
+/** One task (a whole file, or a line-aligned byte range of one) through parse and the front stages. */
+export async function processTask(t: Task, front: Front, features: string[], ps: ParseSettings, cfg: DatasetConfig, ev: FileEvents): Promise<{ parse: Counts; bytes: number; newlines: number }> {
+  const parser = new CsvBatchParser({
+    file: t.file,
+    cfg,
+    want: front.filter.wanted,
+    batchSize: ps.batchSize,
+    strict: ps.strict,
+    maxLineBytes: ps.maxLineBytes,
+    delimiter: ps.delimiter,
+    onReject: ev.reject,
+    onHeader: ev.header,
+  });
+  const whole = t.start === 0 && t.end < 0;
+  const src = whole ? openInput(t.file) : fs.createReadStream(t.file, { start: t.start, end: t.end < 0 ? undefined : t.end - 1, highWaterMark: 1 << 20 });
+  try {
+    if (t.header) parser.push(t.header);
+    for await (const chunk of src) {
+      for (const b of parser.push(chunk as Buffer)) {
+        const y = front.apply(b);
+        if (y.n > 0) await ev.batch(pack(y, features), parser.bytesIn);
+      }
+    }
+    for (const b of parser.end()) {
+      const y = front.apply(b);
+      if (y.n > 0) await ev.batch(pack(y, features), parser.bytesIn);
+    }
+  } catch (e) {
+    throw describeReadError(t.file, e);
+  }
+  const parse = parser.counts;
+  if (t.header) parse.rows_read = (parse.rows_read as number) - 1; // the header we prepended
+  const bytes = (t.end < 0 ? fs.statSync(t.file).size : t.end) - t.start;
+  return { parse, bytes, newlines: parser.newlines - (t.header ? 1 : 0) };
+}

@@ -1,0 +1,78 @@
+// Worker thread of `prep`: parses its share of the tasks (files or line-aligned byte ranges of them)
+// through the front stages and streams packed batches to the main thread, which splits and shards
+// them in task order. Flow control: a worker holds at most `credits` unacknowledged batches.
+import { parentPort, workerData } from 'node:worker_threads';
+import { loadConfig } from './config.js';
+import { createFront, type FrontOptions } from './front.js';
+import { processTask, type ParseSettings } from './prepfile.js';
+import type { Task } from './chunks.js';
+import { UserError } from './errors.js';
+import type { Example } from '../stages/sanitize.js';
+
+export interface WorkerInput {
+  tasks: Task[];
+  config: string;
+  front: Omit<FrontOptions, 'cfg' | 'onReject' | 'onNewLabel' | 'onReplace'>;
+  parse: ParseSettings;
+  features: string[];
+  credits: number;
+}
+
+const input = workerData as WorkerInput;
+const port = parentPort!;
+let credits = input.credits;
+let wake: (() => void) | null = null;
+port.on('message', (m: { type: string }) => {
+  if (m.type === 'credit') {
+    credits++;
+    if (wake) {
+      const w = wake;
+      wake = null;
+      w();
+    }
+  }
+});
+
+function drain(ex: Record<string, Example[]>): Record<string, Example[]> {
+  const out: Record<string, Example[]> = {};
+  for (const k of Object.keys(ex)) {
+    out[k] = ex[k];
+    delete ex[k];
+  }
+  return out;
+}
+
+async function main(): Promise<void> {
+  const cfg = loadConfig(input.config);
+  let current = -1;
+  const front = createFront({
+    ...input.front,
+    cfg,
+    onReject: (r) => port.postMessage({ type: 'reject', index: current, r }),
+    onNewLabel: (label, file, line) => port.postMessage({ type: 'newlabel', index: current, label, file, line }),
+  });
+  try {
+    for (const t of input.tasks) {
+      current = t.index;
+      if (t.header) t.header = Buffer.from(t.header); // structured clone gives a Uint8Array
+      const res = await processTask(t, front, input.features, input.parse, cfg, {
+        header: (h) => {
+          if (t.chunk === 0) port.postMessage({ type: 'header', index: t.index, h });
+        },
+        reject: (r) => port.postMessage({ type: 'reject', index: t.index, r }),
+        batch: async (p, bytesIn) => {
+          if (credits <= 0) await new Promise<void>((r) => (wake = r));
+          credits--;
+          port.postMessage({ type: 'batch', index: t.index, p, bytesIn }, [p.x.buffer, p.line.buffer, p.label.buffer] as ArrayBuffer[]);
+        },
+      });
+      port.postMessage({ type: 'task', index: t.index, ...res, examples: drain(front.sanitize.examples) });
+    }
+    port.postMessage({ type: 'done', counts: front.counts(), vocab: front.labels.vocab });
+  } catch (e) {
+    const err = e as Error;
+    port.postMessage({ type: 'error', index: current, user: err instanceof UserError, message: err.message, hint: (err as UserError).hint, stack: err.stack });
+  }
+}
+
+void main();

@@ -87,3 +87,11 @@ export function bump(c: Counts, a: string, b?: string, by = 1): void {
   const inner = ((c[a] as Counts) ??= {});
   inner[b] = ((inner[b] as number) ?? 0) + by;
 }
+
+/** Counts with keys sorted at every level, so that manifests do not depend on merge order. */
+export function sortCounts<T>(c: T): T {
+  if (c === null || typeof c !== 'object' || Array.isArray(c)) return c;
+  const out: Record<string, unknown> = {};
+  for (const k of Object.keys(c as object).sort()) out[k] = sortCounts((c as Record<string, unknown>)[k]);
+  return out as T;
+}

@@ -90,7 +90,7 @@ export async function main(argv = hideBin(process.argv)): Promise<void> {
     .scriptName('flowtensor')
     .version(packageVersion())
     .option('config', { type: 'string', default: 'cicids2017', describe: 'data-set config name (config/NAME.json) or path' })
-    .option('log-level', { type: 'string', default: 'info', choices: ['trace', 'debug', 'info', 'warn', 'error', 'silent'] })
+    .option('log-level', { type: 'string', default: process.env.FLOWTENSOR_LOG_LEVEL ?? 'info', choices: ['trace', 'debug', 'info', 'warn', 'error', 'silent'] })
     .option('log-file', { type: 'string', describe: 'write JSON logs here instead of stderr' })
     .option('quiet', { alias: 'q', type: 'boolean', describe: 'warnings and errors only' })
     .command(

@@ -16,7 +16,7 @@ import type { WorkerInput } from './prepworker.js';
 import { createSplit } from '../stages/split.js';
 import { ShardWriter } from '../stages/shard.js';
 import { scaleDir } from '../stages/scale.js';
-import { addCounts, type Counts } from './batch.js';
+import { addCounts, sortCounts, type Counts } from './batch.js';
 import { loadConfig, packageVersion, type DatasetConfig, type SanitizePolicy } from './config.js';
 import { expandInputs } from './inputs.js';
 import { PASS1, writeJsonAtomic, type Manifest, type Pass1 } from './manifest.js';
@@ -300,8 +300,8 @@ export async function prep(opts: PrepOptions): Promise<Manifest> {
     log1p: opts.log1p ? cfg.scale.log1p.filter((c) => spec.features.includes(c)) : [],
     clip: opts.clip ?? cfg.scale.clip,
     splits,
-    stages: { parse: parseTotals, ...stageTotals, split: splitter.counts },
-    examples,
+    stages: sortCounts({ parse: parseTotals, ...stageTotals, split: splitter.counts }),
+    examples: sortCounts(examples),
     sources,
     options: {
       config: cfg.name,

@@ -10,7 +10,7 @@ import { createLabels, type AttemptedPolicy } from '../stages/labels.js';
 import { createSanitize } from '../stages/sanitize.js';
 import { createSplit } from '../stages/split.js';
 import { ShardWriter } from '../stages/shard.js';
-import { addCounts, type Counts } from './batch.js';
+import { addCounts, sortCounts, type Counts } from './batch.js';
 import type { DatasetConfig, SanitizePolicy } from './config.js';
 import { isMeta, ndjsonDecodeStream, ndjsonEncodeStream, stageStream, type Item, type Meta } from './ndjson.js';
 import { openInput, expandInputs } from './inputs.js';
@@ -173,7 +173,7 @@ export async function runShard(cfg: DatasetConfig, o: { out: string; shardRows?:
     log1p: o.log1p ? cfg.scale.log1p.filter((c) => features.includes(c)) : [],
     clip: o.clip ?? cfg.scale.clip,
     splits,
-    stages,
+    stages: sortCounts(stages),
     examples: (metas.sanitize?.examples as Record<string, unknown>) ?? {},
     sources: (metas.parse?.sources as unknown[]) ?? [],
     options: { config: cfg.name, via: 'stage commands', log1p: !!o.log1p },

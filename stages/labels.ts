@@ -53,7 +53,7 @@ export function createLabels(opts: LabelsOptions): Labels {
       key = key.slice(0, -suffix.length);
     }
     let cls = lookup(key, format);
-    if (cls === undefined) {
+    if (cls === undefined && !cfg.merged_labels[key]) {
       const exact = vocab.indexOf(raw.trim());
       if (exact >= 0) cls = vocab[exact];
     }

@@ -164,7 +164,7 @@ export class CsvBatchParser {
       raw,
       canonical,
       missing: wanted.filter((c) => !canonical.includes(c) && !cfg.label_columns.includes(c)),
-      extra: canonical.filter((c) => !known.has(c)),
+      extra: canonical.filter((c) => !known.has(c) && !cfg.label_columns.includes(c)),
       label: labelField >= 0 ? canonical[labelField] : undefined,
     };
     this.opts.onHeader?.(this.header);

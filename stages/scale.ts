@@ -72,7 +72,7 @@ export function applyScaler(x: Float32Array, F: number, sc: ScalerStats, counts?
       const t = useLog[f] === 1 ? (v < 0 ? -Math.log1p(-v) : Math.log1p(v)) : v;
       let y: number;
       if (inv[f] > 0) y = (t - lo[f]) * inv[f];
-      else y = t === lo[f] ? 0 : t > lo[f] ? 1 : -1; // constant in train: defined, never NaN
+      else y = t - lo[f]; // constant in train: scale 1 as scikit-learn does (0 on the train value), never NaN
       if (clip) {
         if (y < 0) {
           y = 0;

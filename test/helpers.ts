@@ -1,0 +1,64 @@
+// Shared test plumbing: temp folders, the CLI as a child process, synth files, real-sample lookup.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { synthToFile, type SynthOptions } from '../src/synth.js';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const BIN = path.join(ROOT, 'bin', 'flowtensor.js');
+export const SHARED_DATA = path.resolve(ROOT, '..', 'shared', 'data', 'cicids2017');
+
+export function tmpdir(prefix = 'ft-'): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+}
+
+export function cli(args: string[], opts: { input?: string | Buffer; env?: Record<string, string> } = {}): SpawnSyncReturns<string> {
+  return spawnSync(process.execPath, [BIN, ...args], {
+    input: opts.input,
+    encoding: 'utf8',
+    env: { ...process.env, FLOWTENSOR_LOG_LEVEL: 'warn', ...opts.env },
+    maxBuffer: 1 << 28,
+  });
+}
+
+export function synthFile(dir: string, name: string, o: SynthOptions): string {
+  const f = path.join(dir, name);
+  synthToFile(f, o);
+  return f;
+}
+
+/** Real CICIDS2017 samples from ../shared, or null (tests then skip with a message). */
+export function realSamples(): string[] | null {
+  if (!fs.existsSync(SHARED_DATA)) return null;
+  return fs.readdirSync(SHARED_DATA).filter((f) => f.endsWith('.csv')).sort().map((f) => path.join(SHARED_DATA, f));
+}
+
+export const NO_REAL_DATA = `real samples not found at ${SHARED_DATA} (../shared/data/cicids2017): skipped`;
+
+/** Write a small CSV by hand. */
+export function writeCsv(dir: string, name: string, text: string | Buffer): string {
+  const f = path.join(dir, name);
+  fs.writeFileSync(f, text);
+  return f;
+}
+
+/** The raw TrafficLabelling header as in the original files. */
+export function tlHeader(): string {
+  return (JSON.parse(fs.readFileSync(path.join(ROOT, 'config', 'cicids2017.json'), 'utf8')).trafficlabelling_header as string[]).join(',');
+}
+
+/** A TrafficLabelling data row with given overrides by raw column index. */
+export function tlRow(over: Record<number, string | number> = {}): string {
+  const n = 85;
+  const cells: (string | number)[] = [];
+  for (let i = 0; i < n; i++) cells.push(i + 1);
+  cells[0] = '192.168.10.5-104.16.207.165-54865-443-6';
+  cells[1] = '192.168.10.5';
+  cells[3] = '104.16.207.165';
+  cells[6] = '7/7/2017 3:30';
+  cells[84] = 'BENIGN';
+  for (const [k, v] of Object.entries(over)) cells[Number(k)] = v;
+  return cells.join(',');
+}

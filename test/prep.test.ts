@@ -1,0 +1,208 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { prep } from '../src/prep.js';
+import { readManifest } from '../src/manifest.js';
+import { readSafetensors } from '../src/safetensors.js';
+import { SPLITS } from '../src/batch.js';
+import { cli, synthFile, tmpdir, tlHeader, tlRow, writeCsv, realSamples, NO_REAL_DATA } from './helpers.js';
+
+function listShards(dir: string): string[] {
+  return SPLITS.flatMap((s) => fs.readdirSync(path.join(dir, s)).sort().map((f) => path.join(s, f)));
+}
+
+test('prep on synth: row accounting adds up, train features in [0,1], shards match the manifest', async () => {
+  const d = tmpdir();
+  const a = synthFile(d, 'a.csv', { rows: 6000, seed: 3 });
+  const b = synthFile(d, 'b.csv', { rows: 3000, seed: 4, ipv6: 0.2, crlf: true, bom: true });
+  const out = path.join(d, 'shards');
+  const m = await prep({ out, inputs: [a, b], shardRows: 2000, workers: 0 });
+  const acc = m.accounting;
+  assert.equal(acc.data_rows, 9000);
+  assert.equal(acc.rows_in_shards + acc.quarantined + acc.dropped + acc.deduplicated, acc.data_rows);
+  assert.equal(acc.unaccounted, 0);
+  assert.equal(acc.header_rows, 2); // synth repeats its header once per file
+  assert.equal(acc.blank_rows, 8);
+  assert.ok((m.quality.ip as { ipv6: Record<string, number> }).ipv6.source_ip > 300);
+  assert.deepEqual(m.labels, readManifest(out).labels);
+  let rows = 0;
+  for (const s of SPLITS) {
+    const counts: Record<string, number> = {};
+    for (const sh of m.splits[s].shards) {
+      const st = readSafetensors(path.join(out, sh.file));
+      const x = st.get('features') as Float32Array;
+      const y = st.get('labels') as Int32Array;
+      assert.equal(y.length, sh.rows);
+      assert.equal(x.length, sh.rows * m.num_features);
+      assert.equal(st.metadata.scaled, 'true');
+      for (const v of x) assert.ok(v >= 0 && v <= 1, `${s}: ${v}`);
+      for (const l of y) counts[m.labels[l]] = (counts[m.labels[l]] ?? 0) + 1;
+      rows += y.length;
+    }
+    assert.deepEqual(counts, m.splits[s].class_counts);
+    for (const cls of m.labels) if ((m.splits.train.class_counts[cls] ?? 0) + (m.splits.val.class_counts[cls] ?? 0) + (m.splits.test.class_counts[cls] ?? 0) >= 3) assert.ok((m.splits[s].class_counts[cls] ?? 0) > 0, `${cls} in ${s}`);
+  }
+  assert.equal(rows, acc.rows_in_shards);
+  assert.equal(fs.readFileSync(path.join(out, 'rejects.ndjson'), 'utf8'), '');
+  // the scaler was fitted on train rows only: every train feature reaches 0 and 1 or is constant
+  readManifest(out, { verify: 'sha256' });
+});
+
+test('identical bytes on rerun, whatever the file order, threads or chunking', async () => {
+  const d = tmpdir();
+  const files = [synthFile(d, 'x.csv', { rows: 5000, seed: 5 }), synthFile(d, 'y.csv', { rows: 4000, seed: 6, ipv6: 0.1 }), synthFile(d, 'z.csv', { rows: 3000, seed: 7, crlf: true })];
+  const o1 = path.join(d, 'o1');
+  const o2 = path.join(d, 'o2');
+  await prep({ out: o1, inputs: files, workers: 0, shardRows: 3000, dedupe: true });
+  await prep({ out: o2, inputs: [...files].reverse(), workers: 2, chunkBytes: 200_000, shardRows: 3000, dedupe: true });
+  const s1 = listShards(o1);
+  assert.deepEqual(s1, listShards(o2));
+  assert.ok(s1.length >= 4);
+  for (const f of [...s1, 'manifest.json']) assert.ok(fs.readFileSync(path.join(o1, f)).equals(fs.readFileSync(path.join(o2, f))), f);
+  // a rerun into the same folder replaces it cleanly
+  await prep({ out: o1, inputs: files, workers: 0, shardRows: 3000, dedupe: true });
+  assert.ok(fs.readFileSync(path.join(o1, 'manifest.json')).equals(fs.readFileSync(path.join(o2, 'manifest.json'))));
+  assert.ok(fs.readdirSync(o1).every((f) => !f.includes('.tmp-')));
+});
+
+test('val/test are scaled with train statistics: a larger test maximum is clipped and counted', async () => {
+  const d = tmpdir();
+  // Heartbleed has 3 rows: the first goes to train, the second to val, the third to test
+  const rows = [tlRow({ 7: 10, 84: 'Heartbleed' }), tlRow({ 7: 20, 84: 'Heartbleed' }), tlRow({ 7: 1e9, 84: 'Heartbleed' })];
+  for (let i = 0; i < 50; i++) rows.push(tlRow({ 7: i, 8: i, 84: 'BENIGN' }));
+  const f = writeCsv(d, 'small.csv', `${tlHeader()}\n${rows.join('\n')}\n`);
+  const out = path.join(d, 'o');
+  const m = await prep({ out, inputs: [f], workers: 0 });
+  const k = m.features.indexOf('flow_duration');
+  assert.ok(m.scaler.max[k] <= 49, `train max ${m.scaler.max[k]}`);
+  const clipped = (m.quality.clipped_to_train_range as Record<string, Record<string, number>>).test;
+  assert.ok(clipped.flow_duration >= 1);
+  const t = readSafetensors(path.join(out, m.splits.test.shards[0].file));
+  const x = t.get('features') as Float32Array;
+  const y = t.get('labels') as Int32Array;
+  const hb = m.labels.indexOf('Heartbleed');
+  const row = Array.from(y).indexOf(hb);
+  assert.equal(x[row * m.num_features + k], 1);
+});
+
+test('shards are readable without flowtensor (Python standard library)', async (t) => {
+  const py = spawnSync('python3', ['--version']);
+  if (py.status !== 0) return t.skip('python3 not installed');
+  const d = tmpdir();
+  const out = path.join(d, 'o');
+  const m = await prep({ out, inputs: [synthFile(d, 'a.csv', { rows: 2000, seed: 9 })], workers: 0 });
+  const shard = path.join(out, m.splits.train.shards[0].file);
+  const script = `
+import json, struct, sys
+with open(sys.argv[1], 'rb') as f:
+    n = struct.unpack('<Q', f.read(8))[0]
+    h = json.loads(f.read(n))
+    data = f.read()
+x, y = h['features'], h['labels']
+rows, F = x['shape']
+vals = struct.unpack('<%df' % (rows * F), data[x['data_offsets'][0]:x['data_offsets'][1]])
+labs = struct.unpack('<%di' % rows, data[y['data_offsets'][0]:y['data_offsets'][1]])
+print(json.dumps({'rows': rows, 'F': F, 'min': min(vals), 'max': max(vals), 'labsum': sum(labs), 'first': vals[:5], 'meta': h['__metadata__']}))
+`;
+  const r = spawnSync('python3', ['-c', script, shard], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  const got = JSON.parse(r.stdout);
+  const st = readSafetensors(shard);
+  const y = st.get('labels') as Int32Array;
+  assert.equal(got.rows, m.splits.train.shards[0].rows);
+  assert.equal(got.F, m.num_features);
+  assert.equal(got.labsum, y.reduce((a, b) => a + b, 0));
+  assert.deepEqual(got.first, Array.from((st.get('features') as Float32Array).subarray(0, 5)));
+  assert.ok(got.min >= 0 && got.max <= 1);
+  assert.equal(got.meta.split, 'train');
+});
+
+test('the stage commands piped together write the same shards as prep', async () => {
+  const d = tmpdir();
+  const csv = synthFile(d, 'a.csv', { rows: 3000, seed: 11, ipv6: 0.05 });
+  const viaPrep = path.join(d, 'prep');
+  await prep({ out: viaPrep, inputs: [csv], workers: 0 });
+  const viaPipe = path.join(d, 'pipe');
+  let data = cli(['parse', csv]);
+  assert.equal(data.status, 0, data.stderr);
+  for (const stage of ['filter', 'ipsplit', 'labels', 'sanitize', 'split']) {
+    data = cli([stage], { input: data.stdout });
+    assert.equal(data.status, 0, `${stage}: ${data.stderr}`);
+  }
+  const sh = cli(['shard', '--out', viaPipe], { input: data.stdout });
+  assert.equal(sh.status, 0, sh.stderr);
+  const sc = cli(['scale', viaPipe]);
+  assert.equal(sc.status, 0, sc.stderr);
+  const shards = listShards(viaPrep);
+  assert.deepEqual(listShards(viaPipe), shards);
+  for (const f of shards) assert.ok(fs.readFileSync(path.join(viaPrep, f)).equals(fs.readFileSync(path.join(viaPipe, f))), f);
+  const a = readManifest(viaPrep);
+  const b = readManifest(viaPipe);
+  assert.deepEqual(b.accounting, a.accounting);
+  assert.deepEqual(b.scaler, a.scaler);
+  assert.deepEqual(b.quality.replaced_values, a.quality.replaced_values);
+});
+
+test('CLI: every command has --help; inspect prints a table and --json; bad input is one line, exit 2', () => {
+  for (const c of ['prep', 'parse', 'filter', 'ipsplit', 'labels', 'sanitize', 'split', 'shard', 'scale', 'inspect', 'synth', 'demo']) {
+    const r = cli([c, '--help']);
+    assert.equal(r.status, 0, c);
+    assert.match(r.stdout, new RegExp(`flowtensor ${c}`));
+  }
+  const d = tmpdir();
+  const csv = synthFile(d, 'a.csv', { rows: 500, seed: 2 });
+  const out = path.join(d, 'o');
+  const r = cli(['prep', '-q', '--out', out, csv]);
+  assert.equal(r.status, 0, r.stderr);
+  const t = cli(['inspect', out]);
+  assert.match(t.stdout, /BENIGN/);
+  assert.match(t.stdout, /500 read = 500 in shards/);
+  assert.equal(JSON.parse(cli(['inspect', '--json', out]).stdout).accounting.data_rows, 500);
+  const bad = cli(['prep', '--out', out, writeCsv(d, 'bad.csv', `${tlHeader()}\n${tlRow({ 84: 'Gremlins' })}\n`)]);
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /bad\.csv:2: unknown label "Gremlins"/);
+  assert.doesNotMatch(bad.stderr, /at .*\.js:\d+/);
+  const missing = cli(['inspect', path.join(d, 'nope')]);
+  assert.equal(missing.status, 2);
+  assert.match(missing.stderr, /no manifest\.json/);
+});
+
+test('parse | head exits quietly (EPIPE)', () => {
+  const d = tmpdir();
+  const csv = synthFile(d, 'a.csv', { rows: 20000, seed: 2 });
+  const r = spawnSync('bash', ['-c', `node ${JSON.stringify(path.resolve('bin/flowtensor.js'))} parse ${JSON.stringify(csv)} | head -2`], { encoding: 'utf8' });
+  assert.equal(r.status, 0);
+  assert.equal(r.stdout.trim().split('\n').length, 2);
+  assert.doesNotMatch(r.stderr, /Error|at /);
+});
+
+test('real CICIDS2017 samples: every original-layout file prepares; derived merged labels give a clear error', async (t) => {
+  const files = realSamples();
+  if (!files) return t.skip(NO_REAL_DATA);
+  const d = tmpdir();
+  const ok = files.filter((f) => !/Derived-(Kaggle|WesternOC2)/.test(path.basename(f)));
+  const m = await prep({ out: path.join(d, 'real'), inputs: ok });
+  const expectRows = 88754 - 12000 - 6311;
+  assert.equal(m.accounting.data_rows, expectRows);
+  assert.equal(m.accounting.unaccounted, 0);
+  assert.equal(m.accounting.rows_in_shards, expectRows);
+  const all = { ...m.splits.train.class_counts };
+  for (const s of ['val', 'test'] as const) for (const [k, v] of Object.entries(m.splits[s].class_counts)) all[k] = (all[k] ?? 0) + v;
+  // label spellings of three layouts reach the same classes
+  assert.equal(all.XSS, 1 + 652);
+  assert.equal(all.SQLInjection, 13 + 21);
+  assert.equal(all.BruteForce, 73 + 6 + 1507);
+  assert.equal(all.PortScan, 688 + 5000 + 2500);
+  assert.equal(all.DoSSlowloris, 22 + 3859);
+  const q = m.quality as Record<string, Record<string, number>>;
+  assert.equal(q.infinities_replaced_at_scale.flow_bytes_per_s + q.infinities_replaced_at_scale.flow_packets_per_s > 0, true);
+  assert.ok((q.ip as unknown as Record<string, Record<string, number>>).invalid.source_ip >= 7267, 'label-encoded IPs are counted as invalid');
+  for (const derived of files.filter((f) => /Derived-(Kaggle|WesternOC2)/.test(path.basename(f)))) {
+    const r = cli(['prep', '--out', path.join(d, 'x'), derived]);
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /unknown label "DoS": a merged label from a derived data set/);
+    assert.equal(r.stderr.trim().split('\n').length, 2);
+  }
+});

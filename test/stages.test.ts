@@ -1,0 +1,177 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { encodeIp, ipv4Value, createIpSplit } from '../stages/ipsplit.js';
+import { createLabels } from '../stages/labels.js';
+import { createSanitize } from '../stages/sanitize.js';
+import { createSplit } from '../stages/split.js';
+import { createFilter } from '../stages/filter.js';
+import { fitScaler, applyScaler } from '../stages/scale.js';
+import { loadConfig } from '../src/config.js';
+import type { Batch } from '../src/batch.js';
+import type { RejectRecord } from '../stages/parse.js';
+
+const cfg = loadConfig();
+
+function batch(n: number, num: Record<string, number[]>, str: Record<string, (string | undefined)[]> = {}, extra: Partial<Batch> = {}): Batch {
+  const b: Batch = { file: 'f.csv', format: 'trafficlabelling', n, line: Int32Array.from({ length: n }, (_, i) => i + 2), num: new Map(), str: new Map(), issues: [], ...extra };
+  for (const [k, v] of Object.entries(num)) b.num.set(k, Float64Array.from(v));
+  for (const [k, v] of Object.entries(str)) b.str.set(k, v);
+  return b;
+}
+
+test('ipsplit: IPv4 as IPv4-mapped groups, IPv6 in full, missing and invalid as zeros + family 0', () => {
+  const g = new Uint16Array(8);
+  assert.equal(encodeIp('192.168.10.5', g), 4);
+  assert.deepEqual(Array.from(g), [0, 0, 0, 0, 0, 0xffff, 192 * 256 + 168, 10 * 256 + 5]);
+  assert.equal(encodeIp('2001:db8::1', g), 6);
+  assert.deepEqual(Array.from(g), [0x2001, 0xdb8, 0, 0, 0, 0, 0, 1]);
+  assert.equal(encodeIp('fe80::1:2%eth0', g), 6);
+  assert.deepEqual(Array.from(g), [0xfe80, 0, 0, 0, 0, 0, 1, 2]);
+  assert.equal(encodeIp('::ffff:10.0.0.1', g), 4); // the same host as 10.0.0.1
+  assert.deepEqual(Array.from(g), [0, 0, 0, 0, 0, 0xffff, 10 * 256, 1]);
+  assert.equal(encodeIp('1:2:3:4:5:6:7:8', g), 6);
+  for (const bad of ['300.1.1.1', '1.2.3', '12345', 'abc', '1::2::3', '1:2:3:4:5:6:7:8:9', '']) {
+    assert.equal(encodeIp(bad, g), 0, bad);
+    assert.ok(g.every((x) => x === 0), bad);
+  }
+  assert.equal(ipv4Value('255.255.255.255'), 4294967295);
+  assert.equal(ipv4Value('1.2.3.04'), 16909060);
+  const s = createIpSplit(['source_ip']);
+  const out = s.apply(batch(4, { a: [1, 2, 3, 4] }, { source_ip: ['10.0.0.1', '2001:db8::2', undefined, '12345'] }, { order: ['source_ip', 'a'] }));
+  assert.deepEqual(out.order!.slice(0, 3), ['source_ip_h0', 'source_ip_h1', 'source_ip_h2']);
+  assert.deepEqual(Array.from(out.num.get('source_ip_family')!), [4, 6, 0, 0]);
+  assert.deepEqual(Array.from(out.num.get('source_ip_h7')!), [1, 2, 0, 0]);
+  assert.ok([...out.num.values()].every((c) => c.every((v) => Number.isFinite(v))));
+  assert.deepEqual(s.counts, { ipv4: { source_ip: 1 }, ipv6: { source_ip: 1 }, missing: { source_ip: 1 }, invalid: { source_ip: 1 } });
+});
+
+test('labels: every spelling in the real samples maps to one class', () => {
+  const l = createLabels({ cfg });
+  const cases: [string, string, string?][] = [
+    ['BENIGN', 'BENIGN'], ['DDoS', 'DDoS'], ['PortScan', 'PortScan'], ['Portscan', 'PortScan'], ['Bot', 'Bot'], ['Botnet', 'Bot'],
+    ['Infiltration', 'Infiltration'], ['Infiltration - Portscan', 'Infiltration'],
+    ['Web Attack \u2013 Brute Force', 'BruteForce'], ['Web Attack \x96 Brute Force', 'BruteForce'], ['Web Attack \u0096 Brute Force', 'BruteForce'], ['Web Attack \ufffd Brute Force', 'BruteForce'], ['Web Attack - Brute Force', 'BruteForce'], ['BruteForce', 'BruteForce', 'clean'],
+    ['Web Attack \ufffd XSS', 'XSS'], ['Web Attack \u0096 XSS', 'XSS'], ['XSS', 'XSS'],
+    ['Web Attack \u0096 Sql Injection', 'SQLInjection'], ['Web Attack - SQL Injection', 'SQLInjection'], ['SQLInjection', 'SQLInjection'],
+    ['FTP-Patator', 'FTPPatator'], ['FTPPatator', 'FTPPatator'], ['SSH-Patator', 'SSHPatator'], ['SSHPatator', 'SSHPatator'],
+    ['DoS slowloris', 'DoSSlowloris'], ['DoS Slowloris', 'DoSSlowloris'], ['DoSSlowloris', 'DoSSlowloris'], ['DoS Slowhttptest', 'DoSSlowhttptest'],
+    ['DoS Hulk', 'DoSHulk'], ['DoS GoldenEye', 'DoSGoldenEye'], ['Heartbleed', 'Heartbleed'], ['Normal Traffic', 'BENIGN'], ['Port Scanning', 'PortScan'], ['Bots', 'Bot'],
+  ];
+  for (const [raw, cls, fmt] of cases) assert.equal(l.vocab[l.resolve(raw, fmt ?? 'trafficlabelling', 'f', 1)], cls, raw);
+  assert.deepEqual(l.vocab, cfg.classes);
+});
+
+test('labels: unknown and merged labels are clear errors naming file and line, unless --allow-new-labels', () => {
+  const l = createLabels({ cfg });
+  assert.throws(() => l.apply(batch(2, {}, { label: ['BENIGN', 'Gremlins'] })), /f\.csv:3: unknown label "Gremlins"/);
+  assert.throws(() => l.resolve('DoS', 'derived', 'g.csv', 9), /g\.csv:9: unknown label "DoS": a merged label/);
+  assert.throws(() => l.resolve('BruteForce', 'trafficlabelling', 'g.csv', 9), /merged label/);
+  const seen: string[] = [];
+  const a = createLabels({ cfg, allowNewLabels: true, onNewLabel: (x) => seen.push(x) });
+  const out = a.apply(batch(3, {}, { label: ['Gremlins', 'BENIGN', 'Gremlins'] }));
+  assert.deepEqual(Array.from(out.label!), [15, 0, 15]);
+  assert.equal(a.vocab[15], 'Gremlins');
+  assert.deepEqual(seen, ['Gremlins']);
+});
+
+test('labels: attempted attacks follow the policy (benign by default, attack, drop) and are counted', () => {
+  const rows = ['DoS Hulk - Attempted', 'DoS Hulk', 'Web Attack - Brute Force - Attempted'];
+  const def = createLabels({ cfg });
+  assert.deepEqual(Array.from(def.apply(batch(3, {}, { label: rows })).label!).map((i) => def.vocab[i]), ['BENIGN', 'DoSHulk', 'BENIGN']);
+  const att = createLabels({ cfg, attempted: 'attack' });
+  assert.deepEqual(Array.from(att.apply(batch(3, {}, { label: rows })).label!).map((i) => att.vocab[i]), ['DoSHulk', 'DoSHulk', 'BruteForce']);
+  const drop = createLabels({ cfg, attempted: 'drop' });
+  const out = drop.apply(batch(3, {}, { label: rows }));
+  assert.equal(out.n, 1);
+  assert.equal(out.line[0], 3);
+  assert.equal(drop.counts.dropped_attempted, 2);
+});
+
+test('labels: an empty label cell is quarantined with its line', () => {
+  const rej: RejectRecord[] = [];
+  const l = createLabels({ cfg, onReject: (r) => rej.push(r) });
+  const out = l.apply(batch(2, { x: [1, 2] }, { label: [undefined, 'BENIGN'] }));
+  assert.equal(out.n, 1);
+  assert.deepEqual([rej[0].line, rej[0].reason], [2, 'missing_label']);
+});
+
+test('sanitize: NaN/empty/text -> 0 counted per column; ±Inf kept for scale; overflow counts as Inf; policies', () => {
+  const b = batch(4, { a: [NaN, 1, NaN, 4e38], c: [Infinity, -Infinity, 2, NaN] });
+  b.issues.push({ row: 0, col: 'a', kind: 'nan', raw: 'NaN' }, { row: 2, col: 'a', kind: 'text', raw: 'abc' }, { row: 3, col: 'c', kind: 'empty', raw: '' });
+  const s = createSanitize({ cfg });
+  const out = s.apply(b);
+  assert.deepEqual(Array.from(out.num.get('a')!), [0, 1, 0, Infinity]);
+  assert.deepEqual(Array.from(out.num.get('c')!), [Infinity, -Infinity, 2, 0]);
+  assert.deepEqual(s.counts.replaced, { 'a.nan': 1, 'a.text': 1, 'c.empty': 1 });
+  assert.deepEqual(s.counts.kept_for_scale, { 'a.posinf': 1, 'c.posinf': 1, 'c.neginf': 1 });
+  assert.deepEqual(s.examples['a/text'], [{ file: 'f.csv', line: 4, raw: 'abc' }]);
+  const rej: RejectRecord[] = [];
+  const q = createSanitize({ cfg, policy: { posinf: 'quarantine', text: 'drop' }, onReject: (r) => rej.push(r) });
+  const b2 = batch(3, { a: [Infinity, 1, NaN] });
+  b2.issues.push({ row: 2, col: 'a', kind: 'text', raw: 'x' });
+  const o2 = q.apply(b2);
+  assert.equal(o2.n, 1);
+  assert.deepEqual(rej.map((r) => [r.line, r.reason]), [[2, 'posinf_value']]);
+  assert.equal(q.counts.dropped_rows, 1);
+  assert.equal(q.counts.quarantined_rows, 1);
+});
+
+test('filter: keeps the seed columns, fills a missing twin from its source, zero-fills with a count', () => {
+  const f = createFilter({ cfg });
+  assert.equal(f.columns.length, 38);
+  assert.ok(!f.columns.includes('flow_iat_mean') && f.columns.includes('fwd_header_length.1'));
+  const b = batch(2, { fwd_header_length: [40, 60], flow_duration: [1, 2] }, { label: ['BENIGN', 'BENIGN'] });
+  const out = f.apply(b);
+  assert.deepEqual(Array.from(out.num.get('fwd_header_length.1')!), [40, 60]);
+  assert.deepEqual(Array.from(out.num.get('act_data_pkt_fwd')!), [0, 0]);
+  assert.equal((f.counts.filled_missing_column as Record<string, number>).act_data_pkt_fwd, 2);
+  const noid = createFilter({ cfg, dropIdentifiers: true });
+  for (const c of cfg.identifier_columns) assert.ok(!noid.columns.includes(c), c);
+});
+
+test('split: deterministic, stratified first rows, duplicates stay together or are dropped', () => {
+  const n = 3000;
+  const label = new Int32Array(n).map((_, i) => (i < 3 ? 1 : i % 7 === 0 ? 2 : 0));
+  const F = 3;
+  const x = new Float32Array(n * F).map((_, k) => Math.floor(k / F) % 1000); // rows repeat every 1000
+  const s1 = createSplit({ ratios: cfg.split });
+  const r1 = s1.assign(x, F, n, label);
+  const s2 = createSplit({ ratios: cfg.split });
+  const r2 = s2.assign(x, F, n, label);
+  assert.deepEqual(r1.split, r2.split);
+  assert.deepEqual(Array.from(r1.split.subarray(0, 3)), [0, 1, 2]); // class 1 has 3 rows: one per split
+  const share = [0, 0, 0];
+  r1.split.forEach((s) => share[s]++);
+  assert.ok(Math.abs(share[0] / n - 0.7) < 0.05 && Math.abs(share[1] / n - 0.15) < 0.04, share.join());
+  // duplicates (same features and label) share a split, except the forced first rows
+  for (let i = 1003; i < n; i++) if (label[i] === label[i - 1000] && i - 1000 >= 30) assert.equal(r1.split[i], r1.split[i - 1000]);
+  const d = createSplit({ ratios: cfg.split, dedupe: true });
+  const rd = d.assign(x, F, n, label);
+  const kept = rd.keep!.reduce((a, v) => a + v, 0);
+  assert.equal(kept + (d.counts.deduplicated as number), n);
+  assert.ok(kept <= 2000 && kept >= 1000, String(kept));
+  const noVal = createSplit({ ratios: { train: 80, val: 0, test: 20 } });
+  const rv = noVal.assign(x, F, 10, label.subarray(0, 10));
+  assert.ok(!rv.split.includes(1));
+});
+
+test('scale: min-max on train, constant feature defined, log1p, ±Inf to train max/min, clipping counted', () => {
+  const features = ['a', 'b', 'c'];
+  const sc = fitScaler(features, [0, 5, 0], [10, 5, 1000], { log1p: ['c'], clip: true, posinf: ['train_max', 'train_max', 'train_max'], neginf: ['train_min', 'train_min', 'train_min'] });
+  const x = new Float32Array([0, 5, 0, 10, 5, 1000, 5, 5, Infinity, 20, 7, -Infinity, -3, 4, 999]);
+  const counts = { clipped: {} as Record<string, number>, inf: {} as Record<string, number> };
+  applyScaler(x, 3, sc, counts, features);
+  const r = Array.from(x).map((v) => Math.round(v * 1e6) / 1e6);
+  assert.deepEqual(r.slice(0, 6), [0, 0, 0, 1, 0, 1]);
+  assert.equal(r[6], 0.5);
+  assert.equal(r[8], 1); // +Inf -> train max -> 1
+  assert.equal(r[9], 1); // 20 > train max 10: clipped
+  assert.equal(r[10], 1); // constant feature b: above its value
+  assert.equal(r[11], 0); // -Inf -> train min
+  assert.equal(r[12], 0); // -3 clipped
+  assert.equal(r[13], 0);
+  assert.ok(Math.abs(r[14] - Math.log1p(999) / Math.log1p(1000)) < 1e-6);
+  assert.deepEqual(counts.clipped, { a: 2, b: 2 });
+  assert.deepEqual(counts.inf, { c: 2 });
+  assert.ok(x.every((v) => v >= 0 && v <= 1));
+});

@@ -8,7 +8,7 @@ import { createLogger, type Logger } from './log.js';
 import { loadConfig, packageVersion, type SanitizePolicy } from './config.js';
 import { prep } from './prep.js';
 import { runParse, runShard, runStage } from './stagecli.js';
-import { scaleDir } from '../stages/scale.js';
+import { scaleDir, startScaleWorkers } from '../stages/scale.js';
 import { accountingOf } from './prep.js';
 import { inspectText } from './inspect.js';
 import { readManifest, PASS1 } from './manifest.js';
@@ -107,6 +107,7 @@ export async function main(argv = hideBin(process.argv)): Promise<void> {
           .option('clip', { type: 'boolean', default: true, describe: 'clip val/test values outside the train range to [0,1] (--no-clip keeps them)' })
           .option('delimiter', { type: 'string', default: ',' })
           .option('progress', { type: 'boolean', describe: 'progress line (default: on when stderr is a TTY)' })
+          .option('workers', { type: 'number', describe: 'parse threads beside the main one (default 1; 0 = single-threaded; each adds speed and ~40 MB)' })
           .example('$0 prep --out data/shards data/MachineLearningCVE/*.csv', '')
           .example('$0 prep --out data/noid --drop-identifiers --dedupe data/csv/', ''),
       (a) =>
@@ -128,6 +129,7 @@ export async function main(argv = hideBin(process.argv)): Promise<void> {
             delimiter: a.delimiter as string,
             logger: log,
             progress: a.progress as boolean | undefined,
+            workers: a.workers as number | undefined,
           });
           if (!(a as unknown as Common).quiet) process.stderr.write(inspectText(a.out as string));
         }),
@@ -173,7 +175,13 @@ export async function main(argv = hideBin(process.argv)): Promise<void> {
         run(a as unknown as Common, async (log) => {
           const dir = a.dir as string;
           if (!fs.existsSync(path.join(dir, PASS1)) && !fs.existsSync(dir)) throw new UserError(`${dir}: no such folder`);
-          const m = await scaleDir({ dir, extra: (p, _s, counts) => accountingOf(p, counts) });
+          const pool = startScaleWorkers(1);
+          let m;
+          try {
+            m = await scaleDir({ dir, pool, extra: (p, _s, counts) => accountingOf(p, counts) });
+          } finally {
+            await Promise.all(pool.map((w) => w.terminate()));
+          }
           log.info({ dir, ...m.accounting }, 'scaled; manifest written');
           if (m.accounting.unaccounted !== 0) log.warn({ accounting: m.accounting }, 'row accounting does not add up (were rows removed between stages?)');
         }),

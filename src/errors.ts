@@ -9,3 +9,8 @@ export class UserError extends Error {
 export function formatUserError(e: UserError): string {
   return `flowtensor: ${e.message}${e.hint ? `\n  hint: ${e.hint}` : ''}`;
 }
+
+/** Node flags for worker threads: the parent's, less those that only make sense for a main script. */
+export function workerExecArgv(): string[] {
+  return process.execArgv.filter((a) => !a.startsWith('--input-type') && a !== '-e' && a !== '--eval');
+}

@@ -21,7 +21,7 @@ import { loadConfig, packageVersion, type DatasetConfig, type SanitizePolicy } f
 import { expandInputs } from './inputs.js';
 import { PASS1, writeJsonAtomic, type Manifest, type Pass1 } from './manifest.js';
 import { Progress, silentLogger, type Logger } from './log.js';
-import { UserError } from './errors.js';
+import { UserError, workerExecArgv } from './errors.js';
 
 export interface PrepOptions {
   out: string;
@@ -42,7 +42,7 @@ export interface PrepOptions {
   delimiter?: string;
   logger?: Logger;
   progress?: boolean;
-  /** Parser threads: 0 parses in the main thread; default 0 for one small file, else up to 4 (1 with allowNewLabels). */
+  /** Parser threads: 0 parses in the main thread; default 0 under 16 MiB of input, else 1 (at most 1 with allowNewLabels). */
   workers?: number;
   /** Byte size of the line-aligned ranges workers parse (default 8 MiB). */
   chunkBytes?: number;
@@ -78,15 +78,14 @@ type WorkerMsg =
  * Tasks are dealt round-robin to W workers; the main thread consumes them strictly in task order,
  * so the output is byte-identical to the in-process path whatever the timing.
  */
-async function runWorkers(W: number, tasks: Task[], base: Omit<WorkerInput, 'tasks'>, hooks: WorkerHooks): Promise<WorkerResult[]> {
+async function runWorkers(W: number, tasks: Task[], base: Omit<WorkerInput, 'tasks'>, hooks: WorkerHooks, workers: Worker[]): Promise<WorkerResult[]> {
   const url = new URL('./prepworker.js', import.meta.url);
   W = Math.min(W, tasks.length);
   const queues: WorkerMsg[][] = [];
   const waiters: ((() => void) | null)[] = [];
-  const workers: Worker[] = [];
   for (let w = 0; w < W; w++) {
     const mine = tasks.filter((t) => t.index % W === w);
-    const wk = new Worker(url, { workerData: { ...base, tasks: mine } satisfies WorkerInput });
+    const wk = new Worker(url, { workerData: { ...base, tasks: mine } satisfies WorkerInput, execArgv: workerExecArgv(), resourceLimits: WORKER_LIMITS });
     queues.push([]);
     waiters.push(null);
     const push = (m: WorkerMsg) => {
@@ -137,8 +136,10 @@ async function runWorkers(W: number, tasks: Task[], base: Omit<WorkerInput, 'tas
       }
     }
     return results;
-  } finally {
+  } catch (e) {
     await Promise.all(workers.map((wk) => wk.terminate()));
+    workers.length = 0;
+    throw e;
   }
 }
 
@@ -160,6 +161,9 @@ export function featureSpec(cfg: DatasetConfig, columns: string[]): FeatureSpec 
 }
 
 const REJECT_LOG_LIMIT = 20;
+
+/** Worker heaps: small young generation (batches die young) keeps RSS flat; measured in docs/BENCHMARKS.md. */
+const WORKER_LIMITS = { maxYoungGenerationSizeMb: Number(process.env.FT_YOUNG ?? 8), maxOldGenerationSizeMb: 256 };
 
 export async function prep(opts: PrepOptions): Promise<Manifest> {
   const log = opts.logger ?? silentLogger;
@@ -199,8 +203,12 @@ export async function prep(opts: PrepOptions): Promise<Manifest> {
 
   // new labels must get the same index everywhere: one worker then reads every file in order
   const maxWorkers = opts.allowNewLabels ? 1 : Math.max(1, Math.min(os.availableParallelism(), 4));
-  const W = opts.workers ?? (totalBytes > 16 << 20 ? maxWorkers : 0);
+  // One parse thread beside the main thread is the default: on the 2-core reference machine it meets
+  // both the speed and the memory target; more threads are faster but each isolate costs ~40 MB
+  // (docs/BENCHMARKS.md has the figures).
+  const W = Math.min(opts.workers ?? (totalBytes > 16 << 20 ? 1 : 0), maxWorkers);
   const tasks = planTasks(files, W > 1 ? (opts.chunkBytes ?? 8 << 20) : Infinity);
+  const pool: Worker[] = []; // parse workers, reused for pass 2
   const parseTotals: Counts = {};
   let stageTotals: Record<string, Counts> = {};
   let vocab = front.labels.vocab;
@@ -262,13 +270,13 @@ export async function prep(opts: PrepOptions): Promise<Manifest> {
       mergeExamples(front.examples());
     } else {
       log.info({ workers: W, tasks: tasks.length }, 'parsing in worker threads');
-      const res = await runWorkers(W, tasks, { config: opts.config ?? 'cicids2017', front: frontOpts, parse: parseSettings(opts), features: spec.features, credits: 8 }, {
+      const res = await runWorkers(Math.min(W, tasks.length), tasks, { config: opts.config ?? 'cicids2017', front: frontOpts, parse: parseSettings(opts), features: spec.features, credits: 8 }, {
         consume,
         taskDone,
         onHeader: (t, h) => onHeader(t.fileIndex, h),
         onReject: (t, r) => onReject({ ...r, line: r.line + lineOffset(t) }),
         onNewLabel: (t, label, file, line) => onNewLabel(label, file, line + lineOffset(t)),
-      });
+      }, pool);
       for (const r of res) for (const [k, v] of Object.entries(r.counts)) stageTotals[k] = addCounts(stageTotals[k] ?? {}, v);
       if (opts.allowNewLabels && res.length) vocab = res[0].vocab;
     }
@@ -276,6 +284,8 @@ export async function prep(opts: PrepOptions): Promise<Manifest> {
     if (rejectsFd >= 0) fs.closeSync(rejectsFd);
     fs.rmSync(rejectsTmp, { force: true });
     progress.done();
+    writer.abort();
+    await Promise.all(pool.map((wk) => wk.terminate()));
     throw e;
   }
   progress.done();
@@ -321,12 +331,17 @@ export async function prep(opts: PrepOptions): Promise<Manifest> {
   log.info({ rows: rowsDone, seconds: (t1 - t0) / 1000 }, 'pass 1 done: unscaled shards written');
 
   const progress2 = new Progress('prep pass 2 (scale)', 0, opts.progress);
-  const manifest = await scaleDir({
-    workers: W,
+  let manifest: Manifest;
+  try {
+    manifest = await scaleDir({
+    pool,
     dir: opts.out,
     onShard: (_f, done) => progress2.update(done),
     extra: (p, _scaler, counts) => accountingOf(p, counts),
   });
+  } finally {
+    await Promise.all(pool.map((wk) => wk.terminate()));
+  }
   progress2.done();
   const acc = manifest.accounting;
   if (acc.unaccounted !== 0) log.error({ accounting: acc }, 'row accounting does not add up');

@@ -1,6 +1,7 @@
 // Worker thread of `prep`: parses its share of the tasks (files or line-aligned byte ranges of them)
 // through the front stages and streams packed batches to the main thread, which splits and shards
 // them in task order. Flow control: a worker holds at most `credits` unacknowledged batches.
+// Afterwards it stays up for pass 2 and rewrites the shards it is sent ('scale' messages).
 import { parentPort, workerData } from 'node:worker_threads';
 import { loadConfig } from './config.js';
 import { createFront, type FrontOptions } from './front.js';
@@ -8,6 +9,8 @@ import { processTask, type ParseSettings } from './prepfile.js';
 import type { Task } from './chunks.js';
 import { UserError } from './errors.js';
 import type { Example } from '../stages/sanitize.js';
+import { scaleShard, type ShardJob } from '../stages/scale.js';
+import type { ScalerStats } from './manifest.js';
 
 export interface WorkerInput {
   tasks: Task[];
@@ -18,11 +21,21 @@ export interface WorkerInput {
   credits: number;
 }
 
-const input = workerData as WorkerInput;
+const input = (workerData ?? { tasks: [] }) as WorkerInput;
 const port = parentPort!;
 let credits = input.credits;
 let wake: (() => void) | null = null;
-port.on('message', (m: { type: string }) => {
+port.on('message', (m: { type: string; id?: number; job?: ShardJob; scaler?: ScalerStats; features?: string[] }) => {
+  if (m.type === 'scale') {
+    // pass 2: the same threads rewrite shards scaled, so no new isolates are started
+    try {
+      port.postMessage({ type: 'scaled', id: m.id, r: scaleShard(m.job!, m.scaler!, m.features!) });
+    } catch (e) {
+      const err = e as Error;
+      port.postMessage({ type: 'error', index: -1, user: err instanceof UserError, message: err.message, hint: (err as UserError).hint, stack: err.stack });
+    }
+    return;
+  }
   if (m.type === 'credit') {
     credits++;
     if (wake) {
@@ -43,6 +56,7 @@ function drain(ex: Record<string, Example[]>): Record<string, Example[]> {
 }
 
 async function main(): Promise<void> {
+  if (input.tasks.length === 0) return; // a scale-only worker
   const cfg = loadConfig(input.config);
   let current = -1;
   const front = createFront({

@@ -5,12 +5,13 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import crypto from 'node:crypto';
+import { Worker } from 'node:worker_threads';
 import os from 'node:os';
 import { SPLITS, type SplitName } from '../src/batch.js';
-import { readSafetensors, encodeSafetensors } from '../src/safetensors.js';
+import { decodeSafetensors, encodeSafetensors } from '../src/safetensors.js';
 import { writeFileAtomic } from '../src/atomic.js';
 import { FORMAT, FORMAT_VERSION, MANIFEST, PASS1, safeJoin, writeJsonAtomic, type Manifest, type Pass1, type ScalerStats } from '../src/manifest.js';
-import { UserError } from '../src/errors.js';
+import { UserError, workerExecArgv } from '../src/errors.js';
 
 export const slog1p = (x: number) => (x < 0 ? -Math.log1p(-x) : Math.log1p(x));
 
@@ -95,8 +96,8 @@ export function applyScaler(x: Float32Array, F: number, sc: ScalerStats, counts?
 export interface ScaleOptions {
   dir: string;
   onShard?: (file: string, done: number, total: number) => void;
-  /** Threads for rewriting shards (0: this thread). */
-  workers?: number;
+  /** Worker threads to rewrite shards on (prep passes its parse workers); this thread helps while fewer than the cores. */
+  pool?: Worker[];
   /** Extra fields merged into the manifest (accounting and quality computed by the caller). */
   extra?: (p: Pass1, scaler: ScalerStats, counts: ScaleCounts) => Pick<Manifest, 'accounting' | 'quality'>;
 }
@@ -119,16 +120,17 @@ export interface ShardJobResult {
 /** Scale one shard file in place (atomically); a shard already marked scaled is only checksummed. */
 export function scaleShard(job: ShardJob, scaler: ScalerStats, features: string[]): ShardJobResult {
   const F = features.length;
-  const st = readSafetensors(job.full);
+  const buf = fs.readFileSync(job.full);
+  const st = decodeSafetensors(buf, job.full);
   const scaledAlready = st.metadata.scaled === 'true';
-  const x = new Float32Array(st.get('features') as Float32Array); // own copy
+  const x = st.get('features') as Float32Array; // a view into buf when aligned: scaled in place
   const y = st.get('labels') as Int32Array;
   if (x.length !== job.rows * F || y.length !== job.rows) throw new UserError(`${job.full}: ${y.length} rows, pass1.json says ${job.rows}`);
   const clipped: Record<string, number> = {};
   const inf: Record<string, number> = {};
   if (!scaledAlready) applyScaler(x, F, scaler, { clipped, inf }, features);
   const parts = encodeSafetensors(
-    { features: { dtype: 'F32', shape: [job.rows, F], data: x }, labels: { dtype: 'I32', shape: [job.rows], data: new Int32Array(y) } },
+    { features: { dtype: 'F32', shape: [job.rows, F], data: x }, labels: { dtype: 'I32', shape: [job.rows], data: y } },
     { format: 'flowtensor', split: job.split, shard: String(Number(job.file.match(/(\d+)\.safetensors$/)?.[1] ?? 0)), scaled: 'true' },
   );
   if (!scaledAlready) writeFileAtomic(job.full, parts);
@@ -141,45 +143,77 @@ export function scaleShard(job: ShardJob, scaler: ScalerStats, features: string[
   return { file: job.file, bytes, sha256: h.digest('hex'), clipped, inf };
 }
 
-/** Run shard jobs on up to W worker threads (W = 0: in this thread). Results in job order. */
-export async function runShardJobs(jobs: ShardJob[], scaler: ScalerStats, features: string[], W: number, onDone?: (r: ShardJobResult, done: number) => void): Promise<ShardJobResult[]> {
+/**
+ * Run shard jobs on the given worker threads (src/prepworker.js, which answer 'scale' messages) and,
+ * when useMain, on this thread too. Results come back in job order.
+ */
+export async function runShardJobs(jobs: ShardJob[], scaler: ScalerStats, features: string[], pool: Worker[], useMain: boolean, onDone?: (r: ShardJobResult, done: number) => void): Promise<ShardJobResult[]> {
   const results: ShardJobResult[] = new Array(jobs.length);
+  let next = 0;
   let done = 0;
-  if (W <= 0 || jobs.length < 2) {
-    jobs.forEach((j, k) => {
-      results[k] = scaleShard(j, scaler, features);
-      onDone?.(results[k], ++done);
-    });
-    return results;
-  }
-  const { Worker } = await import('node:worker_threads');
-  const url = new URL('../src/scaleworker.js', import.meta.url);
-  W = Math.min(W, jobs.length);
-  await Promise.all(
-    Array.from({ length: W }, (_, w) =>
-      new Promise<void>((resolve, reject) => {
-        const mine = jobs.map((j, k) => ({ j, k })).filter((e) => e.k % W === w);
-        const wk = new Worker(url, { workerData: { jobs: mine.map((e) => e.j), scaler, features } });
-        let got = 0;
-        wk.on('message', (m: { ok: boolean; r?: ShardJobResult; message?: string; user?: boolean; hint?: string }) => {
-          if (!m.ok) {
-            reject(m.user ? new UserError(m.message!, m.hint) : new Error(m.message));
-            void wk.terminate();
-            return;
+  if (pool.length === 0) useMain = true;
+  return new Promise((resolve, reject) => {
+    let failed = false;
+    const detach = () => {
+      for (const w of pool) for (const ev of ['message', 'error', 'exit']) w.removeAllListeners(ev);
+    };
+    const finish = () => {
+      if (!failed && done === jobs.length) {
+        failed = true; // settled
+        detach();
+        resolve(results);
+      }
+    };
+    const fail = (e: Error) => {
+      if (failed) return;
+      failed = true;
+      detach();
+      reject(e);
+    };
+    const give = (w: Worker) => {
+      if (failed || next >= jobs.length) return;
+      const id = next++;
+      w.postMessage({ type: 'scale', id, job: jobs[id], scaler, features });
+    };
+    for (const w of pool) {
+      for (const ev of ['message', 'error', 'exit']) w.removeAllListeners(ev);
+      w.on('message', (m: { type: string; id: number; r: ShardJobResult; user?: boolean; message?: string; hint?: string }) => {
+        if (m.type === 'error') return fail(m.user ? new UserError(m.message!, m.hint) : new Error(m.message));
+        if (m.type !== 'scaled') return;
+        results[m.id] = m.r;
+        onDone?.(m.r, ++done);
+        give(w);
+        finish();
+      });
+      w.on('error', (e) => fail(e));
+      w.on('exit', (code) => fail(new Error(`scale worker exited with code ${code}`)));
+      give(w);
+    }
+    if (useMain) {
+      const step = () => {
+        if (failed) return;
+        if (next < jobs.length) {
+          const id = next++;
+          try {
+            results[id] = scaleShard(jobs[id], scaler, features);
+          } catch (e) {
+            return fail(e as Error);
           }
-          const k = mine[got++].k;
-          results[k] = m.r!;
-          onDone?.(m.r!, ++done);
-          if (got === mine.length) void wk.terminate().then(() => resolve());
-        });
-        wk.on('error', reject);
-        wk.on('exit', (code) => {
-          if (got < mine.length) reject(new Error(`scale worker exited with code ${code}`));
-        });
-      }),
-    ),
-  );
-  return results;
+          onDone?.(results[id], ++done);
+          setImmediate(step);
+        }
+        finish();
+      };
+      setImmediate(step);
+    }
+    finish();
+  });
+}
+
+/** Start n scale-capable worker threads (for `flowtensor scale` on its own). */
+export function startScaleWorkers(n: number): Worker[] {
+  const url = new URL('../src/prepworker.js', import.meta.url);
+  return Array.from({ length: n }, () => new Worker(url, { workerData: { tasks: [] }, execArgv: workerExecArgv() }));
 }
 
 export async function scaleDir(opts: ScaleOptions): Promise<Manifest> {
@@ -195,8 +229,9 @@ export async function scaleDir(opts: ScaleOptions): Promise<Manifest> {
   const counts: ScaleCounts = { clipped: { train: {}, val: {}, test: {} }, inf_replaced: {} };
   const jobs: ShardJob[] = [];
   for (const split of SPLITS) for (const sh of p1.splits[split].shards) jobs.push({ full: safeJoin(dir, sh.file, PASS1), file: sh.file, split, rows: sh.rows });
-  const W = opts.workers ?? Math.min(os.availableParallelism(), 4);
-  const results = await runShardJobs(jobs, scaler, p1.features, jobs.length > 2 ? W : 0, (r, done) => opts.onShard?.(r.file, done, jobs.length));
+  const pool = opts.pool ?? [];
+  const useMain = pool.length < os.availableParallelism();
+  const results = await runShardJobs(jobs, scaler, p1.features, pool, useMain, (r, done) => opts.onShard?.(r.file, done, jobs.length));
   results.forEach((r, k) => {
     const sh = p1.splits[jobs[k].split].shards.find((s) => s.file === r.file)!;
     sh.bytes = r.bytes;

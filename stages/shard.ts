@@ -5,8 +5,7 @@ import path from 'node:path';
 import { Writable } from 'node:stream';
 import { SPLITS, type Batch, type SplitName } from '../src/batch.js';
 import { toRowMajor } from './split.js';
-import { writeSafetensors } from '../src/safetensors.js';
-import { isTempName } from '../src/atomic.js';
+import { isTempName, tempName } from '../src/atomic.js';
 import { MANIFEST, PASS1, type ShardInfo, type SplitInfo } from '../src/manifest.js';
 
 export interface ShardOptions {
@@ -18,12 +17,20 @@ export interface ShardOptions {
 }
 
 interface Open {
-  features: Float32Array;
+  /** Rows waiting to be written: a block of BLOCK_ROWS rows. */
+  block: Float32Array;
+  bn: number;
   labels: Int32Array;
   n: number;
   index: number;
   classCounts: Map<number, number>;
+  fd: number;
+  tmp: string;
 }
+
+const BLOCK_ROWS = 2048;
+/** Pass-1 shards reserve this many bytes for the 8-byte length and the (space-padded) JSON header. */
+const HEADER_RESERVE = 1024;
 
 export const shardName = (split: SplitName, index: number) => `${split}/shard-${String(index).padStart(5, '0')}.safetensors`;
 
@@ -59,7 +66,29 @@ export class ShardWriter {
   }
 
   private fresh(index: number): Open {
-    return { features: new Float32Array(this.shardRows * this.F), labels: new Int32Array(this.shardRows), n: 0, index, classCounts: new Map() };
+    return { block: new Float32Array(BLOCK_ROWS * this.F), bn: 0, labels: new Int32Array(this.shardRows), n: 0, index, classCounts: new Map(), fd: -1, tmp: '' };
+  }
+
+  /** Write the pending block of split s at its place in the shard's temp file. */
+  private spill(s: number): void {
+    const o = this.open[s];
+    if (o.bn === 0) return;
+    if (o.fd < 0) {
+      o.tmp = tempName(path.join(this.opts.dir, shardName(SPLITS[s], o.index)));
+      o.fd = fs.openSync(o.tmp, 'w');
+    }
+    const bytes = new Uint8Array(o.block.buffer, 0, o.bn * this.F * 4);
+    writeAll(o.fd, bytes, HEADER_RESERVE + (o.n - o.bn) * this.F * 4);
+    o.bn = 0;
+  }
+
+  /** Close every open temp file and remove it (after an error). */
+  abort(): void {
+    for (const o of this.open) {
+      if (o.fd >= 0) fs.closeSync(o.fd);
+      if (o.tmp) fs.rmSync(o.tmp, { force: true });
+      o.fd = -1;
+    }
   }
 
   /** Add a batch that carries split and labels (the stage-command path). */
@@ -82,8 +111,7 @@ export class ShardWriter {
         o = this.open[s];
       }
       const src = i * F;
-      const base = o.n * F;
-      o.features.set(x.subarray(src, src + F), base);
+      o.block.set(x.subarray(src, src + F), o.bn * F);
       if (s === 0) {
         for (let f = 0; f < F; f++) {
           const v = x[src + f];
@@ -97,6 +125,7 @@ export class ShardWriter {
       o.labels[o.n] = lab;
       o.classCounts.set(lab, (o.classCounts.get(lab) ?? 0) + 1);
       o.n++;
+      if (++o.bn === BLOCK_ROWS) this.spill(s);
     }
   }
 
@@ -105,15 +134,23 @@ export class ShardWriter {
     if (o.n === 0) return;
     const split = SPLITS[s];
     const file = shardName(split, o.index);
-    writeSafetensors(
-      path.join(this.opts.dir, file),
-      {
-        features: { dtype: 'F32', shape: [o.n, this.F], data: o.features.subarray(0, o.n * this.F) },
-        labels: { dtype: 'I32', shape: [o.n], data: o.labels.subarray(0, o.n) },
-      },
-      { format: 'flowtensor', split, shard: String(o.index), scaled: 'false' },
-      false, // pass 2 rewrites (and fsyncs) every shard; an unscaled shard never outlives a crash unnoticed
-    );
+    this.spill(s);
+    // labels after the features, then the header into the reserved space (padded with spaces)
+    const fBytes = o.n * this.F * 4;
+    writeAll(o.fd, new Uint8Array(o.labels.buffer, 0, o.n * 4), HEADER_RESERVE + fBytes);
+    const header = JSON.stringify({
+      __metadata__: { format: 'flowtensor', split, shard: String(o.index), scaled: 'false' },
+      features: { dtype: 'F32', shape: [o.n, this.F], data_offsets: [0, fBytes] },
+      labels: { dtype: 'I32', shape: [o.n], data_offsets: [fBytes, fBytes + o.n * 4] },
+    });
+    const head = Buffer.alloc(HEADER_RESERVE, 0x20);
+    head.writeBigUInt64LE(BigInt(HEADER_RESERVE - 8), 0);
+    head.write(header, 8, 'utf8');
+    writeAll(o.fd, head, 0);
+    // no fsync: pass 2 rewrites (and fsyncs) every shard; an unscaled shard never outlives a crash unnoticed
+    fs.closeSync(o.fd);
+    o.fd = -1;
+    fs.renameSync(o.tmp, path.join(this.opts.dir, file));
     const cc: Record<string, number> = {};
     for (const [k, v] of [...o.classCounts].sort((a, b) => a[0] - b[0])) cc[this.opts.labels[k] ?? String(k)] = v;
     const info: ShardInfo = { file, rows: o.n, class_counts: cc };
@@ -123,6 +160,8 @@ export class ShardWriter {
     for (const [k, v] of Object.entries(cc)) sp.class_counts[k] = (sp.class_counts[k] ?? 0) + v;
     this.opts.onShard?.(info);
     o.n = 0;
+    o.bn = 0;
+    o.tmp = '';
     o.index++;
     o.classCounts = new Map();
   }
@@ -151,4 +190,9 @@ export function shardSink(w: ShardWriter): Writable {
       }
     },
   });
+}
+
+function writeAll(fd: number, bytes: Uint8Array, position: number): void {
+  let off = 0;
+  while (off < bytes.byteLength) off += fs.writeSync(fd, bytes, off, bytes.byteLength - off, position + off);
 }

@@ -1,0 +1,83 @@
+// `npm run bench`: prints one JSON line per measurement. Inputs come from `synth` (cached in .bench/).
+// Usage: node dist/bench/bench.js [prep|parsers|train|predict ...] [--rows 500000,2830743]
+import fs from 'node:fs';
+import path from 'node:path';
+import os from 'node:os';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { synthToFile } from '../src/synth.js';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const CACHE = path.join(ROOT, '.bench');
+const args = process.argv.slice(2);
+const rowsArg = args.indexOf('--rows');
+const sizes = rowsArg >= 0 ? args[rowsArg + 1].split(',').map(Number) : [500_000, 2_830_743];
+const which = args.filter((a, i) => !a.startsWith('--') && (rowsArg < 0 || i !== rowsArg + 1));
+const want = (name: string) => which.length === 0 || which.includes(name);
+
+function emit(o: Record<string, unknown>): void {
+  process.stdout.write(JSON.stringify({ ...o, node: process.version, cpus: os.cpus().length, cpu: os.cpus()[0]?.model }) + '\n');
+}
+
+/** 8 synth files (like the 8 CICIDS2017 day files) holding `rows` rows together. */
+function inputs(rows: number): string[] {
+  fs.mkdirSync(CACHE, { recursive: true });
+  const files: string[] = [];
+  const per = Math.ceil(rows / 8);
+  for (let k = 0; k < 8; k++) {
+    const n = Math.min(per, rows - k * per);
+    const f = path.join(CACHE, `synth-${rows}-${k}.csv`);
+    if (!fs.existsSync(f)) synthToFile(f, { rows: n, seed: 100 + k, ipv6: k === 7 ? 0.05 : 0 });
+    files.push(f);
+  }
+  return files;
+}
+
+function child(script: string, argv: string[]): Record<string, unknown> {
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script, ...argv], { encoding: 'utf8', cwd: ROOT, maxBuffer: 1 << 26 });
+  if (r.status !== 0) throw new Error(`bench child failed: ${r.stderr}`);
+  return JSON.parse(r.stdout.trim().split('\n').pop()!);
+}
+
+if (want('prep')) {
+  for (const rows of sizes) {
+    const files = inputs(rows);
+    const bytes = files.reduce((a, f) => a + fs.statSync(f).size, 0);
+    const out = path.join(CACHE, `shards-${rows}`);
+    const script = `
+      import { prep } from ${JSON.stringify(path.join(ROOT, 'dist/src/prep.js'))};
+      const t = performance.now();
+      const m = await prep({ out: process.argv[1], inputs: process.argv.slice(2) });
+      const s = (performance.now() - t) / 1000;
+      console.log(JSON.stringify({ seconds: s, rows: m.accounting.data_rows, peak_rss_mb: Math.round(process.resourceUsage().maxRSS / 1024) }));`;
+    for (let rep = 0; rep < 2; rep++) {
+      const r = child(script, [out, ...files]);
+      emit({ bench: 'prep', rows: r.rows, files: files.length, input_mb: Math.round(bytes / 2 ** 20), seconds: +(r.seconds as number).toFixed(2), rows_per_s: Math.round((r.rows as number) / (r.seconds as number)), mb_per_s: Math.round(bytes / 2 ** 20 / (r.seconds as number)), peak_rss_mb: r.peak_rss_mb, target_rows_per_s: 250000, target_peak_rss_mb: 300, run: rep + 1 });
+    }
+  }
+}
+
+if (want('parsers')) {
+  // the choice of CSV parser: csv-parser (the design package) vs flowtensor's byte-level parser, same file, one thread
+  const file = inputs(500_000)[0];
+  const bytes = fs.statSync(file).size;
+  const csvParser = `
+    import fs from 'node:fs';
+    import csv from 'csv-parser';
+    const t = performance.now(); let n = 0;
+    await new Promise((res, rej) => fs.createReadStream(process.argv[1]).pipe(csv({ mapHeaders: ({ header, index }) => header.trim() + '#' + index })).on('data', (r) => { n++; if (Number(r['Flow Duration#7']) < -5) n--; }).on('end', res).on('error', rej));
+    console.log(JSON.stringify({ rows: n, seconds: (performance.now() - t) / 1000 }));`;
+  const ours = `
+    import fs from 'node:fs';
+    import { CsvBatchParser } from ${JSON.stringify(path.join(ROOT, 'dist/stages/parse.js'))};
+    import { loadConfig } from ${JSON.stringify(path.join(ROOT, 'dist/src/config.js'))};
+    const t = performance.now(); let n = 0;
+    const p = new CsvBatchParser({ file: 'x', cfg: loadConfig(), want: null });
+    for await (const c of fs.createReadStream(process.argv[1], { highWaterMark: 1 << 20 })) for (const b of p.push(c)) n += b.n;
+    for (const b of p.end()) n += b.n;
+    console.log(JSON.stringify({ rows: n, seconds: (performance.now() - t) / 1000 }));`;
+  for (const [name, script] of [['csv-parser (strings, all columns)', csvParser], ['flowtensor CsvBatchParser (all 85 columns parsed to numbers)', ours]]) {
+    const r = child(script, [file]);
+    emit({ bench: 'parser', parser: name, rows: r.rows, seconds: +(r.seconds as number).toFixed(2), rows_per_s: Math.round((r.rows as number) / (r.seconds as number)), mb_per_s: Math.round(bytes / 2 ** 20 / (r.seconds as number)) });
+  }
+}

@@ -108,6 +108,7 @@ export async function main(argv = hideBin(process.argv)): Promise<void> {
           .option('delimiter', { type: 'string', default: ',' })
           .option('progress', { type: 'boolean', describe: 'progress line (default: on when stderr is a TTY)' })
           .option('workers', { type: 'number', describe: 'parse threads beside the main one (default 1; 0 = single-threaded; each adds speed and ~40 MB)' })
+          .option('main-parses', { type: 'boolean', describe: 'the main thread parses a share of the input too (faster, more memory)' })
           .example('$0 prep --out data/shards data/MachineLearningCVE/*.csv', '')
           .example('$0 prep --out data/noid --drop-identifiers --dedupe data/csv/', ''),
       (a) =>
@@ -130,6 +131,7 @@ export async function main(argv = hideBin(process.argv)): Promise<void> {
             logger: log,
             progress: a.progress as boolean | undefined,
             workers: a.workers as number | undefined,
+            mainParses: a['main-parses'] as boolean | undefined,
           });
           if (!(a as unknown as Common).quiet) process.stderr.write(inspectText(a.out as string));
         }),

@@ -12,5 +12,5 @@ export function formatUserError(e: UserError): string {
 
 /** Node flags for worker threads: the parent's, less those that only make sense for a main script. */
 export function workerExecArgv(): string[] {
-  return process.execArgv.filter((a) => !a.startsWith('--input-type') && a !== '-e' && a !== '--eval');
+  return process.execArgv.filter((a) => !a.startsWith('--input-type') && a !== '-e' && a !== '--eval' && !/^--max-(semi|old)-space-size/.test(a));
 }

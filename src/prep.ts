@@ -44,6 +44,8 @@ export interface PrepOptions {
   progress?: boolean;
   /** Parser threads: 0 parses in the main thread; default 0 under 16 MiB of input, else 1 (at most 1 with allowNewLabels). */
   workers?: number;
+  /** The main thread parses a share of the chunks too: faster, ~70 MB more peak memory (docs/BENCHMARKS.md). */
+  mainParses?: boolean;
   /** Byte size of the line-aligned ranges workers parse (default 8 MiB). */
   chunkBytes?: number;
 }
@@ -78,13 +80,14 @@ type WorkerMsg =
  * Tasks are dealt round-robin to W workers; the main thread consumes them strictly in task order,
  * so the output is byte-identical to the in-process path whatever the timing.
  */
-async function runWorkers(W: number, tasks: Task[], base: Omit<WorkerInput, 'tasks'>, hooks: WorkerHooks, workers: Worker[]): Promise<WorkerResult[]> {
+async function runWorkers(W: number, tasks: Task[], base: Omit<WorkerInput, 'tasks'>, hooks: WorkerHooks, workers: Worker[], local?: (t: Task) => Promise<void>): Promise<WorkerResult[]> {
   const url = new URL('./prepworker.js', import.meta.url);
-  W = Math.min(W, tasks.length);
+  // with `local`, the main thread is one more participant: it parses every P-th task itself
+  const P = W + (local ? 1 : 0);
   const queues: WorkerMsg[][] = [];
   const waiters: ((() => void) | null)[] = [];
   for (let w = 0; w < W; w++) {
-    const mine = tasks.filter((t) => t.index % W === w);
+    const mine = tasks.filter((t) => t.index % P === w);
     const wk = new Worker(url, { workerData: { ...base, tasks: mine } satisfies WorkerInput, execArgv: workerExecArgv(), resourceLimits: WORKER_LIMITS });
     queues.push([]);
     waiters.push(null);
@@ -108,7 +111,11 @@ async function runWorkers(W: number, tasks: Task[], base: Omit<WorkerInput, 'tas
   const fail = (m: Extract<WorkerMsg, { type: 'error' }>) => (m.user ? new UserError(m.message, m.hint) : new Error(m.message + (m.stack ? `\n${m.stack}` : '')));
   try {
     for (const t of tasks) {
-      const w = t.index % W;
+      const w = t.index % P;
+      if (w === W) {
+        await local!(t);
+        continue;
+      }
       for (;;) {
         const m = await next(w);
         if (m.type === 'error') throw fail(m);
@@ -190,7 +197,10 @@ export async function prep(opts: PrepOptions): Promise<Manifest> {
   const onNewLabel = (label: string, file: string, line: number) => log.warn({ label, file, line }, 'new label added to the vocabulary');
   const onReplace = log.isLevelEnabled('debug') ? (file: string, line: number, col: string, kind: string, raw: string) => log.debug({ file, line, col, kind, raw }, 'value replaced') : undefined;
   // the main thread's own front: does the work when there are no workers, and names columns and policies
-  const front = createFront({ cfg, ...frontOpts, onReject, onNewLabel, onReplace });
+  // its callbacks go through these, so that a chunk it parses can shift line numbers
+  let mainReject = onReject;
+  let mainNewLabel = onNewLabel;
+  const front = createFront({ cfg, ...frontOpts, onReject: (r) => mainReject(r), onNewLabel: (l, f, n) => mainNewLabel(l, f, n), onReplace });
   const spec = featureSpec(cfg, front.filter.columns);
   const splitter = createSplit({ ratios: opts.ratios ?? cfg.split, dedupe: opts.dedupe, columns: spec.features });
   const writer = new ShardWriter({
@@ -207,7 +217,7 @@ export async function prep(opts: PrepOptions): Promise<Manifest> {
   // both the speed and the memory target; more threads are faster but each isolate costs ~40 MB
   // (docs/BENCHMARKS.md has the figures).
   const W = Math.min(opts.workers ?? (totalBytes > 16 << 20 ? 1 : 0), maxWorkers);
-  const tasks = planTasks(files, W > 1 ? (opts.chunkBytes ?? 8 << 20) : Infinity);
+  const tasks = planTasks(files, W > 0 ? (opts.chunkBytes ?? 8 << 20) : Infinity);
   const pool: Worker[] = []; // parse workers, reused for pass 2
   const parseTotals: Counts = {};
   let stageTotals: Record<string, Counts> = {};
@@ -269,15 +279,39 @@ export async function prep(opts: PrepOptions): Promise<Manifest> {
       stageTotals = front.counts();
       mergeExamples(front.examples());
     } else {
-      log.info({ workers: W, tasks: tasks.length }, 'parsing in worker threads');
+      // the main thread parses a share too unless new labels must be numbered by a single parser
+      const mainParses = !!opts.mainParses && !opts.allowNewLabels && tasks.length > 1;
+      log.info({ workers: W, main_thread_parses: mainParses, tasks: tasks.length }, 'parsing in worker threads');
+      const local = async (t: Task) => {
+        const off = lineOffset(t);
+        mainReject = (r) => onReject({ ...r, line: r.line + off });
+        mainNewLabel = (l, f, n) => onNewLabel(l, f, n + off);
+        const res = await processTask(t, front, spec.features, parseSettings(opts), cfg, {
+          header: (h) => {
+            if (t.chunk === 0) onHeader(t.fileIndex, h);
+          },
+          reject: mainReject,
+          batch: (p, bytesIn) => consume(t, p, bytesIn),
+        });
+        const ex = front.examples();
+        const mine: Record<string, Example[]> = {};
+        for (const k of Object.keys(ex)) {
+          mine[k] = ex[k];
+          delete ex[k];
+        }
+        taskDone(t, { ...res, examples: mine });
+        mainReject = onReject;
+        mainNewLabel = onNewLabel;
+      };
       const res = await runWorkers(Math.min(W, tasks.length), tasks, { config: opts.config ?? 'cicids2017', front: frontOpts, parse: parseSettings(opts), features: spec.features, credits: 8 }, {
         consume,
         taskDone,
         onHeader: (t, h) => onHeader(t.fileIndex, h),
         onReject: (t, r) => onReject({ ...r, line: r.line + lineOffset(t) }),
         onNewLabel: (t, label, file, line) => onNewLabel(label, file, line + lineOffset(t)),
-      }, pool);
+      }, pool, mainParses ? local : undefined);
       for (const r of res) for (const [k, v] of Object.entries(r.counts)) stageTotals[k] = addCounts(stageTotals[k] ?? {}, v);
+      if (mainParses) for (const [k, v] of Object.entries(front.counts())) stageTotals[k] = addCounts(stageTotals[k] ?? {}, v);
       if (opts.allowNewLabels && res.length) vocab = res[0].vocab;
     }
   } catch (e) {

@@ -57,6 +57,9 @@ test('identical bytes on rerun, whatever the file order, threads or chunking', a
   const o2 = path.join(d, 'o2');
   await prep({ out: o1, inputs: files, workers: 0, shardRows: 3000, dedupe: true });
   await prep({ out: o2, inputs: [...files].reverse(), workers: 2, chunkBytes: 200_000, shardRows: 3000, dedupe: true });
+  const o3 = path.join(d, 'o3');
+  await prep({ out: o3, inputs: files, workers: 1, mainParses: true, chunkBytes: 150_000, shardRows: 3000, dedupe: true });
+  for (const f of [...listShards(o3), 'manifest.json']) assert.ok(fs.readFileSync(path.join(o1, f)).equals(fs.readFileSync(path.join(o3, f))), `main-parses ${f}`);
   const s1 = listShards(o1);
   assert.deepEqual(s1, listShards(o2));
   assert.ok(s1.length >= 4);
@@ -204,5 +207,22 @@ test('real CICIDS2017 samples: every original-layout file prepares; derived merg
     assert.equal(r.status, 2);
     assert.match(r.stderr, /unknown label "DoS": a merged label from a derived data set/);
     assert.equal(r.stderr.trim().split('\n').length, 2);
+  }
+});
+
+test('line numbers stay true when a file is parsed in chunks by several threads', async () => {
+  const d = tmpdir();
+  const src = synthFile(d, 'src.csv', { rows: 6000, seed: 12, quirks: false });
+  const lines = fs.readFileSync(src, 'latin1').split('\n');
+  lines.splice(4500, 0, '1,2,3'); // line 4502 after the next insert
+  lines.splice(100, 0, tlRow({ 20: 'oops' })); // text in Flow Bytes/s at line 101
+  const f = writeCsv(d, 'bad.csv', Buffer.from(lines.join('\n'), 'latin1'));
+  for (const [workers, mainParses] of [[0, false], [2, false], [1, true]] as const) {
+    const out = path.join(d, `o${workers}${mainParses}`);
+    const m = await prep({ out, inputs: [f], workers, mainParses, chunkBytes: 100_000 });
+    const rej = fs.readFileSync(path.join(out, 'rejects.ndjson'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    assert.deepEqual(rej.map((r) => [r.line, r.reason]), [[4502, 'field_count']], `workers ${workers}`);
+    const ex = (m.quality.examples as Record<string, { line: number }[]>)['flow_bytes_per_s/text'];
+    assert.deepEqual(ex.map((e) => e.line), [101], `workers ${workers}`);
   }
 });

@@ -13,6 +13,8 @@ import { accountingOf } from './prep.js';
 import { inspectText } from './inspect.js';
 import { readManifest, PASS1 } from './manifest.js';
 import { synthCsv } from './synth.js';
+import { train, evalRun } from './train.js';
+import { reportText } from './metrics.js';
 
 type Common = { config: string; 'log-level': string; 'log-file'?: string; quiet?: boolean };
 
@@ -196,6 +198,86 @@ export async function main(argv = hideBin(process.argv)): Promise<void> {
         run(a as unknown as Common, () => {
           const m = readManifest(a.dir as string, { verify: a.verify ? 'sha256' : undefined });
           process.stdout.write(a.json ? JSON.stringify(m, null, 2) + '\n' : inspectText(a.dir as string, m));
+        }),
+    )
+    .command(
+      'train',
+      'train an LSTM on a shard folder: streaming input, early stopping, checkpoints, evaluation on test',
+      (c: Argv) =>
+        c
+          .option('shards', { alias: 's', type: 'string', demandOption: true, describe: 'shard folder written by prep' })
+          .option('out', { alias: 'o', type: 'string', demandOption: true, describe: 'run folder' })
+          .option('model', { choices: ['seed', 'window'], default: 'seed', describe: 'seed: F features as F steps; window: W flows x F features' })
+          .option('units', { type: 'number', default: 32 })
+          .option('project', { type: 'number', default: 32, describe: 'per-step projection width (seed model)' })
+          .option('window', { type: 'number', default: 8, describe: 'flows per example (window model)' })
+          .option('lr', { type: 'number', default: 0.001, describe: 'RMSprop learning rate' })
+          .option('batch-size', { alias: 'b', type: 'number', default: 64 })
+          .option('epochs', { alias: 'e', type: 'number', default: 10 })
+          .option('patience', { type: 'number', default: 2, describe: 'epochs without a better val_loss before stopping' })
+          .option('class-weights', { choices: ['none', 'auto'], default: 'none' })
+          .option('max-benign-ratio', { type: 'number', describe: 'per epoch, keep BENIGN rows at most R x the other rows' })
+          .option('seed', { type: 'number', default: 1 })
+          .option('backend', { choices: ['auto', 'tensorflow', 'wasm', 'cpu'], default: 'auto' })
+          .option('resume', { type: 'boolean', describe: 'continue from the run folder\'s last checkpoint' })
+          .option('max-batches', { type: 'number', describe: 'at most this many batches per epoch' })
+          .option('progress', { type: 'boolean' })
+          .example('$0 train --shards data/shards --out runs/first', '')
+          .example('$0 train --shards data/shards --out runs/win --model window --window 8 --batch-size 256', ''),
+      (a) =>
+        run(a as unknown as Common, async (log) => {
+          const stop = { requested: false };
+          const onInt = () => {
+            if (stop.requested) process.exit(130);
+            stop.requested = true;
+            process.stderr.write('\nflowtensor: finishing the current batch, saving (Ctrl-C again to quit at once)\n');
+          };
+          process.on('SIGINT', onInt);
+          process.on('SIGTERM', onInt);
+          const r = await train({
+            shards: a.shards as string,
+            out: a.out as string,
+            model: a.model as 'seed',
+            units: a.units as number,
+            project: a.project as number,
+            window: a.window as number,
+            learningRate: a.lr as number,
+            batchSize: a['batch-size'] as number,
+            epochs: a.epochs as number,
+            patience: a.patience as number,
+            classWeights: a['class-weights'] as 'auto',
+            maxBenignRatio: a['max-benign-ratio'] as number | undefined,
+            seed: a.seed as number,
+            backend: a.backend as 'auto',
+            resume: a.resume as boolean,
+            maxBatchesPerEpoch: a['max-batches'] as number | undefined,
+            logger: log,
+            progress: a.progress as boolean | undefined,
+            stop,
+          });
+          process.off('SIGINT', onInt);
+          process.off('SIGTERM', onInt);
+          if (r.interrupted) {
+            process.exitCode = 130;
+            return;
+          }
+          if (r.eval && !(a as unknown as Common).quiet) process.stderr.write(reportText(r.eval, `test split, best epoch ${r.best_epoch} (${r.run}/eval.json)`));
+        }),
+    )
+    .command(
+      'eval',
+      'per-class precision/recall/F1, macro/weighted F1, accuracy and the confusion matrix of a run on a split',
+      (c: Argv) =>
+        c
+          .option('model', { alias: 'm', type: 'string', demandOption: true, describe: 'run folder' })
+          .option('shards', { alias: 's', type: 'string', demandOption: true })
+          .option('split', { choices: ['train', 'val', 'test'], default: 'test' })
+          .option('json', { type: 'boolean' })
+          .option('backend', { choices: ['auto', 'tensorflow', 'wasm', 'cpu'], default: 'auto' }),
+      (a) =>
+        run(a as unknown as Common, async (log) => {
+          const r = await evalRun({ model: a.model as string, shards: a.shards as string, split: a.split as 'test', backend: a.backend as 'auto', logger: log });
+          process.stdout.write(a.json ? JSON.stringify(r, null, 2) + '\n' : reportText(r, `${a.model} on ${a.shards} (${a.split})`));
         }),
     )
     .command(

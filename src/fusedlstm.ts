@@ -1,0 +1,288 @@
+// FusedLSTM: an LSTM layer with the same weights and maths as tf.layers.lstm (gate order i, f, g, o;
+// sigmoid gates, tanh cell, returns the last output), but faster on the wasm/cpu backends:
+// - the input projection of all steps is one matMul (x·W + b for [B·T, P]);
+// - the recurrence is a custom op: the gate maths of each step runs fused in one JavaScript loop
+//   instead of ~12 tensor ops, the per-step h·U and dz·Uᵀ products run on the backend's matMul,
+//   and the recurrent-kernel gradient is one matMul over all steps after the loop.
+// A test checks outputs and gradients against tf.layers.lstm on the same weights.
+import type * as TF from '@tensorflow/tfjs';
+import type { Tf } from './backend.js';
+
+interface Buffers {
+  key: string;
+  act: Float32Array; // [T][B][4H] gate activations
+  c: Float32Array; // [T+1][B][H]
+  h: Float32Array; // [T+1][B][H]
+  z: Float32Array; // [B][4H]
+  dz: Float32Array; // [T][B][4H]
+  tc: Float32Array; // [T+1][B][H] tanh(c), kept for the backward pass
+}
+
+let bufs: Buffers | null = null;
+function buffers(B: number, T: number, H: number): Buffers {
+  const key = `${B}x${T}x${H}`;
+  if (!bufs || bufs.key !== key) {
+    const G = 4 * H;
+    bufs = { key, act: new Float32Array(T * B * G), c: new Float32Array((T + 1) * B * H), h: new Float32Array((T + 1) * B * H), z: new Float32Array(B * G), dz: new Float32Array(T * B * G), tc: new Float32Array((T + 1) * B * H) };
+  }
+  return bufs;
+}
+
+/**
+ * h_T of an LSTM with recurrent kernel u [H, 4H] whose per-step input projections are either
+ * given, gx [B, T, 4H] (mode 'gx'), or computed inside the loop from one scalar per step,
+ * x [B, T] · a [1, 4H] + c0 [1, 4H] (mode 'scalar': the seed model, where Dense(1→P) followed by
+ * the LSTM kernel collapses to a = Wp·W, c0 = bp·W + b, so no [B, T, 4H] tensor is ever built).
+ */
+export function lstmRecurrence(tf: Tf, gx: TF.Tensor3D, u: TF.Tensor2D): TF.Tensor2D {
+  return lstmCore(tf, 'gx', [gx, u]) as TF.Tensor2D;
+}
+
+export function lstmScalarRecurrence(tf: Tf, x: TF.Tensor2D, a: TF.Tensor2D, c0: TF.Tensor2D, u: TF.Tensor2D): TF.Tensor2D {
+  return lstmCore(tf, 'scalar', [x, a, c0, u]) as TF.Tensor2D;
+}
+
+function lstmCore(tf: Tf, mode: 'gx' | 'scalar', inputs: TF.Tensor[]): TF.Tensor {
+  const op = tf.customGrad(((...args: TF.Tensor[]): { value: TF.Tensor; gradFunc: (dy: TF.Tensor) => TF.Tensor[] } => {
+    const scalar = mode === 'scalar';
+    const uT = args[scalar ? 3 : 1];
+    const G = uT.shape[1] as number;
+    const H = G / 4;
+    const B = args[0].shape[0] as number;
+    const T = args[0].shape[1] as number;
+    // gx (mode gx) or x (mode scalar)
+    const gxa = args[0].dataSync() as Float32Array;
+    const av = scalar ? (args[1].dataSync() as Float32Array) : new Float32Array(0);
+    const cv = scalar ? (args[2].dataSync() as Float32Array) : new Float32Array(0);
+    const pre = new Float32Array(G); // the step's input projection for one row
+    const k = buffers(B, T, H);
+    k.c.fill(0, 0, B * H);
+    k.h.fill(0, 0, B * H);
+    const z = k.z;
+    for (let t = 0; t < T; t++) {
+      const hp = t * B * H;
+      if (t === 0) z.fill(0);
+      else {
+        const hT = tf.tensor2d(k.h.subarray(hp, hp + B * H), [B, H]);
+        const zT = tf.matMul(hT, uT as TF.Tensor2D);
+        z.set(zT.dataSync() as Float32Array);
+        hT.dispose();
+        zT.dispose();
+      }
+      const ao0 = t * B * G;
+      const cp0 = t * B * H;
+      const cn0 = (t + 1) * B * H;
+      for (let b = 0; b < B; b++) {
+        const zo = b * G;
+        const ao = ao0 + b * G;
+        const cp = cp0 + b * H;
+        const cn = cn0 + b * H;
+        if (scalar) {
+          const xv = gxa[b * T + t];
+          for (let j = 0; j < G; j++) pre[j] = z[zo + j] + xv * av[j] + cv[j];
+        } else {
+          const go = (b * T + t) * G;
+          for (let j = 0; j < G; j++) pre[j] = z[zo + j] + gxa[go + j];
+        }
+        for (let q = 0; q < H; q++) {
+          const i = 1 / (1 + Math.exp(-pre[q]));
+          const f = 1 / (1 + Math.exp(-pre[H + q]));
+          const g = 2 / (1 + Math.exp(-2 * pre[2 * H + q])) - 1; // tanh
+          const o = 1 / (1 + Math.exp(-pre[3 * H + q]));
+          k.act[ao + q] = i;
+          k.act[ao + H + q] = f;
+          k.act[ao + 2 * H + q] = g;
+          k.act[ao + 3 * H + q] = o;
+          const c = f * k.c[cp + q] + i * g;
+          const tc = 2 / (1 + Math.exp(-2 * c)) - 1;
+          k.c[cn + q] = c;
+          k.tc[cn + q] = tc;
+          k.h[cn + q] = o * tc;
+        }
+      }
+    }
+    const value = tf.tensor2d(k.h.slice(T * B * H, (T + 1) * B * H), [B, H]);
+    const gradFunc = (dy: TF.Tensor) => {
+      const kk = buffers(B, T, H);
+      const dhT = dy.dataSync() as Float32Array;
+      const dh = Float32Array.from(dhT);
+      const dc = new Float32Array(B * H);
+      const dgx = scalar ? new Float32Array(0) : new Float32Array(B * T * G);
+      const da = new Float32Array(G);
+      const dc0 = new Float32Array(G);
+      const dzAll = kk.dz;
+      // transposed operands are built here once: the backend's matMul is fastest without transpose flags
+      const uTt = tf.transpose(uT as TF.Tensor2D);
+      for (let t = T - 1; t >= 0; t--) {
+        const ao0 = t * B * G;
+        const cp0 = t * B * H;
+        const cn0 = (t + 1) * B * H;
+        const dzo0 = t * B * G;
+        for (let b = 0; b < B; b++) {
+          const ao = ao0 + b * G;
+          const cp = cp0 + b * H;
+          const cn = cn0 + b * H;
+          const dzo = dzo0 + b * G;
+          const ho = b * H;
+          for (let q = 0; q < H; q++) {
+            const i = kk.act[ao + q];
+            const f = kk.act[ao + H + q];
+            const g = kk.act[ao + 2 * H + q];
+            const o = kk.act[ao + 3 * H + q];
+            const tc = kk.tc[cn + q];
+            const dcq = dc[ho + q] + dh[ho + q] * o * (1 - tc * tc);
+            const di = dcq * g * i * (1 - i);
+            const df = dcq * kk.c[cp + q] * f * (1 - f);
+            const dg = dcq * i * (1 - g * g);
+            const d_o = dh[ho + q] * tc * o * (1 - o);
+            dzAll[dzo + q] = di;
+            dzAll[dzo + H + q] = df;
+            dzAll[dzo + 2 * H + q] = dg;
+            dzAll[dzo + 3 * H + q] = d_o;
+            dc[ho + q] = dcq * f;
+          }
+          if (scalar) {
+            const xv = gxa[b * T + t];
+            for (let j = 0; j < G; j++) {
+              const d = dzAll[dzo + j];
+              da[j] += xv * d;
+              dc0[j] += d;
+            }
+          } else dgx.set(dzAll.subarray(dzo, dzo + G), (b * T + t) * G);
+        }
+        if (t > 0) {
+          const dzT = tf.tensor2d(dzAll.subarray(dzo0, dzo0 + B * G), [B, G]);
+          const dhN = tf.matMul(dzT, uTt as TF.Tensor2D);
+          dh.set(dhN.dataSync() as Float32Array);
+          dzT.dispose();
+          dhN.dispose();
+        }
+      }
+      uTt.dispose();
+      // dU = Σ_t h_{t-1}ᵀ dz_t as one product: [H, T·B] × [T·B, 4H]
+      const TB = T * B;
+      const hPrevT = new Float32Array(H * TB);
+      for (let r = 0; r < TB; r++) for (let q = 0; q < H; q++) hPrevT[q * TB + r] = kk.h[r * H + q];
+      const hPrev = tf.tensor2d(hPrevT, [H, TB]);
+      const dzM = tf.tensor2d(dzAll, [TB, G]);
+      const du = tf.matMul(hPrev, dzM);
+      hPrev.dispose();
+      dzM.dispose();
+      if (scalar) return [tf.zerosLike(args[0]), tf.tensor2d(da, [1, G]), tf.tensor2d(dc0, [1, G]), du];
+      return [tf.tensor3d(dgx, [B, T, G]), du];
+    };
+    return { value, gradFunc };
+  }) as unknown as Parameters<Tf['customGrad']>[0]);
+  return (op as unknown as (...a: TF.Tensor[]) => TF.Tensor)(...inputs);
+}
+
+/** The FusedLSTM layer class for a tfjs instance (registered once per tf module). */
+/** x·w whose gradients use explicit transposes: the wasm backend's matMul is slow with transpose flags. */
+export function matMulPlain(tf: Tf, x: TF.Tensor2D, w: TF.Tensor2D): TF.Tensor2D {
+  const op = tf.customGrad(((a: TF.Tensor, b: TF.Tensor) => ({
+    value: tf.matMul(a as TF.Tensor2D, b as TF.Tensor2D),
+    gradFunc: (dy: TF.Tensor) => [tf.matMul(dy as TF.Tensor2D, tf.transpose(b as TF.Tensor2D)), tf.matMul(tf.transpose(a as TF.Tensor2D), dy as TF.Tensor2D)],
+  })) as unknown as Parameters<Tf['customGrad']>[0]);
+  return (op as unknown as (a: TF.Tensor, b: TF.Tensor) => TF.Tensor2D)(x, w);
+}
+
+const classes = new WeakMap<object, ReturnType<typeof make>>();
+export function fusedLstmClass(tf: Tf) {
+  let cls = classes.get(tf);
+  if (!cls) {
+    cls = make(tf);
+    classes.set(tf, cls);
+  }
+  return cls;
+}
+
+function make(tf: Tf) {
+  class FusedLSTM extends tf.layers.Layer {
+    static className = 'FusedLSTM';
+    units: number;
+    seed: number;
+    kernel!: TF.LayerVariable;
+    recurrentKernel!: TF.LayerVariable;
+    bias!: TF.LayerVariable;
+    constructor(args: { units: number; seed?: number; name?: string; inputShape?: number[] }) {
+      super({ name: args.name, inputShape: args.inputShape });
+      this.units = args.units;
+      this.seed = args.seed ?? 1;
+    }
+    override build(inputShape: TF.Shape | TF.Shape[]): void {
+      const s = inputShape as number[];
+      const P = s[s.length - 1];
+      const G = 4 * this.units;
+      this.kernel = this.addWeight('kernel', [P, G], 'float32', tf.initializers.glorotUniform({ seed: this.seed }));
+      this.recurrentKernel = this.addWeight('recurrent_kernel', [this.units, G], 'float32', tf.initializers.glorotUniform({ seed: this.seed + 1 }));
+      this.bias = this.addWeight('bias', [G], 'float32', tf.initializers.zeros());
+      this.built = true;
+    }
+    override computeOutputShape(inputShape: TF.Shape | TF.Shape[]): TF.Shape {
+      const s = inputShape as number[];
+      return [s[0], this.units];
+    }
+    override call(inputs: TF.Tensor | TF.Tensor[]): TF.Tensor {
+      return tf.tidy(() => {
+        const x = (Array.isArray(inputs) ? inputs[0] : inputs) as TF.Tensor3D;
+        const [B, T, P] = x.shape;
+        const G = 4 * this.units;
+        const gx = tf.add(matMulPlain(tf, tf.reshape(x, [B * T, P]) as TF.Tensor2D, this.kernel.read() as TF.Tensor2D), this.bias.read()).reshape([B, T, G]) as TF.Tensor3D;
+        return lstmRecurrence(tf, gx, this.recurrentKernel.read() as TF.Tensor2D);
+      });
+    }
+    override getConfig(): TF.serialization.ConfigDict {
+      return { ...super.getConfig(), units: this.units, seed: this.seed };
+    }
+  }
+  /**
+   * The seed model's Dense(1 -> P) per-step projection and LSTM in one layer: input [B, F] (F steps
+   * of one value). Weights, in order: project kernel [1, P], project bias [P], LSTM kernel [P, 4H],
+   * recurrent kernel [H, 4H], bias [4H] — the same as Reshape -> Dense -> LSTM, so weights copy across.
+   */
+  class FusedSeed extends tf.layers.Layer {
+    static className = 'FusedSeedLSTM';
+    units: number;
+    project: number;
+    seed: number;
+    pk!: TF.LayerVariable;
+    pb!: TF.LayerVariable;
+    kernel!: TF.LayerVariable;
+    recurrentKernel!: TF.LayerVariable;
+    bias!: TF.LayerVariable;
+    constructor(args: { units: number; project: number; seed?: number; name?: string; inputShape?: number[] }) {
+      super({ name: args.name, inputShape: args.inputShape });
+      this.units = args.units;
+      this.project = args.project;
+      this.seed = args.seed ?? 1;
+    }
+    override build(): void {
+      const P = this.project;
+      const G = 4 * this.units;
+      this.pk = this.addWeight('project/kernel', [1, P], 'float32', tf.initializers.glorotUniform({ seed: this.seed }));
+      this.pb = this.addWeight('project/bias', [P], 'float32', tf.initializers.zeros());
+      this.kernel = this.addWeight('kernel', [P, G], 'float32', tf.initializers.glorotUniform({ seed: this.seed + 1 }));
+      this.recurrentKernel = this.addWeight('recurrent_kernel', [this.units, G], 'float32', tf.initializers.glorotUniform({ seed: this.seed + 2 }));
+      this.bias = this.addWeight('bias', [G], 'float32', tf.initializers.zeros());
+      this.built = true;
+    }
+    override computeOutputShape(inputShape: TF.Shape | TF.Shape[]): TF.Shape {
+      return [(inputShape as number[])[0], this.units];
+    }
+    override call(inputs: TF.Tensor | TF.Tensor[]): TF.Tensor {
+      return tf.tidy(() => {
+        const x = (Array.isArray(inputs) ? inputs[0] : inputs) as TF.Tensor2D;
+        const k = this.kernel.read() as TF.Tensor2D;
+        const a = tf.matMul(this.pk.read() as TF.Tensor2D, k);
+        const c0 = tf.add(tf.matMul(tf.reshape(this.pb.read(), [1, this.project]) as TF.Tensor2D, k), tf.reshape(this.bias.read(), [1, 4 * this.units])) as TF.Tensor2D;
+        return lstmScalarRecurrence(tf, x, a as TF.Tensor2D, c0, this.recurrentKernel.read() as TF.Tensor2D);
+      });
+    }
+    override getConfig(): TF.serialization.ConfigDict {
+      return { ...super.getConfig(), units: this.units, project: this.project, seed: this.seed };
+    }
+  }
+  tf.serialization.registerClass(FusedLSTM);
+  tf.serialization.registerClass(FusedSeed);
+  return { FusedLSTM, FusedSeed };
+}

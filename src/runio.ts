@@ -1,0 +1,90 @@
+// Saving and loading models in the tfjs layers format (model.json + weights.bin), which
+// tf.loadLayersModel of tfjs-node and tfjs-converter read. Pure tfjs has no file:// handler,
+// so this one writes atomically and confines every path to the run folder.
+import fs from 'node:fs';
+import path from 'node:path';
+import type * as TF from '@tensorflow/tfjs';
+import type { Tf } from './backend.js';
+import { writeFileAtomic } from './atomic.js';
+import { safeJoin, writeJsonAtomic } from './manifest.js';
+import { UserError } from './errors.js';
+import { packageVersion } from './config.js';
+
+interface WeightSpec {
+  name: string;
+  shape: number[];
+  dtype: string;
+}
+
+export async function saveModel(tf: Tf, model: TF.LayersModel, dir: string): Promise<void> {
+  fs.mkdirSync(dir, { recursive: true });
+  await model.save(
+    tf.io.withSaveHandler(async (art) => {
+      const data = art.weightData as ArrayBuffer;
+      writeFileAtomic(path.join(dir, 'weights.bin'), [new Uint8Array(data)]);
+      writeJsonAtomic(path.join(dir, 'model.json'), {
+        format: 'layers-model',
+        generatedBy: `flowtensor ${packageVersion()}`,
+        convertedBy: null,
+        modelTopology: art.modelTopology,
+        weightsManifest: [{ paths: ['weights.bin'], weights: art.weightSpecs }],
+      });
+      return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON', weightDataBytes: data.byteLength } };
+    }),
+  );
+}
+
+const BYTES: Record<string, number> = { float32: 4, int32: 4, bool: 1 };
+
+/** Load model.json + weight files from dir: data, not code; paths and sizes are checked first. */
+export async function loadModel(tf: Tf, dir: string): Promise<TF.LayersModel> {
+  const mj = path.join(dir, 'model.json');
+  if (!fs.existsSync(mj)) throw new UserError(`${dir}: no model.json`, 'give a run folder written by flowtensor train');
+  let json: { modelTopology: unknown; weightsManifest: { paths: string[]; weights: WeightSpec[] }[] };
+  try {
+    json = JSON.parse(fs.readFileSync(mj, 'utf8'));
+  } catch (e) {
+    throw new UserError(`${mj}: not valid JSON (${(e as Error).message})`);
+  }
+  if (!json.modelTopology || !Array.isArray(json.weightsManifest)) throw new UserError(`${mj}: not a tfjs layers model`);
+  const specs: WeightSpec[] = [];
+  const parts: Buffer[] = [];
+  let expected = 0;
+  let have = 0;
+  for (const g of json.weightsManifest) {
+    for (const w of g.weights) {
+      if (!Array.isArray(w.shape) || !w.shape.every((d) => Number.isInteger(d) && d >= 0) || !(w.dtype in BYTES)) throw new UserError(`${mj}: weight ${w.name} has a bad shape or dtype`);
+      expected += w.shape.reduce((a, b) => a * b, 1) * BYTES[w.dtype];
+      specs.push(w);
+    }
+    for (const p of g.paths) {
+      const full = safeJoin(dir, p, mj);
+      const st = fs.statSync(full, { throwIfNoEntry: false });
+      if (!st) throw new UserError(`${mj}: weight file ${p} is missing`);
+      have += st.size;
+      if (have > expected) throw new UserError(`${mj}: weight files hold more bytes than the manifest's ${expected}`);
+      parts.push(fs.readFileSync(full));
+    }
+  }
+  if (have !== expected) throw new UserError(`${mj}: weight files hold ${have} bytes, the manifest needs ${expected}`, 'the run folder is damaged');
+  const buf = Buffer.concat(parts);
+  const weightData = buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength);
+  return tf.loadLayersModel(tf.io.fromMemory({ modelTopology: json.modelTopology as object, weightSpecs: specs as TF.io.WeightsManifestEntry[], weightData }));
+}
+
+/** Replace folder `dst` by `src` (a finished temp folder) with a window of at most one rename. */
+export function swapDir(src: string, dst: string): void {
+  const old = `${dst}.old-${process.pid}`;
+  if (fs.existsSync(dst)) fs.renameSync(dst, old);
+  fs.renameSync(src, dst);
+  fs.rmSync(old, { recursive: true, force: true });
+}
+
+/** The checkpoint folder to resume from: `last`, or one left half-swapped by a crash. */
+export function findCheckpoint(run: string): string | null {
+  const last = path.join(run, 'last');
+  if (fs.existsSync(path.join(last, 'state.json'))) return last;
+  const olds = fs.existsSync(run) ? fs.readdirSync(run).filter((f) => /^last\.old-\d+$/.test(f)) : [];
+  for (const o of olds) if (fs.existsSync(path.join(run, o, 'state.json'))) return path.join(run, o);
+  return null;
+}

@@ -1,0 +1,124 @@
+// Reading a split for training and evaluation without loading it whole: one shard at a time,
+// a bounded shuffle buffer of rows (or windows of consecutive rows), batches as typed arrays.
+import path from 'node:path';
+import { readManifest, safeJoin, type Manifest } from './manifest.js';
+import { readSafetensors } from './safetensors.js';
+import type { SplitName } from './batch.js';
+import { rng as makeRng } from './synth.js';
+import { UserError } from './errors.js';
+
+export interface BatchArrays {
+  /** [n, F] (window 1) or [n, W, F] flattened. */
+  x: Float32Array;
+  y: Int32Array;
+  n: number;
+}
+
+export interface StreamOptions {
+  batchSize: number;
+  /** Consecutive rows per example (1 = one flow; W > 1 = the window model, zero-padded at a shard's start). */
+  window?: number;
+  shuffle?: boolean;
+  seed?: number;
+  /** Rows (or windows) held for shuffling. */
+  bufferSize?: number;
+  /** Keep BENIGN at most ratio × the other rows of the split (per epoch, random). */
+  maxBenignRatio?: number;
+}
+
+export function openShards(dir: string, verify: 'size' | 'sha256' = 'size'): Manifest {
+  return readManifest(dir, { verify });
+}
+
+/** Read one shard, checking it against the manifest entry. */
+export function loadShard(dir: string, m: Manifest, file: string, rows: number): { x: Float32Array; y: Int32Array } {
+  const full = safeJoin(dir, file, path.join(dir, 'manifest.json'));
+  const st = readSafetensors(full);
+  const x = st.get('features') as Float32Array;
+  const y = st.get('labels') as Int32Array;
+  if (y.length !== rows || x.length !== rows * m.num_features)
+    throw new UserError(`${full}: holds ${y.length} rows of ${x.length / Math.max(1, y.length)} features; the manifest says ${rows} × ${m.num_features}`, 'the folder is damaged; prepare it again');
+  if (st.metadata.scaled !== 'true') throw new UserError(`${full}: shard is not scaled (pass 2 did not finish)`, `run: flowtensor scale ${dir}`);
+  for (let i = 0; i < y.length; i++) if (y[i] < 0 || y[i] >= m.num_classes) throw new UserError(`${full}: label ${y[i]} outside the ${m.num_classes} classes`);
+  return { x, y };
+}
+
+/** Number of examples in a split (after the benign cap, an expectation). */
+export function splitRows(m: Manifest, split: SplitName): number {
+  return m.splits[split].rows;
+}
+
+/**
+ * Batches of a split. With shuffle: shard order shuffled per call (seeded), rows mixed in a buffer
+ * across shards (tf.data's shuffle semantics), so day-ordered shards still mix.
+ */
+export function* splitBatches(dir: string, m: Manifest, split: SplitName, o: StreamOptions): Generator<BatchArrays> {
+  const F = m.num_features;
+  const W = Math.max(1, o.window ?? 1);
+  const unit = W * F;
+  const B = o.batchSize;
+  const r = makeRng((o.seed ?? 1) >>> 0);
+  const shards = [...m.splits[split].shards];
+  if (o.shuffle) for (let i = shards.length - 1; i > 0; i--) {
+    const j = Math.floor(r() * (i + 1));
+    [shards[i], shards[j]] = [shards[j], shards[i]];
+  }
+  const benign = m.labels.indexOf('BENIGN');
+  let keepBenign = 1;
+  if (o.maxBenignRatio !== undefined && benign >= 0) {
+    const cc = m.splits[split].class_counts;
+    const nb = cc.BENIGN ?? 0;
+    const others = m.splits[split].rows - nb;
+    if (nb > 0) keepBenign = Math.min(1, (o.maxBenignRatio * others) / nb);
+  }
+  const cap = o.shuffle ? Math.max(B, o.bufferSize ?? 65536) : B;
+  const poolX = new Float32Array(cap * unit);
+  const poolY = new Int32Array(cap);
+  let size = 0;
+  function* emit(all: boolean): Generator<BatchArrays> {
+    while (size >= (all ? 1 : cap)) {
+      const n = Math.min(B, size);
+      const x = new Float32Array(n * unit);
+      const y = new Int32Array(n);
+      for (let k = 0; k < n; k++) {
+        const i = o.shuffle ? Math.floor(r() * size) : k;
+        x.set(poolX.subarray(i * unit, (i + 1) * unit), k * unit);
+        y[k] = poolY[i];
+        if (o.shuffle) {
+          size--;
+          if (i !== size) {
+            poolX.copyWithin(i * unit, size * unit, (size + 1) * unit);
+            poolY[i] = poolY[size];
+          }
+        }
+      }
+      if (!o.shuffle) {
+        poolX.copyWithin(0, n * unit, size * unit);
+        poolY.copyWithin(0, n, size);
+        size -= n;
+      }
+      yield { x, y, n };
+      if (!all && !o.shuffle) break;
+    }
+  }
+  for (const sh of shards) {
+    const { x, y } = loadShard(dir, m, sh.file, sh.rows);
+    for (let i = 0; i < y.length; i++) {
+      if (y[i] === benign && keepBenign < 1 && r() >= keepBenign) continue;
+      const at = size * unit;
+      if (W === 1) poolX.set(x.subarray(i * F, (i + 1) * F), at);
+      else {
+        // window ending at row i; rows before the shard's start are zeros
+        for (let w = 0; w < W; w++) {
+          const src = i - (W - 1) + w;
+          if (src < 0) poolX.fill(0, at + w * F, at + (w + 1) * F);
+          else poolX.set(x.subarray(src * F, (src + 1) * F), at + w * F);
+        }
+      }
+      poolY[size] = y[i];
+      size++;
+      if (size === cap) yield* emit(false);
+    }
+  }
+  yield* emit(true);
+}

@@ -1,0 +1,364 @@
+// `flowtensor train`: batches from shard folders into an LSTM, never the whole split in memory.
+// Early stopping on val_loss with the best weights restored, best/last checkpoints, --resume,
+// Ctrl-C saves and exits 130, one NDJSON line of metrics per epoch, evaluation on test at the end.
+import fs from 'node:fs';
+import path from 'node:path';
+import type * as TF from '@tensorflow/tfjs';
+import { initBackend, type BackendName, type Tf } from './backend.js';
+import { buildModel, buildFused, copyWeights, batchShape, type ModelKind, type ModelSpec } from './models.js';
+import { openShards, splitBatches, type BatchArrays } from './shardset.js';
+import { saveModel, loadModel, swapDir, findCheckpoint } from './runio.js';
+import { writeJsonAtomic, type Manifest } from './manifest.js';
+import { writeFileAtomic } from './atomic.js';
+import { Confusion, type Report } from './metrics.js';
+import { fmtCount, fmtDuration, silentLogger, type Logger } from './log.js';
+import { UserError } from './errors.js';
+import { packageVersion } from './config.js';
+import type { SplitName } from './batch.js';
+
+export interface TrainOptions {
+  shards: string;
+  out: string;
+  model?: ModelKind;
+  units?: number;
+  project?: number;
+  window?: number;
+  learningRate?: number;
+  batchSize?: number;
+  epochs?: number;
+  patience?: number;
+  classWeights?: 'auto' | 'none';
+  maxBenignRatio?: number;
+  seed?: number;
+  backend?: BackendName | 'auto';
+  resume?: boolean;
+  bufferSize?: number;
+  /** Stop an epoch after this many batches (quick runs, benchmarks). */
+  maxBatchesPerEpoch?: number;
+  logger?: Logger;
+  progress?: boolean;
+  /** Set to true (e.g. on SIGINT) to finish the current batch, save and stop. */
+  stop?: { requested: boolean };
+}
+
+export interface EpochMetrics {
+  epoch: number;
+  loss: number;
+  acc: number;
+  val_loss: number;
+  val_acc: number;
+  samples_per_s: number;
+  seconds: number;
+  samples: number;
+}
+
+export interface TrainResult {
+  run: string;
+  epochs: EpochMetrics[];
+  best_epoch: number;
+  interrupted: boolean;
+  eval?: Report;
+  backend: string;
+}
+
+interface State {
+  epoch: number; // last completed epoch (1-based)
+  best_val_loss: number;
+  best_epoch: number;
+  bad_epochs: number;
+  stopped_early: boolean;
+}
+
+/** Class weights from the manifest's train counts: n / (k * n_c), capped at 100. */
+export function autoClassWeights(m: Manifest): number[] {
+  const cc = m.splits.train.class_counts;
+  const present = m.labels.filter((l) => (cc[l] ?? 0) > 0).length;
+  const n = m.splits.train.rows;
+  return m.labels.map((l) => ((cc[l] ?? 0) > 0 ? Math.min(100, n / (present * cc[l])) : 0));
+}
+
+function weightedSparseCE(tf: Tf, weights: number[]) {
+  const w = tf.tensor1d(weights);
+  return (yTrue: TF.Tensor, yPred: TF.Tensor) =>
+    tf.tidy(() => {
+      const y = yTrue.flatten().toInt();
+      const oh = tf.oneHot(y, weights.length);
+      const ce = tf.neg(tf.sum(tf.mul(oh, tf.log(tf.clipByValue(yPred, 1e-7, 1))), -1));
+      return tf.mean(tf.mul(ce, tf.gather(w, y)));
+    });
+}
+
+function compile(tf: Tf, model: TF.LayersModel, lr: number, weights: number[] | null): void {
+  model.compile({
+    optimizer: tf.train.rmsprop(lr),
+    loss: weights ? weightedSparseCE(tf, weights) : 'sparseCategoricalCrossentropy',
+    metrics: [tf.metrics.sparseCategoricalAccuracy],
+  });
+}
+
+function toTensors(tf: Tf, spec: Pick<ModelSpec, 'kind' | 'features' | 'window'>, b: BatchArrays) {
+  return { xs: tf.tensor(b.x, batchShape(spec, b.n)), ys: tf.tensor1d(Float32Array.from(b.y)) };
+}
+
+/** Loss (unweighted cross-entropy), accuracy and a confusion matrix over a split. */
+export async function evaluateSplit(tf: Tf, model: TF.LayersModel, dir: string, m: Manifest, split: SplitName, spec: Pick<ModelSpec, 'kind' | 'features' | 'window'>, batchSize = 1024): Promise<{ loss: number; acc: number; confusion: Confusion }> {
+  const conf = new Confusion(m.labels);
+  let loss = 0;
+  let n = 0;
+  for (const b of splitBatches(dir, m, split, { batchSize, window: spec.kind === 'window' ? spec.window : 1 })) {
+    const p = tf.tidy(() => model.predict(tf.tensor(b.x, batchShape(spec, b.n))) as TF.Tensor);
+    const probs = (await p.data()) as Float32Array;
+    p.dispose();
+    const C = m.num_classes;
+    const pred = new Int32Array(b.n);
+    for (let i = 0; i < b.n; i++) {
+      let best = 0;
+      for (let c = 1; c < C; c++) if (probs[i * C + c] > probs[i * C + best]) best = c;
+      pred[i] = best;
+      loss -= Math.log(Math.max(probs[i * C + b.y[i]], 1e-7));
+    }
+    conf.add(b.y, pred);
+    n += b.n;
+  }
+  const r = conf.report();
+  return { loss: n ? loss / n : NaN, acc: r.accuracy, confusion: conf };
+}
+
+async function saveOptimizer(tf: Tf, model: TF.LayersModel, dir: string): Promise<void> {
+  const ws = await model.optimizer.getWeights();
+  const meta: { name: string; shape: number[] }[] = [];
+  const parts: Uint8Array[] = [];
+  for (const w of ws) {
+    const d = (await w.tensor.data()) as Float32Array;
+    meta.push({ name: w.name, shape: w.tensor.shape });
+    parts.push(new Uint8Array(d.buffer, d.byteOffset, d.byteLength));
+  }
+  writeFileAtomic(path.join(dir, 'optimizer.bin'), parts);
+  writeJsonAtomic(path.join(dir, 'optimizer.json'), { weights: meta });
+  void tf;
+}
+
+async function loadOptimizer(tf: Tf, model: TF.LayersModel, dir: string): Promise<void> {
+  const meta = JSON.parse(fs.readFileSync(path.join(dir, 'optimizer.json'), 'utf8')) as { weights: { name: string; shape: number[] }[] };
+  const buf = fs.readFileSync(path.join(dir, 'optimizer.bin'));
+  const all = new Float32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength));
+  let off = 0;
+  const named = meta.weights.map((w) => {
+    const n = w.shape.reduce((a, b) => a * b, 1);
+    if (off + n > all.length) throw new UserError(`${dir}: optimizer.bin is shorter than optimizer.json says`);
+    const t = tf.tensor(all.subarray(off, off + n), w.shape);
+    off += n;
+    return { name: w.name, tensor: t };
+  });
+  await model.optimizer.setWeights(named);
+}
+
+async function writeCheckpoint(tf: Tf, model: TF.LayersModel, std: TF.LayersModel, run: string, name: 'last' | 'best', state: State, withOptimizer: boolean): Promise<void> {
+  const tmp = path.join(run, `.${name}.tmp-${process.pid}`);
+  fs.rmSync(tmp, { recursive: true, force: true });
+  copyWeights(model, std); // saved as standard layers, readable by any tfjs loader
+  await saveModel(tf, std, tmp);
+  if (withOptimizer) await saveOptimizer(tf, model, tmp);
+  writeJsonAtomic(path.join(tmp, 'state.json'), state);
+  swapDir(tmp, path.join(run, name));
+}
+
+class TrainProgress {
+  private last = 0;
+  constructor(private enabled: boolean) {}
+  update(epoch: number, epochs: number, done: number, total: number, rate: number, loss: number, acc: number): void {
+    if (!this.enabled) return;
+    const now = Date.now();
+    if (now - this.last < 200 && done < total) return;
+    this.last = now;
+    const frac = total ? Math.min(1, done / total) : 0;
+    const bar = '='.repeat(Math.round(frac * 24)).padEnd(24);
+    const eta = rate > 0 ? fmtDuration((total - done) / rate) : '?';
+    fs.writeSync(2, `\r\x1b[Kepoch ${epoch}/${epochs} [${bar}] ${(frac * 100).toFixed(0)}%  ${fmtCount(rate)} samples/s  ETA ${eta}  loss ${loss.toFixed(4)} acc ${acc.toFixed(4)}`);
+  }
+  done(): void {
+    if (this.enabled) fs.writeSync(2, '\r\x1b[K');
+  }
+}
+
+export async function train(o: TrainOptions): Promise<TrainResult> {
+  const log = o.logger ?? silentLogger;
+  const m = openShards(o.shards, 'sha256');
+  if (m.splits.train.rows === 0) throw new UserError(`${o.shards}: the train split is empty`);
+  if (m.splits.val.rows === 0) throw new UserError(`${o.shards}: the val split is empty: early stopping needs validation rows`, 'prepare with a val share, e.g. --ratios 70,15,15');
+  const { tf, backend, reason } = await initBackend(o.backend ?? 'auto', log);
+  const run = o.out;
+  fs.mkdirSync(run, { recursive: true });
+  const ckpt = o.resume ? findCheckpoint(run) : null;
+  if (o.resume && !ckpt) throw new UserError(`${run}: nothing to resume (no last/ checkpoint)`, 'start without --resume');
+  let config: Record<string, unknown>;
+  if (ckpt) {
+    config = JSON.parse(fs.readFileSync(path.join(run, 'run.json'), 'utf8')).config;
+    if (config.shards_features && JSON.stringify(config.shards_features) !== JSON.stringify(m.features)) throw new UserError(`${o.shards}: features differ from the run being resumed`);
+  } else {
+    const kind = o.model ?? 'seed';
+    config = {
+      model: kind,
+      units: o.units ?? 32,
+      project: o.project ?? 32,
+      window: kind === 'window' ? (o.window ?? 8) : 1,
+      learning_rate: o.learningRate ?? 0.001,
+      batch_size: o.batchSize ?? 64,
+      epochs: o.epochs ?? 10,
+      patience: o.patience ?? 2,
+      class_weights: o.classWeights ?? 'none',
+      max_benign_ratio: o.maxBenignRatio ?? null,
+      seed: o.seed ?? 1,
+      buffer_size: o.bufferSize ?? 65536,
+      max_batches_per_epoch: o.maxBatchesPerEpoch ?? null,
+      shards: path.resolve(o.shards),
+    };
+  }
+  const spec: ModelSpec = { kind: config.model as ModelKind, features: m.num_features, classes: m.num_classes, units: config.units as number, project: config.project as number, window: config.window as number, seed: config.seed as number };
+  const weights = config.class_weights === 'auto' ? autoClassWeights(m) : null;
+  writeJsonAtomic(path.join(run, 'run.json'), {
+    flowtensor_version: packageVersion(),
+    config,
+    backend: { name: backend, reason },
+    class_weights: weights ? Object.fromEntries(m.labels.map((l, i) => [l, weights[i]])) : null,
+    features: m.features,
+    labels: m.labels,
+    scaler: m.scaler,
+    dataset: m.dataset,
+    shards_manifest: { splits: { train: m.splits.train.rows, val: m.splits.val.rows, test: m.splits.test.rows }, options: m.options },
+  });
+
+  let model: TF.LayersModel;
+  let std: TF.LayersModel;
+  let state: State;
+  if (ckpt) {
+    std = await loadModel(tf, ckpt);
+    model = buildFused(tf, spec);
+    copyWeights(std, model);
+    compile(tf, model, config.learning_rate as number, weights);
+    await loadOptimizer(tf, model, ckpt);
+    state = JSON.parse(fs.readFileSync(path.join(ckpt, 'state.json'), 'utf8'));
+    log.info({ run, from: path.basename(ckpt), epoch: state.epoch }, 'resuming');
+  } else {
+    std = buildModel(tf, spec);
+    model = buildFused(tf, spec); // the same network and weights, computed by FusedLSTM (src/fusedlstm.ts)
+    copyWeights(std, model);
+    compile(tf, model, config.learning_rate as number, weights);
+    state = { epoch: 0, best_val_loss: Infinity, best_epoch: 0, bad_epochs: 0, stopped_early: false };
+    fs.rmSync(path.join(run, 'metrics.ndjson'), { force: true });
+  }
+  const epochs = config.epochs as number;
+  const B = config.batch_size as number;
+  const metricsFile = path.join(run, 'metrics.ndjson');
+  const history: EpochMetrics[] = [];
+  const prog = new TrainProgress(o.progress ?? process.stderr.isTTY === true);
+  const stop = o.stop ?? { requested: false };
+  const perEpoch = Math.ceil((config.max_benign_ratio !== null ? expectedRows(m, config.max_benign_ratio as number) : m.splits.train.rows) / B);
+  const batchesPerEpoch = config.max_batches_per_epoch ? Math.min(perEpoch, config.max_batches_per_epoch as number) : perEpoch;
+  log.info({ model: spec.kind, features: spec.features, classes: spec.classes, steps: spec.kind === 'seed' ? spec.features : spec.window, batch: B, batches_per_epoch: batchesPerEpoch, params: model.countParams() }, 'training');
+  let interrupted = false;
+  while (state.epoch < epochs && !state.stopped_early) {
+    const epoch = state.epoch + 1;
+    const t0 = performance.now();
+    let seen = 0;
+    let lossSum = 0;
+    let accSum = 0;
+    let k = 0;
+    for (const b of splitBatches(o.shards, m, 'train', { batchSize: B, window: spec.kind === 'window' ? spec.window : 1, shuffle: true, seed: (config.seed as number) * 1000 + epoch, bufferSize: config.buffer_size as number, maxBenignRatio: (config.max_benign_ratio as number | null) ?? undefined })) {
+      const { xs, ys } = toTensors(tf, spec, b);
+      const r = (await model.trainOnBatch(xs, ys)) as number[];
+      xs.dispose();
+      ys.dispose();
+      lossSum += r[0] * b.n;
+      accSum += r[1] * b.n;
+      seen += b.n;
+      k++;
+      prog.update(epoch, epochs, k, batchesPerEpoch, seen / ((performance.now() - t0) / 1000), lossSum / seen, accSum / seen);
+      if (stop.requested) {
+        interrupted = true;
+        break;
+      }
+      if (config.max_batches_per_epoch && k >= (config.max_batches_per_epoch as number)) break;
+    }
+    const trainSeconds = (performance.now() - t0) / 1000;
+    prog.done();
+    if (interrupted) {
+      // the epoch did not finish: keep the last complete checkpoint, but save progress as a separate one
+      log.warn({ epoch, batches: k }, 'interrupted: stopping after this batch');
+      break;
+    }
+    const val = await evaluateSplit(tf, model, o.shards, m, 'val', spec);
+    const em: EpochMetrics = { epoch, loss: lossSum / seen, acc: accSum / seen, val_loss: val.loss, val_acc: val.acc, samples_per_s: Math.round(seen / trainSeconds), seconds: +((performance.now() - t0) / 1000).toFixed(2), samples: seen };
+    history.push(em);
+    fs.appendFileSync(metricsFile, JSON.stringify(em) + '\n');
+    log.info(em, 'epoch');
+    state.epoch = epoch;
+    if (val.loss < state.best_val_loss) {
+      state.best_val_loss = val.loss;
+      state.best_epoch = epoch;
+      state.bad_epochs = 0;
+      await writeCheckpoint(tf, model, std, run, 'best', state, false);
+    } else {
+      state.bad_epochs++;
+      if (state.bad_epochs >= (config.patience as number)) {
+        state.stopped_early = true;
+        log.info({ epoch, best_epoch: state.best_epoch, patience: config.patience }, 'early stopping: val_loss stopped improving');
+      }
+    }
+    await writeCheckpoint(tf, model, std, run, 'last', state, true);
+  }
+  if (interrupted) {
+    // save what the interrupted epoch learnt; --resume reruns that epoch from these weights
+    await writeCheckpoint(tf, model, std, run, 'last', { ...state, interrupted_in_epoch: state.epoch + 1 } as State, true);
+    log.warn({ run, checkpoint: 'last' }, 'saved; resume with --resume');
+    model.dispose();
+    std.dispose();
+    return { run, epochs: history, best_epoch: state.best_epoch, interrupted, backend };
+  }
+  // the best weights become the run's model
+  const bestDir = path.join(run, 'best');
+  if (!fs.existsSync(path.join(bestDir, 'model.json'))) throw new UserError(`${run}: no best checkpoint was written`);
+  for (const f of ['model.json', 'weights.bin']) fs.copyFileSync(path.join(bestDir, f), path.join(run, `.${f}.tmp-${process.pid}`));
+  for (const f of ['weights.bin', 'model.json']) fs.renameSync(path.join(run, `.${f}.tmp-${process.pid}`), path.join(run, f));
+  model.dispose();
+  std.dispose();
+  const best = await loadFused(tf, run, spec);
+  let report: Report | undefined;
+  if (m.splits.test.rows > 0) {
+    const ev = await evaluateSplit(tf, best, o.shards, m, 'test', spec);
+    report = ev.confusion.report();
+    writeJsonAtomic(path.join(run, 'eval.json'), { split: 'test', shards: path.resolve(o.shards), best_epoch: state.best_epoch, loss: ev.loss, ...report });
+    log.info({ split: 'test', macro_f1: +report.macro_f1.toFixed(4), accuracy: +report.accuracy.toFixed(4), majority_macro_f1: +report.majority_macro_f1.toFixed(4) }, 'evaluation of the best model');
+  }
+  best.dispose();
+  return { run, epochs: history, best_epoch: state.best_epoch, interrupted, eval: report, backend };
+}
+
+/** A saved run's model as its fused twin (the fast form for predicting). */
+export async function loadFused(tf: Tf, dir: string, spec: ModelSpec): Promise<TF.LayersModel> {
+  const std = await loadModel(tf, dir);
+  const fused = buildFused(tf, spec);
+  copyWeights(std, fused);
+  std.dispose();
+  return fused;
+}
+
+function expectedRows(m: Manifest, ratio: number): number {
+  const nb = m.splits.train.class_counts.BENIGN ?? 0;
+  const others = m.splits.train.rows - nb;
+  return others + Math.min(nb, Math.round(ratio * others));
+}
+
+/** `flowtensor eval`: a saved run on a split of a shard folder. */
+export async function evalRun(o: { model: string; shards: string; split: SplitName; backend?: BackendName | 'auto'; logger?: Logger }): Promise<Report & { loss: number }> {
+  const m = openShards(o.shards, 'sha256');
+  const runInfo = JSON.parse(fs.readFileSync(path.join(o.model, 'run.json'), 'utf8'));
+  if (JSON.stringify(runInfo.features) !== JSON.stringify(m.features)) throw new UserError(`${o.shards}: its features differ from those ${o.model} was trained on`);
+  if (JSON.stringify(runInfo.labels) !== JSON.stringify(m.labels)) throw new UserError(`${o.shards}: its label vocabulary differs from the run's`);
+  const { tf } = await initBackend(o.backend ?? 'auto', o.logger);
+  const c = runInfo.config;
+  const model = await loadFused(tf, o.model, { kind: c.model, features: m.num_features, classes: m.num_classes, units: c.units, project: c.project, window: c.window, seed: c.seed });
+  const ev = await evaluateSplit(tf, model, o.shards, m, o.split, { kind: c.model, features: m.num_features, window: c.window });
+  model.dispose();
+  return { ...ev.confusion.report(), loss: ev.loss };
+}

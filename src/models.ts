@@ -35,6 +35,7 @@ export function buildModel(tf: Tf, s: ModelSpec): TF.LayersModel {
       units: s.units,
       name: 'LSTMnet',
       recurrentActivation: 'sigmoid',
+      unitForgetBias: true, // as Keras: forget-gate bias starts at 1, which long step sequences need
       kernelInitializer: tf.initializers.glorotUniform({ seed: s.seed + 2 }),
       recurrentInitializer: tf.initializers.glorotUniform({ seed: s.seed + 3 }),
     }),

@@ -77,27 +77,31 @@ export function autoClassWeights(m: Manifest): number[] {
   return m.labels.map((l) => ((cc[l] ?? 0) > 0 ? Math.min(100, n / (present * cc[l])) : 0));
 }
 
-function weightedSparseCE(tf: Tf, weights: number[]) {
-  const w = tf.tensor1d(weights);
+/** Class-weighted cross-entropy over one-hot targets (tfjs checks a custom loss's target shape). */
+function weightedCE(tf: Tf, weights: number[]) {
+  const w = tf.tensor2d(weights, [weights.length, 1]);
   return (yTrue: TF.Tensor, yPred: TF.Tensor) =>
     tf.tidy(() => {
-      const y = yTrue.flatten().toInt();
-      const oh = tf.oneHot(y, weights.length);
-      const ce = tf.neg(tf.sum(tf.mul(oh, tf.log(tf.clipByValue(yPred, 1e-7, 1))), -1));
-      return tf.mean(tf.mul(ce, tf.gather(w, y)));
+      const ce = tf.neg(tf.sum(tf.mul(yTrue, tf.log(tf.clipByValue(yPred, 1e-7, 1))), -1));
+      const sw = tf.matMul(yTrue as TF.Tensor2D, w).reshape([-1]);
+      return tf.mean(tf.mul(ce, sw));
     });
 }
 
 function compile(tf: Tf, model: TF.LayersModel, lr: number, weights: number[] | null): void {
   model.compile({
     optimizer: tf.train.rmsprop(lr),
-    loss: weights ? weightedSparseCE(tf, weights) : 'sparseCategoricalCrossentropy',
-    metrics: [tf.metrics.sparseCategoricalAccuracy],
+    loss: weights ? weightedCE(tf, weights) : 'sparseCategoricalCrossentropy',
+    metrics: [weights ? tf.metrics.categoricalAccuracy : tf.metrics.sparseCategoricalAccuracy],
   });
 }
 
-function toTensors(tf: Tf, spec: Pick<ModelSpec, 'kind' | 'features' | 'window'>, b: BatchArrays) {
-  return { xs: tf.tensor(b.x, batchShape(spec, b.n)), ys: tf.tensor1d(Float32Array.from(b.y)) };
+function toTensors(tf: Tf, spec: Pick<ModelSpec, 'kind' | 'features' | 'window' | 'classes'>, b: BatchArrays, oneHot: boolean) {
+  const xs = tf.tensor(b.x, batchShape(spec, b.n));
+  if (!oneHot) return { xs, ys: tf.tensor1d(Float32Array.from(b.y)) };
+  const oh = new Float32Array(b.n * spec.classes);
+  for (let i = 0; i < b.n; i++) oh[i * spec.classes + b.y[i]] = 1;
+  return { xs, ys: tf.tensor2d(oh, [b.n, spec.classes]) };
 }
 
 /** Loss (unweighted cross-entropy), accuracy and a confusion matrix over a split. */
@@ -194,6 +198,9 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   let config: Record<string, unknown>;
   if (ckpt) {
     config = JSON.parse(fs.readFileSync(path.join(run, 'run.json'), 'utf8')).config;
+    // a resumed run keeps its settings, except how long it may go on
+    if (o.epochs !== undefined) config.epochs = o.epochs;
+    if (o.patience !== undefined) config.patience = o.patience;
     if (config.shards_features && JSON.stringify(config.shards_features) !== JSON.stringify(m.features)) throw new UserError(`${o.shards}: features differ from the run being resumed`);
   } else {
     const kind = o.model ?? 'seed';
@@ -238,6 +245,8 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     compile(tf, model, config.learning_rate as number, weights);
     await loadOptimizer(tf, model, ckpt);
     state = JSON.parse(fs.readFileSync(path.join(ckpt, 'state.json'), 'utf8'));
+    state.stopped_early = false; // asked to go on
+    if (state.best_val_loss === null) state.best_val_loss = Infinity; // JSON has no Infinity
     log.info({ run, from: path.basename(ckpt), epoch: state.epoch }, 'resuming');
   } else {
     std = buildModel(tf, spec);
@@ -265,7 +274,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     let accSum = 0;
     let k = 0;
     for (const b of splitBatches(o.shards, m, 'train', { batchSize: B, window: spec.kind === 'window' ? spec.window : 1, shuffle: true, seed: (config.seed as number) * 1000 + epoch, bufferSize: config.buffer_size as number, maxBenignRatio: (config.max_benign_ratio as number | null) ?? undefined })) {
-      const { xs, ys } = toTensors(tf, spec, b);
+      const { xs, ys } = toTensors(tf, spec, b, weights !== null);
       const r = (await model.trainOnBatch(xs, ys)) as number[];
       xs.dispose();
       ys.dispose();
@@ -274,6 +283,8 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       seen += b.n;
       k++;
       prog.update(epoch, epochs, k, batchesPerEpoch, seen / ((performance.now() - t0) / 1000), lossSum / seen, accSum / seen);
+      // let signal handlers and timers run: trainOnBatch resolves through microtasks only
+      await new Promise<void>((res) => setImmediate(res));
       if (stop.requested) {
         interrupted = true;
         break;

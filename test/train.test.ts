@@ -1,0 +1,171 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { prep } from '../src/prep.js';
+import { train, evalRun, loadFused } from '../src/train.js';
+import { initBackend, resetBackendChoice, type Loaders, type Tf } from '../src/backend.js';
+import { buildModel, buildFused, copyWeights } from '../src/models.js';
+import { loadModel } from '../src/runio.js';
+import { splitBatches } from '../src/shardset.js';
+import { readManifest } from '../src/manifest.js';
+import { synthToFile } from '../src/synth.js';
+import { tmpdir, cli } from './helpers.js';
+import type * as TF from '@tensorflow/tfjs';
+
+const CLASSES = ['BENIGN', 'DDoS', 'PortScan', 'DoS Hulk', 'SSH-Patator'];
+
+async function shards(rows = 6000, seed = 5): Promise<string> {
+  const d = tmpdir();
+  const csv = path.join(d, 'a.csv');
+  synthToFile(csv, { rows, seed, classes: CLASSES });
+  const out = path.join(d, 'shards');
+  await prep({ out, inputs: [csv], workers: 0, shardRows: 2000 });
+  return out;
+}
+
+test('backend choice: tfjs-node first, then wasm, then cpu; the reason is kept', async () => {
+  const real = await import('@tensorflow/tfjs');
+  const calls: string[] = [];
+  const fake = (failNode: boolean, failWasm: boolean): Loaders => ({
+    node: async () => {
+      calls.push('node');
+      if (failNode) throw new Error('Cannot find module @tensorflow/tfjs-node');
+      return real as unknown as Tf;
+    },
+    js: async () => real as unknown as Tf,
+    wasm: async () => {
+      calls.push('wasm');
+      if (failWasm) throw new Error('no wasm');
+      const w = await import('@tensorflow/tfjs-backend-wasm');
+      const { createRequire } = await import('node:module');
+      w.setWasmPaths(path.join(path.dirname(createRequire(import.meta.url).resolve('@tensorflow/tfjs-backend-wasm/package.json')), 'dist') + path.sep);
+    },
+  });
+  resetBackendChoice();
+  let c = await initBackend('auto', undefined, fake(true, false));
+  assert.equal(c.backend, 'wasm');
+  assert.match(c.reason, /fallback: tensorflow unavailable \(Cannot find module/);
+  resetBackendChoice();
+  c = await initBackend('auto', undefined, fake(true, true));
+  assert.equal(c.backend, 'cpu');
+  assert.match(c.reason, /wasm unavailable \(no wasm\)/);
+  resetBackendChoice();
+  // a loadable tfjs-node is taken first, with no change of command; here a stand-in whose backend is cpu
+  const nodeLike: Loaders = { ...fake(false, false), node: async () => { calls.push('node-ok'); return real as unknown as Tf; } };
+  await assert.rejects(initBackend('auto', undefined, { ...nodeLike, node: async () => { throw new Error('x'); }, js: async () => { throw new Error('y'); } }), /no TensorFlow.js backend could start/);
+  resetBackendChoice();
+  c = await initBackend('cpu', undefined, nodeLike);
+  assert.equal(c.reason, 'forced by --backend cpu');
+  resetBackendChoice();
+  await initBackend('auto');
+});
+
+test('FusedLSTM matches tf.layers.lstm: outputs and gradients on the same weights (seed and window)', async () => {
+  const { tf } = await initBackend('auto');
+  for (const kind of ['seed', 'window'] as const) {
+    const spec = { kind, features: 9, classes: 4, units: 6, project: 5, window: 3, seed: 7 };
+    const std = buildModel(tf, spec);
+    const fused = buildFused(tf, spec);
+    copyWeights(std, fused);
+    const x = kind === 'seed' ? tf.randomUniform([5, 9], 0, 1, 'float32', 3) : tf.randomUniform([5, 3, 9], 0, 1, 'float32', 3);
+    const a = std.predict(x) as TF.Tensor;
+    const b = fused.predict(x) as TF.Tensor;
+    assert.ok(tf.max(tf.abs(tf.sub(a, b))).dataSync()[0] < 1e-5, `${kind} outputs`);
+    const r = tf.randomUniform([5, 4], 0, 1, 'float32', 4);
+    const gradsOf = (m: TF.LayersModel) => {
+      const vars = m.trainableWeights.map((w) => (w as unknown as { val: TF.Variable }).val);
+      const { grads } = tf.variableGrads(() => tf.sum(tf.mul(m.apply(x) as TF.Tensor, r)) as TF.Scalar, vars);
+      return vars.map((v) => grads[v.name]);
+    };
+    const ga = gradsOf(std);
+    const gb = gradsOf(fused);
+    assert.equal(ga.length, gb.length);
+    ga.forEach((g, k) => {
+      assert.deepEqual(g.shape, gb[k].shape);
+      const d = tf.max(tf.abs(tf.sub(g, gb[k]))).dataSync()[0];
+      const scale = tf.max(tf.abs(g)).dataSync()[0];
+      assert.ok(d <= 1e-4 * Math.max(1, scale), `${kind} gradient ${k}: ${d}`);
+    });
+  }
+});
+
+test('train the window model on synth shards: test macro-F1 clearly beats the majority class; save -> load -> same predictions', async () => {
+  const dir = await shards(8000, 5);
+  const run = path.join(tmpdir(), 'run');
+  const r = await train({ shards: dir, out: run, model: 'window', window: 4, epochs: 3, batchSize: 128, learningRate: 0.01, seed: 3, progress: false });
+  assert.ok(r.eval, 'evaluated on test');
+  assert.ok(r.eval!.macro_f1 > r.eval!.majority_macro_f1 + 0.25, `macro-F1 ${r.eval!.macro_f1} vs majority ${r.eval!.majority_macro_f1}`);
+  for (const f of ['model.json', 'weights.bin', 'run.json', 'metrics.ndjson', 'eval.json', 'best/model.json', 'last/optimizer.bin', 'last/state.json']) assert.ok(fs.existsSync(path.join(run, f)), f);
+  const lines = fs.readFileSync(path.join(run, 'metrics.ndjson'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  assert.deepEqual(lines.map((l) => l.epoch), [1, 2, 3]);
+  for (const k of ['loss', 'acc', 'val_loss', 'val_acc', 'samples_per_s', 'seconds']) assert.equal(typeof lines[0][k], 'number', k);
+  const runInfo = JSON.parse(fs.readFileSync(path.join(run, 'run.json'), 'utf8'));
+  assert.deepEqual(runInfo.labels, readManifest(dir).labels);
+  assert.ok(runInfo.scaler.max.length === runInfo.features.length);
+  // saved as standard layers: loads without flowtensor's custom classes, predicts the same as the fused twin
+  const { tf } = await initBackend('auto');
+  const std = await loadModel(tf, run);
+  assert.ok(std.layers.every((l) => ['Reshape', 'Dense', 'LSTM', 'InputLayer'].includes(l.getClassName())));
+  const fused = await loadFused(tf, run, { kind: 'window', features: runInfo.features.length, classes: runInfo.labels.length, units: 32, project: 32, window: 4, seed: 3 });
+  const m = readManifest(dir);
+  const b = splitBatches(dir, m, 'test', { batchSize: 64, window: 4 }).next().value!;
+  const x = tf.tensor3d(b.x, [b.n, 4, m.num_features]);
+  const p1 = (std.predict(x) as TF.Tensor).dataSync();
+  const p2 = (fused.predict(x) as TF.Tensor).dataSync();
+  const p3 = ((await loadModel(tf, run)).predict(x) as TF.Tensor).dataSync();
+  assert.deepEqual(Array.from(p1), Array.from(p3));
+  assert.ok(p1.every((v, i) => Math.abs(v - p2[i]) < 1e-5));
+  // eval reproduces train's evaluation of the best model
+  const ev = await evalRun({ model: run, shards: dir, split: 'test' });
+  assert.equal(ev.macro_f1, r.eval!.macro_f1);
+  assert.deepEqual(ev.confusion, r.eval!.confusion);
+});
+
+test('resume continues the epoch count and the loss curve; no tensors leak per batch', async () => {
+  const dir = await shards(4000, 8);
+  const run = path.join(tmpdir(), 'run');
+  const { tf } = await initBackend('auto');
+  const first = await train({ shards: dir, out: run, model: 'seed', epochs: 2, patience: 5, batchSize: 128, learningRate: 0.003, progress: false });
+  assert.equal(first.epochs.length, 2);
+  const before = tf.memory().numTensors;
+  const second = await train({ shards: dir, out: run, resume: true, epochs: 4, progress: false });
+  const after = tf.memory().numTensors;
+  assert.deepEqual(second.epochs.map((e) => e.epoch), [3, 4]);
+  const lines = fs.readFileSync(path.join(run, 'metrics.ndjson'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  assert.deepEqual(lines.map((l) => l.epoch), [1, 2, 3, 4]);
+  // the optimizer state came back: the loss goes on from where it was, not from a fresh start
+  assert.ok(lines[2].loss < lines[0].loss, `loss ${lines.map((l) => l.loss.toFixed(3)).join(' ')}`);
+  assert.ok(after - before < 40, `tensors before ${before}, after ${after}`);
+});
+
+test('Ctrl-C (stop request) finishes the batch, saves last/, and --resume reruns that epoch', async () => {
+  const dir = await shards(3000, 9);
+  const run = path.join(tmpdir(), 'run');
+  const stop = { requested: false };
+  setTimeout(() => (stop.requested = true), 1);
+  const r = await train({ shards: dir, out: run, model: 'window', window: 2, epochs: 3, batchSize: 32, progress: false, stop });
+  assert.ok(r.interrupted);
+  const st = JSON.parse(fs.readFileSync(path.join(run, 'last', 'state.json'), 'utf8'));
+  assert.equal(st.epoch, 0);
+  assert.equal(st.interrupted_in_epoch, 1);
+  const again = await train({ shards: dir, out: run, resume: true, progress: false });
+  assert.equal(again.epochs[0].epoch, 1);
+});
+
+test('a corrupted shard, a missing manifest and an unfinished folder are refused clearly', async () => {
+  const dir = await shards(2000, 10);
+  const m = readManifest(dir);
+  const shard = path.join(dir, m.splits.train.shards[0].file);
+  const buf = fs.readFileSync(shard);
+  buf[buf.length - 5] ^= 0xff;
+  fs.writeFileSync(shard, buf);
+  await assert.rejects(train({ shards: dir, out: path.join(tmpdir(), 'r'), epochs: 1, progress: false }), /checksum does not match/);
+  fs.rmSync(path.join(dir, 'manifest.json'));
+  await assert.rejects(train({ shards: dir, out: path.join(tmpdir(), 'r'), epochs: 1, progress: false }), /no manifest\.json/);
+  fs.writeFileSync(path.join(dir, 'pass1.json'), '{}');
+  const r = cli(['train', '--shards', dir, '--out', path.join(tmpdir(), 'r')]);
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /pass 1 finished but scaling did not/);
+  assert.match(r.stderr, /flowtensor scale/);
+});

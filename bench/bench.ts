@@ -81,3 +81,29 @@ if (want('parsers')) {
     emit({ bench: 'parser', parser: name, rows: r.rows, seconds: +(r.seconds as number).toFixed(2), rows_per_s: Math.round((r.rows as number) / (r.seconds as number)), mb_per_s: Math.round(bytes / 2 ** 20 / (r.seconds as number)) });
   }
 }
+
+if (want('plumbing')) {
+  // the cost of moving 4,096-row batches between 6 stages: plain calls vs Node streams vs highland
+  const script = `
+    import { Readable, Transform, Writable } from 'node:stream';
+    import { pipeline } from 'node:stream/promises';
+    import _ from 'highland';
+    const N = 700, STAGES = 6; // 700 batches of 4,096 rows = 2.87M rows
+    const work = (b) => { b.k++; return b; };
+    const make = () => Array.from({ length: N }, (_, i) => ({ i, k: 0 }));
+    let t = performance.now();
+    for (const b of make()) { let x = b; for (let s = 0; s < STAGES; s++) x = work(x); }
+    const calls = performance.now() - t;
+    t = performance.now();
+    await pipeline(Readable.from(make()), ...Array.from({ length: STAGES }, () => new Transform({ objectMode: true, transform(b, _e, cb) { cb(null, work(b)); } })), new Writable({ objectMode: true, write(_b, _e, cb) { cb(); } }));
+    const streams = performance.now() - t;
+    t = performance.now();
+    await new Promise((res) => { let s = _(make()); for (let k = 0; k < STAGES; k++) s = s.map(work); s.done(res); });
+    const hl = performance.now() - t;
+    t = performance.now();
+    await new Promise((res) => { _(make()).through(_.pipeline(...Array.from({ length: STAGES }, () => _.map(work)))).done(res); });
+    const hlPipeline = performance.now() - t;
+    console.log(JSON.stringify({ calls, streams, hl, hlPipeline }));`;
+  const r = child(script, []);
+  for (const [k, v] of Object.entries(r)) emit({ bench: 'plumbing', how: k, batches: 700, stages: 6, ms: +(v as number).toFixed(2) });
+}

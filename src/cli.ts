@@ -14,6 +14,7 @@ import { inspectText } from './inspect.js';
 import { readManifest, PASS1 } from './manifest.js';
 import { synthCsv } from './synth.js';
 import { train, evalRun } from './train.js';
+import { predict } from './predict.js';
 import { reportText } from './metrics.js';
 
 type Common = { config: string; 'log-level': string; 'log-file'?: string; quiet?: boolean };
@@ -278,6 +279,27 @@ export async function main(argv = hideBin(process.argv)): Promise<void> {
         run(a as unknown as Common, async (log) => {
           const r = await evalRun({ model: a.model as string, shards: a.shards as string, split: a.split as 'test', backend: a.backend as 'auto', logger: log });
           process.stdout.write(a.json ? JSON.stringify(r, null, 2) + '\n' : reportText(r, `${a.model} on ${a.shards} (${a.split})`));
+        }),
+    )
+    .command(
+      'predict [files..]',
+      'score flows (CSV files or stdin) with a trained run: NDJSON (or CSV) lines on stdout',
+      (c: Argv) =>
+        c
+          .positional('files', { type: 'string', array: true })
+          .option('model', { alias: 'm', type: 'string', demandOption: true, describe: 'run folder' })
+          .option('format', { choices: ['ndjson', 'csv'], default: 'ndjson' })
+          .option('batch-size', { type: 'number', default: 1024 })
+          .option('rejects', stageOpts.rejects)
+          .option('backend', { choices: ['auto', 'tensorflow', 'wasm', 'cpu'], default: 'auto' })
+          .option('progress', { type: 'boolean' })
+          .example('$0 predict --model runs/first < Friday.csv > scored.ndjson', ''),
+      (a) =>
+        run(a as unknown as Common, async (log) => {
+          const s = await predict({ model: a.model as string, inputs: (a.files as string[]) ?? [], output: process.stdout, format: a.format as 'csv', batchSize: a['batch-size'] as number, rejects: a.rejects as string, backend: a.backend as 'auto', logger: log, progress: a.progress as boolean | undefined });
+          const { report, ...rest } = s;
+          log.info({ ...rest, macro_f1: report ? +report.macro_f1.toFixed(4) : undefined }, 'predict done');
+          if (report && !(a as unknown as Common).quiet) process.stderr.write(reportText(report, `labelled input: ${report.rows} rows`));
         }),
     )
     .command(

@@ -8,6 +8,21 @@
 import type * as TF from '@tensorflow/tfjs';
 import type { Tf } from './backend.js';
 
+// exp without a call into C++ (V8 does not inline Math.exp): 2^(x·log2 e) split into 2^k from a
+// table and 2^f, f in [-0.5, 0.5], from its degree-6 Taylor polynomial (relative error < 2e-7,
+// below float32's 6e-8·ulp spacing in effect). This is most of the fused layer's speed on wasm/cpu.
+const POW2 = new Float64Array(300);
+for (let k = 0; k < 300; k++) POW2[k] = Math.pow(2, k - 150);
+function fexp(x: number): number {
+  if (x < -100) return 0;
+  if (x > 100) x = 100;
+  const t = x * 1.4426950408889634;
+  const k = Math.floor(t + 0.5);
+  const f = t - k;
+  const p = 1 + f * (0.6931471805599453 + f * (0.2402265069591007 + f * (0.05550410866482158 + f * (0.009618129107628477 + f * (0.0013333558146428443 + f * 0.00015403530393381609)))));
+  return p * POW2[k + 150];
+}
+
 interface Buffers {
   key: string;
   act: Float32Array; // [T][B][4H] gate activations
@@ -42,117 +57,138 @@ export function lstmScalarRecurrence(tf: Tf, x: TF.Tensor2D, a: TF.Tensor2D, c0:
   return lstmCore(tf, 'scalar', [x, a, c0, u]) as TF.Tensor2D;
 }
 
+/**
+ * Gate maths of one step for every row: pre = z (h·U) + the step's input projection, then the
+ * activations, c and h. Module-level so that V8 keeps one optimised copy (a closure created per call
+ * would start cold in the interpreter every batch).
+ */
+function stepForward(k: Buffers, t: number, B: number, T: number, H: number, z: Float32Array, scalar: boolean, gxa: Float32Array, av: Float32Array, cv: Float32Array, pre: Float32Array): void {
+  const G = 4 * H;
+  const ao0 = t * B * G;
+  const cp0 = t * B * H;
+  const cn0 = (t + 1) * B * H;
+  const act = k.act;
+  const cc = k.c;
+  const hh = k.h;
+  const tcs = k.tc;
+  for (let b = 0; b < B; b++) {
+    const zo = b * G;
+    const ao = ao0 + b * G;
+    const cp = cp0 + b * H;
+    const cn = cn0 + b * H;
+    if (scalar) {
+      const xv = gxa[b * T + t];
+      for (let j = 0; j < G; j++) pre[j] = z[zo + j] + xv * av[j] + cv[j];
+    } else {
+      const go = (b * T + t) * G;
+      for (let j = 0; j < G; j++) pre[j] = z[zo + j] + gxa[go + j];
+    }
+    for (let q = 0; q < H; q++) {
+      const i = 1 / (1 + fexp(-pre[q]));
+      const f = 1 / (1 + fexp(-pre[H + q]));
+      const g = 2 / (1 + fexp(-2 * pre[2 * H + q])) - 1; // tanh
+      const o = 1 / (1 + fexp(-pre[3 * H + q]));
+      act[ao + q] = i;
+      act[ao + H + q] = f;
+      act[ao + 2 * H + q] = g;
+      act[ao + 3 * H + q] = o;
+      const c = f * cc[cp + q] + i * g;
+      const tc = 2 / (1 + fexp(-2 * c)) - 1;
+      cc[cn + q] = c;
+      tcs[cn + q] = tc;
+      hh[cn + q] = o * tc;
+    }
+  }
+}
+
+/** Backward through the gate maths of step t: writes dz of the step, updates dc, accumulates dA/dc0 or dgx. */
+function stepBackward(k: Buffers, t: number, B: number, T: number, H: number, dh: Float32Array, dc: Float32Array, scalar: boolean, gxa: Float32Array, da: Float32Array, dc0: Float32Array, dgx: Float32Array): void {
+  const G = 4 * H;
+  const ao0 = t * B * G;
+  const cp0 = t * B * H;
+  const cn0 = (t + 1) * B * H;
+  const act = k.act;
+  const cc = k.c;
+  const tcs = k.tc;
+  const dzAll = k.dz;
+  for (let b = 0; b < B; b++) {
+    const ao = ao0 + b * G;
+    const cp = cp0 + b * H;
+    const cn = cn0 + b * H;
+    const dzo = ao0 + b * G;
+    const ho = b * H;
+    for (let q = 0; q < H; q++) {
+      const i = act[ao + q];
+      const f = act[ao + H + q];
+      const g = act[ao + 2 * H + q];
+      const o = act[ao + 3 * H + q];
+      const tc = tcs[cn + q];
+      const dcq = dc[ho + q] + dh[ho + q] * o * (1 - tc * tc);
+      dzAll[dzo + q] = dcq * g * i * (1 - i);
+      dzAll[dzo + H + q] = dcq * cc[cp + q] * f * (1 - f);
+      dzAll[dzo + 2 * H + q] = dcq * i * (1 - g * g);
+      dzAll[dzo + 3 * H + q] = dh[ho + q] * tc * o * (1 - o);
+      dc[ho + q] = dcq * f;
+    }
+    if (scalar) {
+      const xv = gxa[b * T + t];
+      for (let j = 0; j < G; j++) {
+        const d = dzAll[dzo + j];
+        da[j] += xv * d;
+        dc0[j] += d;
+      }
+    } else dgx.set(dzAll.subarray(dzo, dzo + G), (b * T + t) * G);
+  }
+}
+
+function transposeInto(src: Float32Array, rows: number, cols: number, dst: Float32Array): void {
+  for (let r = 0; r < rows; r++) for (let q = 0; q < cols; q++) dst[q * rows + r] = src[r * cols + q];
+}
+
 function lstmCore(tf: Tf, mode: 'gx' | 'scalar', inputs: TF.Tensor[]): TF.Tensor {
   const op = tf.customGrad(((...args: TF.Tensor[]): { value: TF.Tensor; gradFunc: (dy: TF.Tensor) => TF.Tensor[] } => {
     const scalar = mode === 'scalar';
-    const uT = args[scalar ? 3 : 1];
+    const uT = args[scalar ? 3 : 1] as TF.Tensor2D;
     const G = uT.shape[1] as number;
     const H = G / 4;
     const B = args[0].shape[0] as number;
     const T = args[0].shape[1] as number;
-    // gx (mode gx) or x (mode scalar)
-    const gxa = args[0].dataSync() as Float32Array;
+    const gxa = args[0].dataSync() as Float32Array; // gx (mode gx) or x (mode scalar)
     const av = scalar ? (args[1].dataSync() as Float32Array) : new Float32Array(0);
     const cv = scalar ? (args[2].dataSync() as Float32Array) : new Float32Array(0);
-    const pre = new Float32Array(G); // the step's input projection for one row
+    const pre = new Float32Array(G);
     const k = buffers(B, T, H);
     k.c.fill(0, 0, B * H);
     k.h.fill(0, 0, B * H);
     const z = k.z;
     for (let t = 0; t < T; t++) {
-      const hp = t * B * H;
       if (t === 0) z.fill(0);
       else {
+        const hp = t * B * H;
         const hT = tf.tensor2d(k.h.subarray(hp, hp + B * H), [B, H]);
-        const zT = tf.matMul(hT, uT as TF.Tensor2D);
+        const zT = tf.matMul(hT, uT);
         z.set(zT.dataSync() as Float32Array);
         hT.dispose();
         zT.dispose();
       }
-      const ao0 = t * B * G;
-      const cp0 = t * B * H;
-      const cn0 = (t + 1) * B * H;
-      for (let b = 0; b < B; b++) {
-        const zo = b * G;
-        const ao = ao0 + b * G;
-        const cp = cp0 + b * H;
-        const cn = cn0 + b * H;
-        if (scalar) {
-          const xv = gxa[b * T + t];
-          for (let j = 0; j < G; j++) pre[j] = z[zo + j] + xv * av[j] + cv[j];
-        } else {
-          const go = (b * T + t) * G;
-          for (let j = 0; j < G; j++) pre[j] = z[zo + j] + gxa[go + j];
-        }
-        for (let q = 0; q < H; q++) {
-          const i = 1 / (1 + Math.exp(-pre[q]));
-          const f = 1 / (1 + Math.exp(-pre[H + q]));
-          const g = 2 / (1 + Math.exp(-2 * pre[2 * H + q])) - 1; // tanh
-          const o = 1 / (1 + Math.exp(-pre[3 * H + q]));
-          k.act[ao + q] = i;
-          k.act[ao + H + q] = f;
-          k.act[ao + 2 * H + q] = g;
-          k.act[ao + 3 * H + q] = o;
-          const c = f * k.c[cp + q] + i * g;
-          const tc = 2 / (1 + Math.exp(-2 * c)) - 1;
-          k.c[cn + q] = c;
-          k.tc[cn + q] = tc;
-          k.h[cn + q] = o * tc;
-        }
-      }
+      stepForward(k, t, B, T, H, z, scalar, gxa, av, cv, pre);
     }
     const value = tf.tensor2d(k.h.slice(T * B * H, (T + 1) * B * H), [B, H]);
     const gradFunc = (dy: TF.Tensor) => {
       const kk = buffers(B, T, H);
-      const dhT = dy.dataSync() as Float32Array;
-      const dh = Float32Array.from(dhT);
+      const dh = Float32Array.from(dy.dataSync() as Float32Array);
       const dc = new Float32Array(B * H);
       const dgx = scalar ? new Float32Array(0) : new Float32Array(B * T * G);
       const da = new Float32Array(G);
       const dc0 = new Float32Array(G);
-      const dzAll = kk.dz;
-      // transposed operands are built here once: the backend's matMul is fastest without transpose flags
-      const uTt = tf.transpose(uT as TF.Tensor2D);
+      // transposed operands are built once: the backend's matMul is fastest without transpose flags
+      const uTt = tf.transpose(uT);
       for (let t = T - 1; t >= 0; t--) {
-        const ao0 = t * B * G;
-        const cp0 = t * B * H;
-        const cn0 = (t + 1) * B * H;
-        const dzo0 = t * B * G;
-        for (let b = 0; b < B; b++) {
-          const ao = ao0 + b * G;
-          const cp = cp0 + b * H;
-          const cn = cn0 + b * H;
-          const dzo = dzo0 + b * G;
-          const ho = b * H;
-          for (let q = 0; q < H; q++) {
-            const i = kk.act[ao + q];
-            const f = kk.act[ao + H + q];
-            const g = kk.act[ao + 2 * H + q];
-            const o = kk.act[ao + 3 * H + q];
-            const tc = kk.tc[cn + q];
-            const dcq = dc[ho + q] + dh[ho + q] * o * (1 - tc * tc);
-            const di = dcq * g * i * (1 - i);
-            const df = dcq * kk.c[cp + q] * f * (1 - f);
-            const dg = dcq * i * (1 - g * g);
-            const d_o = dh[ho + q] * tc * o * (1 - o);
-            dzAll[dzo + q] = di;
-            dzAll[dzo + H + q] = df;
-            dzAll[dzo + 2 * H + q] = dg;
-            dzAll[dzo + 3 * H + q] = d_o;
-            dc[ho + q] = dcq * f;
-          }
-          if (scalar) {
-            const xv = gxa[b * T + t];
-            for (let j = 0; j < G; j++) {
-              const d = dzAll[dzo + j];
-              da[j] += xv * d;
-              dc0[j] += d;
-            }
-          } else dgx.set(dzAll.subarray(dzo, dzo + G), (b * T + t) * G);
-        }
+        stepBackward(kk, t, B, T, H, dh, dc, scalar, gxa, da, dc0, dgx);
         if (t > 0) {
-          const dzT = tf.tensor2d(dzAll.subarray(dzo0, dzo0 + B * G), [B, G]);
-          const dhN = tf.matMul(dzT, uTt as TF.Tensor2D);
+          const o = t * B * G;
+          const dzT = tf.tensor2d(kk.dz.subarray(o, o + B * G), [B, G]);
+          const dhN = tf.matMul(dzT, uTt);
           dh.set(dhN.dataSync() as Float32Array);
           dzT.dispose();
           dhN.dispose();
@@ -162,9 +198,9 @@ function lstmCore(tf: Tf, mode: 'gx' | 'scalar', inputs: TF.Tensor[]): TF.Tensor
       // dU = Σ_t h_{t-1}ᵀ dz_t as one product: [H, T·B] × [T·B, 4H]
       const TB = T * B;
       const hPrevT = new Float32Array(H * TB);
-      for (let r = 0; r < TB; r++) for (let q = 0; q < H; q++) hPrevT[q * TB + r] = kk.h[r * H + q];
+      transposeInto(kk.h, TB, H, hPrevT);
       const hPrev = tf.tensor2d(hPrevT, [H, TB]);
-      const dzM = tf.tensor2d(dzAll, [TB, G]);
+      const dzM = tf.tensor2d(kk.dz, [TB, G]);
       const du = tf.matMul(hPrev, dzM);
       hPrev.dispose();
       dzM.dispose();
@@ -176,7 +212,6 @@ function lstmCore(tf: Tf, mode: 'gx' | 'scalar', inputs: TF.Tensor[]): TF.Tensor
   return (op as unknown as (...a: TF.Tensor[]) => TF.Tensor)(...inputs);
 }
 
-/** The FusedLSTM layer class for a tfjs instance (registered once per tf module). */
 /** x·w whose gradients use explicit transposes: the wasm backend's matMul is slow with transpose flags. */
 export function matMulPlain(tf: Tf, x: TF.Tensor2D, w: TF.Tensor2D): TF.Tensor2D {
   const op = tf.customGrad(((a: TF.Tensor, b: TF.Tensor) => ({

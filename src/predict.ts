@@ -1,0 +1,235 @@
+// `flowtensor predict`: score new flows with exactly the preprocessing a run was trained with:
+// parse -> filter -> ipsplit -> sanitize -> the run's saved scaler (never refitted) -> model.
+// One output line per data row, or one quarantine record; memory stays flat on an endless stdin.
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Readable, Writable } from 'node:stream';
+import type * as TF from '@tensorflow/tfjs';
+import { CsvBatchParser, type RejectRecord } from '../stages/parse.js';
+import { createFilter } from '../stages/filter.js';
+import { createIpSplit } from '../stages/ipsplit.js';
+import { createLabels } from '../stages/labels.js';
+import { createSanitize } from '../stages/sanitize.js';
+import { toRowMajor } from '../stages/split.js';
+import { applyScaler } from '../stages/scale.js';
+import { featureSpec } from './prep.js';
+import { loadConfig } from './config.js';
+import { initBackend, type BackendName } from './backend.js';
+import { loadFused } from './train.js';
+import { batchShape, type ModelSpec } from './models.js';
+import { Confusion, type Report } from './metrics.js';
+import { openInput, describeReadError } from './inputs.js';
+import { UserError } from './errors.js';
+import { silentLogger, Progress, type Logger } from './log.js';
+import type { Batch, Counts } from './batch.js';
+import type { ScalerStats } from './manifest.js';
+
+export interface PredictOptions {
+  model: string;
+  /** Files; empty reads `input` (stdin). */
+  inputs: string[];
+  input?: Readable;
+  output: Writable;
+  format?: 'ndjson' | 'csv';
+  batchSize?: number;
+  backend?: BackendName | 'auto';
+  rejects?: string;
+  logger?: Logger;
+  progress?: boolean;
+}
+
+export interface PredictSummary {
+  rows_in: number;
+  rows_scored: number;
+  quarantined: number;
+  blank_rows: number;
+  header_rows: number;
+  unknown_labels: Record<string, number>;
+  clipped: Record<string, number>;
+  replaced: Counts;
+  report?: Report;
+  seconds: number;
+  flows_per_s: number;
+}
+
+const ID_COLUMNS = ['flow_id', 'source_ip', 'source_port', 'destination_ip', 'destination_port', 'protocol', 'timestamp'];
+const CSV_COLUMNS = ['file', 'line', ...ID_COLUMNS, 'predicted', 'probability', 'top2', 'p2', 'top3', 'p3', 'label'];
+
+interface RunInfo {
+  config: { model: 'seed' | 'window'; units: number; project: number; window: number; seed: number };
+  features: string[];
+  labels: string[];
+  scaler: ScalerStats;
+  dataset: string;
+  shards_manifest?: { options?: { drop_identifiers?: boolean } };
+}
+
+function csvCell(v: unknown): string {
+  if (v === null || v === undefined) return '';
+  const s = String(v);
+  return /[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+}
+
+export async function predict(o: PredictOptions): Promise<PredictSummary> {
+  const log = o.logger ?? silentLogger;
+  const runFile = path.join(o.model, 'run.json');
+  if (!fs.existsSync(runFile)) throw new UserError(`${o.model}: no run.json`, 'give a run folder written by flowtensor train');
+  const run = JSON.parse(fs.readFileSync(runFile, 'utf8')) as RunInfo;
+  const cfg = loadConfig(run.dataset ?? 'cicids2017');
+  const filter = createFilter({ cfg, dropIdentifiers: !!run.shards_manifest?.options?.drop_identifiers });
+  const spec = featureSpec(cfg, filter.columns);
+  if (JSON.stringify(spec.features) !== JSON.stringify(run.features)) throw new UserError(`${o.model}: the run's features do not match what this flowtensor computes`, 'predict with the flowtensor version and config the run was trained with');
+  const ipsplit = createIpSplit(cfg.ip_columns);
+  const rejectFd = o.rejects ? fs.openSync(o.rejects, 'a') : -1;
+  let quarantined = 0;
+  const onReject = (r: RejectRecord) => {
+    quarantined++;
+    if (rejectFd >= 0) fs.writeSync(rejectFd, JSON.stringify(r) + '\n');
+    log.warn({ file: r.file, line: r.line, reason: r.reason, detail: r.detail }, 'row quarantined');
+  };
+  const sanitize = createSanitize({ cfg, policy: { nan: 'zero', empty: 'zero', text: 'zero', posinf: 'train_max', neginf: 'train_min' }, onReject });
+  const labels = createLabels({ cfg, vocab: run.labels });
+  const { tf } = await initBackend(o.backend ?? 'auto', log);
+  const ms: ModelSpec = { kind: run.config.model, features: run.features.length, classes: run.labels.length, units: run.config.units, project: run.config.project, window: run.config.window, seed: run.config.seed };
+  const model = await loadFused(tf, o.model, ms);
+  const F = ms.features;
+  const C = ms.classes;
+  const W = ms.kind === 'window' ? ms.window : 1;
+  const B = o.batchSize ?? 1024;
+  const fmt = o.format ?? 'ndjson';
+  const out = o.output;
+  const conf = new Confusion(run.labels);
+  let labelled = 0;
+  const unknown: Record<string, number> = {};
+  const clipped: Record<string, number> = {};
+  const totals = { rows_in: 0, rows_scored: 0, blank_rows: 0, header_rows: 0 };
+  const t0 = performance.now();
+  const progress = new Progress('predict', 0, o.progress);
+  if (fmt === 'csv') out.write(CSV_COLUMNS.join(',') + '\n');
+
+  const write = async (s: string) => {
+    if (!out.write(s)) await new Promise<void>((res) => out.once('drain', () => res()));
+  };
+
+  async function score(b: Batch, context: { rows: Float32Array | null }): Promise<void> {
+    // identifiers and labels as given, before the model's stages drop them
+    const ids = ID_COLUMNS.map((c) => b.str.get(c) ?? b.num.get(c));
+    const rawLabels = b.str.get('label') ?? b.str.get('attack_type');
+    let x = filter.apply(b);
+    x = ipsplit.apply(x);
+    x = sanitize.apply(x);
+    if (x.n !== b.n) throw new Error('predict: sanitize dropped rows; only the zero policies are used here');
+    const rows = toRowMajor(x, run.features);
+    applyScaler(rows, F, run.scaler, { clipped }, run.features);
+    let input = rows;
+    if (W > 1) {
+      // windows of the last W flows of this stream; before its first flows, zeros
+      const prev = context.rows ?? new Float32Array((W - 1) * F);
+      const all = new Float32Array((W - 1 + b.n) * F);
+      all.set(prev, 0);
+      all.set(rows, (W - 1) * F);
+      input = new Float32Array(b.n * W * F);
+      for (let i = 0; i < b.n; i++) input.set(all.subarray(i * F, (i + W) * F), i * W * F);
+      context.rows = all.slice(b.n * F);
+    }
+    const probsT = tf.tidy(() => model.predict(tf.tensor(input, batchShape(ms, b.n))) as TF.Tensor);
+    const probs = (await probsT.data()) as Float32Array;
+    probsT.dispose();
+    const lines: string[] = [];
+    const yTrue: number[] = [];
+    const yPred: number[] = [];
+    for (let i = 0; i < b.n; i++) {
+      const order = [0, 1, 2].map(() => -1);
+      for (let c = 0; c < C; c++) {
+        const p = probs[i * C + c];
+        for (let r = 0; r < 3; r++) {
+          if (order[r] < 0 || p > probs[i * C + order[r]]) {
+            order.splice(r, 0, c);
+            order.length = 3;
+            break;
+          }
+        }
+      }
+      const top = order.filter((c) => c >= 0);
+      let trueLabel: string | null = null;
+      let known = true;
+      const raw = rawLabels?.[i];
+      if (raw !== undefined) {
+        try {
+          const id = labels.resolve(raw, b.format, b.file, b.line[i]);
+          trueLabel = id >= 0 ? run.labels[id] : null;
+          if (id >= 0) {
+            yTrue.push(id);
+            yPred.push(top[0]);
+          }
+        } catch {
+          known = false;
+          unknown[raw] = (unknown[raw] ?? 0) + 1;
+        }
+      }
+      const idv = ID_COLUMNS.map((_, k) => ids[k]?.[i]);
+      if (fmt === 'csv') {
+        lines.push([b.file, b.line[i], ...idv, run.labels[top[0]], probs[i * C + top[0]].toFixed(6), run.labels[top[1]] ?? '', top[1] >= 0 ? probs[i * C + top[1]].toFixed(6) : '', run.labels[top[2]] ?? '', top[2] >= 0 ? probs[i * C + top[2]].toFixed(6) : '', trueLabel ?? (known ? '' : raw)].map(csvCell).join(','));
+      } else {
+        const rec: Record<string, unknown> = { file: b.file, line: b.line[i] };
+        ID_COLUMNS.forEach((c, k) => {
+          if (idv[k] !== undefined && !(typeof idv[k] === 'number' && Number.isNaN(idv[k]))) rec[c] = idv[k];
+        });
+        rec.predicted = run.labels[top[0]];
+        rec.probability = +probs[i * C + top[0]].toFixed(6);
+        rec.top3 = top.map((c) => ({ label: run.labels[c], p: +probs[i * C + c].toFixed(6) }));
+        if (raw !== undefined) {
+          rec.label = trueLabel;
+          if (!known) {
+            rec.label_raw = raw;
+            rec.label_known = false;
+          }
+        }
+        lines.push(JSON.stringify(rec));
+      }
+    }
+    conf.add(yTrue, yPred);
+    labelled += yTrue.length;
+    totals.rows_scored += b.n;
+    await write(lines.join('\n') + '\n');
+  }
+
+  const sources = o.inputs.length ? o.inputs : ['-'];
+  try {
+    for (const f of sources) {
+      const name = f === '-' ? 'stdin' : f;
+      const parser = new CsvBatchParser({ file: name, cfg, want: new Set([...filter.wanted, ...ID_COLUMNS]), requireLabel: false, batchSize: B, onReject });
+      const context = { rows: null as Float32Array | null };
+      const src = f === '-' ? (o.input ?? process.stdin) : openInput(f);
+      try {
+        for await (const chunk of src) {
+          for (const b of parser.push(chunk as Buffer)) await score(b, context);
+          progress.update(totals.rows_scored);
+        }
+        for (const b of parser.end()) await score(b, context);
+      } catch (e) {
+        throw describeReadError(name, e);
+      }
+      totals.rows_in += parser.counts.data_rows as number;
+      totals.blank_rows += parser.counts.blank_rows as number;
+      totals.header_rows += parser.counts.header_rows as number;
+    }
+  } finally {
+    progress.done();
+    if (rejectFd >= 0) fs.closeSync(rejectFd);
+    model.dispose();
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  const summary: PredictSummary = {
+    ...totals,
+    quarantined,
+    unknown_labels: unknown,
+    clipped,
+    replaced: sanitize.counts.replaced as Counts,
+    seconds: +seconds.toFixed(3),
+    flows_per_s: Math.round(totals.rows_scored / seconds),
+    report: labelled > 0 ? conf.report() : undefined,
+  };
+  void ipsplit;
+  return summary;
+}

@@ -15,6 +15,7 @@ import { readManifest, PASS1 } from './manifest.js';
 import { synthCsv } from './synth.js';
 import { train, evalRun } from './train.js';
 import { predict } from './predict.js';
+import { writeReport } from './report.js';
 import { reportText } from './metrics.js';
 
 type Common = { config: string; 'log-level': string; 'log-file'?: string; quiet?: boolean };
@@ -300,6 +301,17 @@ export async function main(argv = hideBin(process.argv)): Promise<void> {
           const { report, ...rest } = s;
           log.info({ ...rest, macro_f1: report ? +report.macro_f1.toFixed(4) : undefined }, 'predict done');
           if (report && !(a as unknown as Common).quiet) process.stderr.write(reportText(report, `labelled input: ${report.rows} rows`));
+        }),
+    )
+    .command(
+      'report <run>',
+      'write RUN/report.html: training curves, confusion heat map, per-class table, data quality (self-contained)',
+      (c: Argv) => c.positional('run', { type: 'string', demandOption: true }).option('out', { type: 'string', describe: 'file (default RUN/report.html)' }),
+      (a) =>
+        run(a as unknown as Common, (log) => {
+          const f = writeReport(a.run as string, a.out as string | undefined);
+          log.info({ report: f }, 'report written');
+          process.stdout.write(f + '\n');
         }),
     )
     .command(

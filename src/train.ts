@@ -232,7 +232,14 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     labels: m.labels,
     scaler: m.scaler,
     dataset: m.dataset,
-    shards_manifest: { splits: { train: m.splits.train.rows, val: m.splits.val.rows, test: m.splits.test.rows }, options: m.options },
+    // what the data looked like, so that the run folder is self-contained (report, predict)
+    shards_manifest: {
+      splits: { train: m.splits.train.rows, val: m.splits.val.rows, test: m.splits.test.rows },
+      class_counts: { train: m.splits.train.class_counts, val: m.splits.val.class_counts, test: m.splits.test.class_counts },
+      accounting: m.accounting,
+      quality: m.quality,
+      options: m.options,
+    },
   });
 
   let model: TF.LayersModel;

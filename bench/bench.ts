@@ -107,3 +107,39 @@ if (want('plumbing')) {
   const r = child(script, []);
   for (const [k, v] of Object.entries(r)) emit({ bench: 'plumbing', how: k, batches: 700, stages: 6, ms: +(v as number).toFixed(2) });
 }
+
+if (want('train') || want('predict')) {
+  // training and scoring speed on the full-size synthetic shards (prepared above or here), wasm backend
+  const rows = Math.max(...sizes);
+  const shards = path.join(CACHE, `shards-${rows}`);
+  if (!fs.existsSync(path.join(shards, 'manifest.json'))) child(`import { prep } from ${JSON.stringify(path.join(ROOT, 'dist/src/prep.js'))}; await prep({ out: process.argv[1], inputs: process.argv.slice(2) }); console.log('{}');`, [shards, ...inputs(rows)]);
+  const trainScript = `
+    import { train } from ${JSON.stringify(path.join(ROOT, 'dist/src/train.js'))};
+    const [shards, out, model, batches] = process.argv.slice(1);
+    const r = await train({ shards, out, model, batchSize: 256, epochs: 2, patience: 5, maxBatchesPerEpoch: Number(batches), progress: false });
+    console.log(JSON.stringify({ backend: r.backend, samples_per_s: r.epochs.map((e) => e.samples_per_s), peak_rss_mb: Math.round(process.resourceUsage().maxRSS / 1024) }));`;
+  const runs: Record<string, string> = {};
+  for (const [model, batches, target] of [['seed', 150, 3000], ['window', 600, 8000]] as const) {
+    const out = path.join(CACHE, `run-${model}`);
+    runs[model] = out;
+    if (!want('train') && fs.existsSync(path.join(out, 'model.json'))) continue;
+    const r = child(trainScript, [shards, out, model, String(batches)]);
+    const sps = r.samples_per_s as number[];
+    emit({ bench: 'train', model, batch: 256, batches_per_epoch: batches, backend: r.backend, samples_per_s: sps[sps.length - 1], samples_per_s_by_epoch: sps, peak_rss_mb: r.peak_rss_mb, train_rows_available: rows, target_samples_per_s: target, target_peak_rss_mb: 1024 });
+  }
+  if (want('predict')) {
+    const file = inputs(rows)[0];
+    const predictScript = `
+      import { predict } from ${JSON.stringify(path.join(ROOT, 'dist/src/predict.js'))};
+      import { Writable } from 'node:stream';
+      let bytes = 0;
+      const sink = new Writable({ write(c, _e, cb) { bytes += c.length; cb(); } });
+      const s = await predict({ model: process.argv[1], inputs: [process.argv[2]], output: sink });
+      console.log(JSON.stringify({ rows: s.rows_scored, seconds: s.seconds, flows_per_s: s.flows_per_s, out_mb: Math.round(bytes / 2 ** 20), peak_rss_mb: Math.round(process.resourceUsage().maxRSS / 1024) }));`;
+    for (const model of ['seed', 'window']) {
+      if (!fs.existsSync(path.join(runs[model], 'model.json'))) continue;
+      const r = child(predictScript, [runs[model], file]);
+      emit({ bench: 'predict', model, ...r, target_flows_per_s: model === 'seed' ? 20000 : undefined });
+    }
+  }
+}

@@ -179,6 +179,7 @@ export class CsvBatchParser {
       num: new Map(),
       str: new Map(),
       issues: [],
+      order: this.names.filter((_, j) => this.kinds[j] !== 0),
     };
     this.numCols = [];
     this.strCols = [];

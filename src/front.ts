@@ -28,6 +28,8 @@ export interface Front {
   labels: Labels;
   sanitize: Sanitize;
   apply(b: Batch): Batch;
+  /** filter -> ipsplit -> labels: what prep's parse threads do; sanitize runs where rows are split. */
+  early(b: Batch): Batch;
   counts(): Record<string, Counts>;
   examples(): Record<string, Example[]>;
 }
@@ -42,11 +44,14 @@ export function createFront(o: FrontOptions): Front {
     ipsplit,
     labels,
     sanitize,
-    apply(b) {
+    early(b) {
       let x = filter.apply(b);
       x = ipsplit.apply(x);
       if (!o.noLabels) x = labels.apply(x);
-      return sanitize.apply(x);
+      return x;
+    },
+    apply(b) {
+      return sanitize.apply(this.early(b));
     },
     counts: () => ({ filter: filter.counts, ipsplit: ipsplit.counts, labels: labels.counts, sanitize: sanitize.counts }),
     examples: () => sanitize.examples,

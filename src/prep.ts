@@ -7,10 +7,11 @@ import os from 'node:os';
 import { Worker } from 'node:worker_threads';
 import type { RejectRecord, HeaderInfo } from '../stages/parse.js';
 import { ipFeatureNames } from '../stages/ipsplit.js';
+import { toRowMajor } from '../stages/split.js';
 import type { AttemptedPolicy } from '../stages/labels.js';
 import type { Example } from '../stages/sanitize.js';
 import { createFront } from './front.js';
-import { processTask, type Packed, type ParseSettings } from './prepfile.js';
+import { processTask, unpack, type Packed, type ParseSettings } from './prepfile.js';
 import { planTasks, type Task } from './chunks.js';
 import type { WorkerInput } from './prepworker.js';
 import { createSplit } from '../stages/split.js';
@@ -61,7 +62,7 @@ interface WorkerResult {
 
 interface WorkerHooks {
   consume(t: Task, p: Packed, bytesIn: number): void;
-  taskDone(t: Task, res: { parse: Counts; bytes: number; newlines: number; examples: Record<string, Example[]> }): void;
+  taskDone(t: Task, res: { parse: Counts; bytes: number; newlines: number }): void;
   onHeader(t: Task, h: HeaderInfo): void;
   onReject(t: Task, r: RejectRecord): void;
   onNewLabel(t: Task, label: string, file: string, line: number): void;
@@ -72,7 +73,7 @@ type WorkerMsg =
   | { type: 'batch'; index: number; p: Packed; bytesIn: number }
   | { type: 'reject'; index: number; r: RejectRecord }
   | { type: 'newlabel'; index: number; label: string; file: string; line: number }
-  | { type: 'task'; index: number; parse: Counts; bytes: number; newlines: number; examples: Record<string, Example[]> }
+  | { type: 'task'; index: number; parse: Counts; bytes: number; newlines: number }
   | ({ type: 'done' } & WorkerResult)
   | { type: 'error'; index: number; user: boolean; message: string; hint?: string; stack?: string };
 
@@ -170,7 +171,7 @@ export function featureSpec(cfg: DatasetConfig, columns: string[]): FeatureSpec 
 const REJECT_LOG_LIMIT = 20;
 
 /** Worker heaps: small young generation (batches die young) keeps RSS flat; measured in docs/BENCHMARKS.md. */
-const WORKER_LIMITS = { maxYoungGenerationSizeMb: Number(process.env.FT_YOUNG ?? 8), maxOldGenerationSizeMb: 256 };
+const WORKER_LIMITS = { maxYoungGenerationSizeMb: 8, maxOldGenerationSizeMb: 64 };
 
 export async function prep(opts: PrepOptions): Promise<Manifest> {
   const log = opts.logger ?? silentLogger;
@@ -231,17 +232,18 @@ export async function prep(opts: PrepOptions): Promise<Manifest> {
   const perFile = new Map<number, { parse: Counts; bytes: number; newlines: number; start: number }>();
   // line numbers from a chunk are local to it (its first line is local line 2, after the prepended header)
   const lineOffset = (t: Task) => (t.chunk === 0 ? 0 : (perFile.get(t.fileIndex)?.newlines ?? 0) - 1);
+  // the main thread sanitizes (so counts and examples carry true line numbers), packs rows, splits, writes
   const consume = (t: Task, p: Packed, bytesIn: number) => {
     const off = lineOffset(t);
     if (off !== 0) for (let i = 0; i < p.n; i++) p.line[i] += off;
-    const r = splitter.assign(p.x, spec.features.length, p.n, p.label);
-    writer.addRows(p.x, p.n, p.label, r.split, r.keep);
+    const b = front.sanitize.apply(unpack(p, spec.features));
+    const x = toRowMajor(b, spec.features);
+    const r = splitter.assign(x, spec.features.length, b.n, b.label!);
+    writer.addRows(x, b.n, b.label!, r.split, r.keep);
     rowsDone += p.n;
     progress.update(rowsDone, bytesDone + bytesIn);
   };
-  const taskDone = (t: Task, res: { parse: Counts; bytes: number; newlines: number; examples?: Record<string, Example[]> }) => {
-    const off = lineOffset(t);
-    if (res.examples) mergeExamples(res.examples, off);
+  const taskDone = (t: Task, res: { parse: Counts; bytes: number; newlines: number }) => {
     let f = perFile.get(t.fileIndex);
     if (!f) perFile.set(t.fileIndex, (f = { parse: {}, bytes: 0, newlines: 0, start: Date.now() }));
     addCounts(f.parse, res.parse);
@@ -260,12 +262,6 @@ export async function prep(opts: PrepOptions): Promise<Manifest> {
     if (!perFile.has(fileIndex)) perFile.set(fileIndex, { parse: {}, bytes: 0, newlines: 0, start: Date.now() });
     log.info({ file: h.file, format: h.format, columns: h.canonical.length, missing: h.missing, extra: h.extra.length ? h.extra : undefined }, 'reading');
   };
-  const mergeExamples = (ex: Record<string, Example[]>, off = 0) => {
-    for (const [k, v] of Object.entries(ex)) {
-      const into = (examples[k] ??= []);
-      for (const e of v) if (into.length < 5) into.push({ ...e, line: e.line + off });
-    }
-  };
   try {
     if (W === 0) {
       for (const t of tasks) {
@@ -276,8 +272,6 @@ export async function prep(opts: PrepOptions): Promise<Manifest> {
         });
         taskDone(t, res);
       }
-      stageTotals = front.counts();
-      mergeExamples(front.examples());
     } else {
       // the main thread parses a share too unless new labels must be numbered by a single parser
       const mainParses = !!opts.mainParses && !opts.allowNewLabels && tasks.length > 1;
@@ -293,13 +287,7 @@ export async function prep(opts: PrepOptions): Promise<Manifest> {
           reject: mainReject,
           batch: (p, bytesIn) => consume(t, p, bytesIn),
         });
-        const ex = front.examples();
-        const mine: Record<string, Example[]> = {};
-        for (const k of Object.keys(ex)) {
-          mine[k] = ex[k];
-          delete ex[k];
-        }
-        taskDone(t, { ...res, examples: mine });
+        taskDone(t, res);
         mainReject = onReject;
         mainNewLabel = onNewLabel;
       };
@@ -311,9 +299,12 @@ export async function prep(opts: PrepOptions): Promise<Manifest> {
         onNewLabel: (t, label, file, line) => onNewLabel(label, file, line + lineOffset(t)),
       }, pool, mainParses ? local : undefined);
       for (const r of res) for (const [k, v] of Object.entries(r.counts)) stageTotals[k] = addCounts(stageTotals[k] ?? {}, v);
-      if (mainParses) for (const [k, v] of Object.entries(front.counts())) stageTotals[k] = addCounts(stageTotals[k] ?? {}, v);
+
       if (opts.allowNewLabels && res.length) vocab = res[0].vocab;
     }
+    // the main thread's front: all its stages when it parsed, and sanitize always
+    for (const [k, v] of Object.entries(front.counts())) stageTotals[k] = addCounts(stageTotals[k] ?? {}, v);
+    Object.assign(examples, front.examples());
   } catch (e) {
     if (rejectsFd >= 0) fs.closeSync(rejectsFd);
     fs.rmSync(rejectsTmp, { force: true });

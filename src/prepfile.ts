@@ -1,9 +1,8 @@
-// One input file through parse and the front stages, emitting packed batches.
+// One task (a file or a line-aligned range of one) through parse, filter, ipsplit and labels, emitting packed batches.
 // Used in-process and inside prep's worker threads (src/prepworker.ts).
 import fs from 'node:fs';
 import { CsvBatchParser, type HeaderInfo, type RejectRecord } from '../stages/parse.js';
-import type { Batch, Counts } from './batch.js';
-import { toRowMajor } from '../stages/split.js';
+import type { Batch, CellIssue, Counts } from './batch.js';
 import type { Front } from './front.js';
 import type { DatasetConfig } from './config.js';
 import { openInput, describeReadError } from './inputs.js';
@@ -16,53 +15,41 @@ export interface ParseSettings {
   delimiter?: string;
 }
 
-/** A batch after the front stages, packed for transfer: features row-major float32 [n][F]. */
+/**
+ * A batch after filter, ipsplit and labels, packed for transfer between threads (zero-copy):
+ * features column-major float64 [F][n] in feature order, plus the sparse cell issues sanitize needs.
+ */
 export interface Packed {
   file: string;
   format: string;
   n: number;
   line: Int32Array;
   label: Int32Array;
-  x: Float32Array;
+  cols: Float64Array;
+  issues: CellIssue[];
 }
 
 export function pack(b: Batch, features: string[]): Packed {
-  return { file: b.file, format: b.format, n: b.n, line: b.line.slice(0, b.n), label: b.label ? b.label.slice(0, b.n) : new Int32Array(b.n), x: toRowMajor(b, features) };
+  const n = b.n;
+  const cols = new Float64Array(features.length * n);
+  features.forEach((f, k) => {
+    const c = b.num.get(f);
+    if (!c) throw new Error(`${b.file}: feature ${f} missing after the front stages`);
+    cols.set(c.subarray(0, n), k * n);
+  });
+  return { file: b.file, format: b.format, n, line: b.line.slice(0, n), label: b.label ? b.label.slice(0, n) : new Int32Array(n), cols, issues: b.issues };
+}
+
+export function unpack(p: Packed, features: string[]): Batch {
+  const num = new Map<string, Float64Array>();
+  features.forEach((f, k) => num.set(f, p.cols.subarray(k * p.n, (k + 1) * p.n)));
+  return { file: p.file, format: p.format, n: p.n, line: p.line, num, str: new Map(), issues: p.issues, label: p.label, order: features };
 }
 
 export interface FileEvents {
   header(h: HeaderInfo): void;
   batch(p: Packed, bytesIn: number): void | Promise<void>;
   reject(r: RejectRecord): void;
-}
-
-export async function processFile(file: string, front: Front, features: string[], ps: ParseSettings, cfg: DatasetConfig, ev: FileEvents): Promise<{ parse: Counts; bytes: number }> {
-  const parser = new CsvBatchParser({
-    file,
-    cfg,
-    want: front.filter.wanted,
-    batchSize: ps.batchSize,
-    strict: ps.strict,
-    maxLineBytes: ps.maxLineBytes,
-    delimiter: ps.delimiter,
-    onReject: ev.reject,
-    onHeader: ev.header,
-  });
-  try {
-    for await (const chunk of openInput(file)) {
-      for (const b of parser.push(chunk as Buffer)) {
-        const y = front.apply(b);
-        if (y.n > 0) await ev.batch(pack(y, features), parser.bytesIn);
-      }
-    }
-    for (const b of parser.end()) {
-      const y = front.apply(b);
-      if (y.n > 0) await ev.batch(pack(y, features), parser.bytesIn);
-    }
-  } catch (e) {
-    throw describeReadError(file, e);
-  }
-  return { parse: parser.counts, bytes: fs.statSync(file).size };
 }
 
 /** One task (a whole file, or a line-aligned byte range of one) through parse and the front stages. */
@@ -84,12 +71,13 @@ export async function processTask(t: Task, front: Front, features: string[], ps:
     if (t.header) parser.push(t.header);
     for await (const chunk of src) {
       for (const b of parser.push(chunk as Buffer)) {
-        const y = front.apply(b);
+        const y = front.early(b);
         if (y.n > 0) await ev.batch(pack(y, features), parser.bytesIn);
+        parser.recycle(b); // packed (copied): its arrays can hold the next batch
       }
     }
     for (const b of parser.end()) {
-      const y = front.apply(b);
+      const y = front.early(b);
       if (y.n > 0) await ev.batch(pack(y, features), parser.bytesIn);
     }
   } catch (e) {

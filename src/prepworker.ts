@@ -8,7 +8,6 @@ import { createFront, type FrontOptions } from './front.js';
 import { processTask, type ParseSettings } from './prepfile.js';
 import type { Task } from './chunks.js';
 import { UserError } from './errors.js';
-import type { Example } from '../stages/sanitize.js';
 import { scaleShard, type ShardJob } from '../stages/scale.js';
 import type { ScalerStats } from './manifest.js';
 
@@ -46,15 +45,6 @@ port.on('message', (m: { type: string; id?: number; job?: ShardJob; scaler?: Sca
   }
 });
 
-function drain(ex: Record<string, Example[]>): Record<string, Example[]> {
-  const out: Record<string, Example[]> = {};
-  for (const k of Object.keys(ex)) {
-    out[k] = ex[k];
-    delete ex[k];
-  }
-  return out;
-}
-
 async function main(): Promise<void> {
   if (input.tasks.length === 0) return; // a scale-only worker
   const cfg = loadConfig(input.config);
@@ -77,10 +67,10 @@ async function main(): Promise<void> {
         batch: async (p, bytesIn) => {
           if (credits <= 0) await new Promise<void>((r) => (wake = r));
           credits--;
-          port.postMessage({ type: 'batch', index: t.index, p, bytesIn }, [p.x.buffer, p.line.buffer, p.label.buffer] as ArrayBuffer[]);
+          port.postMessage({ type: 'batch', index: t.index, p, bytesIn }, [p.cols.buffer, p.line.buffer, p.label.buffer] as ArrayBuffer[]);
         },
       });
-      port.postMessage({ type: 'task', index: t.index, ...res, examples: drain(front.sanitize.examples) });
+      port.postMessage({ type: 'task', index: t.index, ...res });
     }
     port.postMessage({ type: 'done', counts: front.counts(), vocab: front.labels.vocab });
   } catch (e) {

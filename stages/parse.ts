@@ -63,6 +63,12 @@ export class CsvBatchParser {
   private labelField = -1;
   private trailingField = -1; // index of external_ip when it is the optional trailing column of the header
   private stringSet: Set<string>;
+  private lastBytes = new Uint8Array(64);
+  private lastLen = -1;
+  private lastStr: string | undefined;
+  private lastCp = false;
+  /** Column arrays of batches already handed out, reused when the caller says they are consumed. */
+  private spare: { num: Float64Array[]; str: (string | undefined)[][] } | null = null;
 
   constructor(private opts: ParseOptions) {
     this.batchSize = opts.batchSize ?? 4096;
@@ -170,6 +176,29 @@ export class CsvBatchParser {
     this.opts.onHeader?.(this.header);
   }
 
+  /**
+   * Give back a batch's column arrays once it has been fully consumed (prep packs every batch before
+   * the next push): the next batch reuses them instead of allocating ~50 arrays.
+   */
+  recycle(b: Batch): void {
+    if (b.n !== this.batchSize) return;
+    const num: Float64Array[] = [];
+    const str: (string | undefined)[][] = [];
+    for (let j = 0; j < this.names.length; j++) {
+      const k = this.kinds[j];
+      if (k === 1) {
+        const a = b.num.get(this.names[j]);
+        if (!a || a.length !== this.batchSize) return;
+        num.push(a);
+      } else if (k === 2) {
+        const a = b.str.get(this.names[j]);
+        if (!a || a.length !== this.batchSize) return;
+        str.push(a);
+      }
+    }
+    this.spare = { num, str };
+  }
+
   private newBatch(): Batch {
     const b: Batch = {
       file: this.opts.file,
@@ -183,16 +212,20 @@ export class CsvBatchParser {
     };
     this.numCols = [];
     this.strCols = [];
+    const spare = this.spare;
+    this.spare = null;
+    let ni = 0;
+    let si = 0;
     for (let j = 0; j < this.names.length; j++) {
       const k = this.kinds[j];
       const name = this.names[j];
       if (k === 1) {
-        const a = new Float64Array(this.batchSize);
+        const a = spare ? spare.num[ni++] : new Float64Array(this.batchSize);
         b.num.set(name, a);
         this.numCols[j] = a;
         this.strCols[j] = null;
       } else if (k === 2) {
-        const a: (string | undefined)[] = new Array(this.batchSize);
+        const a: (string | undefined)[] = spare ? spare.str[si++] : new Array(this.batchSize);
         b.str.set(name, a);
         this.strCols[j] = a;
         this.numCols[j] = null;
@@ -247,9 +280,33 @@ export class CsvBatchParser {
         end = p;
         while (end < e && buf[end] !== d) end++;
         if (k === 2) {
-          const v = decodeText(buf, p, end);
-          if (lastDecodeWasCp1252) cp1252++;
-          strCols[j]![i] = v.length === 0 || v.trim() === '' ? undefined : v;
+          // the label repeats from row to row: reuse the last string when its bytes match
+          const len = end - p;
+          let same = false;
+          if (j === this.labelField && len === this.lastLen && len <= 64) {
+            same = true;
+            const lb = this.lastBytes;
+            for (let q = 0; q < len; q++)
+              if (lb[q] !== buf[p + q]) {
+                same = false;
+                break;
+              }
+          }
+          if (same) {
+            strCols[j]![i] = this.lastStr;
+            if (this.lastCp) cp1252++;
+          } else {
+            const v = decodeText(buf, p, end);
+            if (lastDecodeWasCp1252) cp1252++;
+            const sv = v.length === 0 || v.trim() === '' ? undefined : v;
+            strCols[j]![i] = sv;
+            if (j === this.labelField && len <= 64) {
+              this.lastBytes.set(buf.subarray(p, end));
+              this.lastLen = len;
+              this.lastStr = sv;
+              this.lastCp = lastDecodeWasCp1252;
+            }
+          }
         }
       }
       j++;

@@ -118,9 +118,28 @@ export interface ShardJobResult {
 }
 
 /** Scale one shard file in place (atomically); a shard already marked scaled is only checksummed. */
+// one read buffer per thread, reused for every shard: pass 2 then allocates nothing per shard
+let readBuf = Buffer.alloc(0);
+function readWhole(file: string): Buffer {
+  const fd = fs.openSync(file, 'r');
+  try {
+    const size = fs.fstatSync(fd).size;
+    if (readBuf.length < size) readBuf = Buffer.allocUnsafeSlow(size);
+    let off = 0;
+    while (off < size) {
+      const n = fs.readSync(fd, readBuf, off, size - off, off);
+      if (n === 0) throw new UserError(`${file}: shorter than its size while reading`);
+      off += n;
+    }
+    return readBuf.subarray(0, size);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 export function scaleShard(job: ShardJob, scaler: ScalerStats, features: string[]): ShardJobResult {
   const F = features.length;
-  const buf = fs.readFileSync(job.full);
+  const buf = readWhole(job.full);
   const st = decodeSafetensors(buf, job.full);
   const scaledAlready = st.metadata.scaled === 'true';
   const x = st.get('features') as Float32Array; // a view into buf when aligned: scaled in place

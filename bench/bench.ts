@@ -143,3 +143,45 @@ if (want('train') || want('predict')) {
     }
   }
 }
+
+if (want('threads')) {
+  // prep's thread settings on the largest input
+  const rows = Math.max(...sizes);
+  const files = inputs(rows);
+  const script = `
+    import { prep } from ${JSON.stringify(path.join(ROOT, 'dist/src/prep.js'))};
+    const [out, workers, mainParses, ...files] = process.argv.slice(1);
+    const t = performance.now();
+    const m = await prep({ out, inputs: files, workers: Number(workers), mainParses: mainParses === '1' });
+    console.log(JSON.stringify({ seconds: (performance.now() - t) / 1000, rows: m.accounting.data_rows, peak_rss_mb: Math.round(process.resourceUsage().maxRSS / 1024) }));`;
+  for (const [workers, mainParses] of [[0, 0], [1, 0], [1, 1], [2, 0]]) {
+    const r = child(script, [path.join(CACHE, 'shards-threads'), String(workers), String(mainParses), ...files]);
+    emit({ bench: 'prep-threads', workers, main_parses: !!mainParses, rows: r.rows, seconds: +(r.seconds as number).toFixed(2), rows_per_s: Math.round((r.rows as number) / (r.seconds as number)), peak_rss_mb: r.peak_rss_mb });
+  }
+}
+
+if (want('lstm')) {
+  // one trainOnBatch of tf.layers.lstm vs the fused twin with the same weights, random data
+  const script = `
+    import { initBackend } from ${JSON.stringify(path.join(ROOT, 'dist/src/backend.js'))};
+    import { buildModel, buildFused, copyWeights } from ${JSON.stringify(path.join(ROOT, 'dist/src/models.js'))};
+    const [kind, F] = [process.argv[1], Number(process.argv[2])];
+    const { tf, backend } = await initBackend('auto');
+    const B = 256, spec = { kind, features: F, classes: 15, units: 32, project: 32, window: 8, seed: 1 };
+    const std = buildModel(tf, spec), fused = buildFused(tf, spec);
+    copyWeights(std, fused);
+    const x = tf.randomUniform(kind === 'seed' ? [B, F] : [B, 8, F]), y = tf.randomUniform([B], 0, 15, 'int32').cast('float32');
+    const out = { backend };
+    for (const [name, m] of [['fused', fused], ['tf_layers_lstm', std]]) {
+      m.compile({ optimizer: tf.train.rmsprop(0.001), loss: 'sparseCategoricalCrossentropy' });
+      await m.trainOnBatch(x, y); await m.trainOnBatch(x, y);
+      const N = 6, t = performance.now();
+      for (let k = 0; k < N; k++) await m.trainOnBatch(x, y);
+      out[name] = Math.round((N * B) / ((performance.now() - t) / 1000));
+    }
+    console.log(JSON.stringify(out));`;
+  for (const [kind, F] of [['seed', 62], ['seed', 47], ['window', 62]] as const) {
+    const r = child(script, [kind, String(F)]);
+    emit({ bench: 'lstm-train-step', model: kind, features: F, batch: 256, backend: r.backend, fused_samples_per_s: r.fused, tf_layers_lstm_samples_per_s: r.tf_layers_lstm });
+  }
+}

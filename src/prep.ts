@@ -45,7 +45,7 @@ export interface PrepOptions {
   progress?: boolean;
   /** Parser threads: 0 parses in the main thread; default 0 under 16 MiB of input, else 1 (at most 1 with allowNewLabels). */
   workers?: number;
-  /** The main thread parses a share of the chunks too: faster, ~70 MB more peak memory (docs/BENCHMARKS.md). */
+  /** The main thread parses a share of the chunks too (default): ~10% faster, ~70 MB more peak memory (docs/BENCHMARKS.md). */
   mainParses?: boolean;
   /** Byte size of the line-aligned ranges workers parse (default 8 MiB). */
   chunkBytes?: number;
@@ -214,9 +214,9 @@ export async function prep(opts: PrepOptions): Promise<Manifest> {
 
   // new labels must get the same index everywhere: one worker then reads every file in order
   const maxWorkers = opts.allowNewLabels ? 1 : Math.max(1, Math.min(os.availableParallelism(), 4));
-  // One parse thread beside the main thread is the default: on the 2-core reference machine it meets
-  // both the speed and the memory target; more threads are faster but each isolate costs ~40 MB
-  // (docs/BENCHMARKS.md has the figures).
+  // One parse thread beside the main thread (which parses a share too) is the default: on the 2-core
+  // reference machine it meets both the speed and the memory target; a second worker is faster still
+  // but its isolate brings the peak past 300 MB (docs/BENCHMARKS.md has the figures).
   const W = Math.min(opts.workers ?? (totalBytes > 16 << 20 ? 1 : 0), maxWorkers);
   const tasks = planTasks(files, W > 0 ? (opts.chunkBytes ?? 8 << 20) : Infinity);
   const pool: Worker[] = []; // parse workers, reused for pass 2
@@ -274,7 +274,7 @@ export async function prep(opts: PrepOptions): Promise<Manifest> {
       }
     } else {
       // the main thread parses a share too unless new labels must be numbered by a single parser
-      const mainParses = !!opts.mainParses && !opts.allowNewLabels && tasks.length > 1;
+      const mainParses = (opts.mainParses ?? true) && !opts.allowNewLabels && tasks.length > 1;
       log.info({ workers: W, main_thread_parses: mainParses, tasks: tasks.length }, 'parsing in worker threads');
       const local = async (t: Task) => {
         const off = lineOffset(t);

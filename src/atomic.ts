@@ -41,3 +41,22 @@ export function writeFileAtomic(file: string, parts: (Uint8Array | string)[], du
     throw e;
   }
 }
+
+/**
+ * mkdir -p without Node's recursive mkdir, which spins forever on some special file systems
+ * (e.g. a path under /proc). Errors are the plain ENOENT/EACCES/EROFS of the missing step.
+ */
+export function ensureDir(dir: string, depth = 0): void {
+  const st = fs.statSync(dir, { throwIfNoEntry: false });
+  if (st) {
+    if (!st.isDirectory()) throw Object.assign(new Error(`${dir} exists and is not a folder`), { code: 'ENOTDIR' });
+    return;
+  }
+  const parent = path.dirname(dir);
+  if (parent !== dir && depth < 64) ensureDir(parent, depth + 1);
+  try {
+    fs.mkdirSync(dir);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+  }
+}

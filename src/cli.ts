@@ -1,5 +1,6 @@
 // The CLI: yargs commands, each a thin call into src/ or stages/.
 import fs from 'node:fs';
+import { ensureDir } from './atomic.js';
 import path from 'node:path';
 import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
@@ -69,13 +70,10 @@ async function run(a: Common, f: (log: Logger) => Promise<void> | void): Promise
       process.exitCode = 0;
       return;
     }
-    if (err.code === 'ENOSPC') {
-      process.stderr.write(`flowtensor: disk full while writing (${err.message}); partial files were removed\n`);
-      process.exitCode = 1;
-      return;
-    }
-    if (err.code === 'EACCES' || err.code === 'EROFS' || err.code === 'EPERM') {
-      process.stderr.write(`flowtensor: cannot write: ${err.message}\n`);
+    const io: Record<string, string> = { ENOSPC: 'disk full', EDQUOT: 'disk quota exceeded', EACCES: 'permission denied', EPERM: 'operation not permitted', EROFS: 'read-only file system', ENOENT: 'no such folder', ENOTDIR: 'not a folder' };
+    if (err.code && io[err.code] && err.syscall && ['mkdir', 'open', 'write', 'rename', 'fsync', 'close', 'unlink', 'stat'].includes(err.syscall)) {
+      process.stderr.write(`flowtensor: cannot write ${err.path ?? 'the output'}: ${io[err.code]}; temporary files were removed and no manifest claims unfinished output\n`);
+      log.debug({ err }, 'write error');
       process.exitCode = 1;
       return;
     }
@@ -341,7 +339,7 @@ export async function main(argv = hideBin(process.argv)): Promise<void> {
       (a) =>
         run(a as unknown as Common, async (log) => {
           const dir = a.dir as string;
-          fs.mkdirSync(dir, { recursive: true });
+          ensureDir(dir);
           const csv = path.join(dir, 'synth.csv');
           const fd = fs.openSync(csv, 'w');
           for (const b of synthCsv({ rows: a.rows as number, seed: 1 })) fs.writeSync(fd, b);

@@ -2,6 +2,7 @@
 // Stages are chained as plain function calls on batches (the same functions their stream
 // wrappers call in the stage commands); reading is the only asynchronous step.
 import fs from 'node:fs';
+import { ensureDir } from './atomic.js';
 import path from 'node:path';
 import os from 'node:os';
 import { Worker } from 'node:worker_threads';
@@ -182,7 +183,7 @@ export async function prep(opts: PrepOptions): Promise<Manifest> {
   log.info({ files: files.length, bytes: totalBytes, out: opts.out }, 'prep: start');
 
   const rejectsFile = path.join(opts.out, 'rejects.ndjson');
-  fs.mkdirSync(opts.out, { recursive: true });
+  ensureDir(opts.out);
   const rejectsTmp = path.join(opts.out, `.rejects.ndjson.tmp-${process.pid}`);
   let rejectsFd = -1;
   let rejects = 0;

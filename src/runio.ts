@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type * as TF from '@tensorflow/tfjs';
 import type { Tf } from './backend.js';
-import { writeFileAtomic } from './atomic.js';
+import { ensureDir, writeFileAtomic } from './atomic.js';
 import { safeJoin, writeJsonAtomic } from './manifest.js';
 import { UserError } from './errors.js';
 import { packageVersion } from './config.js';
@@ -17,7 +17,7 @@ interface WeightSpec {
 }
 
 export async function saveModel(tf: Tf, model: TF.LayersModel, dir: string): Promise<void> {
-  fs.mkdirSync(dir, { recursive: true });
+  ensureDir(dir);
   await model.save(
     tf.io.withSaveHandler(async (art) => {
       const data = art.weightData as ArrayBuffer;

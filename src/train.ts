@@ -9,7 +9,7 @@ import { buildModel, buildFused, copyWeights, batchShape, type ModelKind, type M
 import { openShards, splitBatches, type BatchArrays } from './shardset.js';
 import { saveModel, loadModel, swapDir, findCheckpoint } from './runio.js';
 import { writeJsonAtomic, type Manifest } from './manifest.js';
-import { writeFileAtomic } from './atomic.js';
+import { ensureDir, writeFileAtomic } from './atomic.js';
 import { Confusion, type Report } from './metrics.js';
 import { fmtCount, fmtDuration, silentLogger, type Logger } from './log.js';
 import { UserError } from './errors.js';
@@ -192,7 +192,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   if (m.splits.val.rows === 0) throw new UserError(`${o.shards}: the val split is empty: early stopping needs validation rows`, 'prepare with a val share, e.g. --ratios 70,15,15');
   const { tf, backend, reason } = await initBackend(o.backend ?? 'auto', log);
   const run = o.out;
-  fs.mkdirSync(run, { recursive: true });
+  ensureDir(run);
   const ckpt = o.resume ? findCheckpoint(run) : null;
   if (o.resume && !ckpt) throw new UserError(`${run}: nothing to resume (no last/ checkpoint)`, 'start without --resume');
   let config: Record<string, unknown>;

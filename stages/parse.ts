@@ -79,6 +79,8 @@ export class CsvBatchParser {
         rawRow: (buf, s, e, line) => this.fastRow(buf, s, e, line),
         oversize: (line, bytes) => {
           bump(this.counts, 'rows_read');
+          if (!this.header) throw new UserError(`${this.opts.file}:${line}: the first line is over ${this.tok.maxLineBytes} bytes (${bytes}): not a CSV header`, 'give a CICFlowMeter CSV');
+          bump(this.counts, 'data_rows');
           this.reject(line, 'line_too_long', `line longer than ${this.tok.maxLineBytes} bytes (${bytes} bytes skipped)`, '');
         },
       },
@@ -130,7 +132,11 @@ export class CsvBatchParser {
     if (numericLike > raw.length / 2)
       throw new UserError(`${this.opts.file}:${r.line}: the first line holds numbers, not column names: the file has no header`, 'CICFlowMeter CSVs start with a header line; add it back');
     if (knownCount < MIN_KNOWN_COLUMNS) {
-      const sample = raw.slice(0, 6).map((x) => JSON.stringify(x.trim())).join(', ');
+      const text = raw.join(',');
+      const odd = [...text].filter((ch) => ch < ' ' || ch === '\ufffd' || (ch > '~' && ch < '\u00a0')).length;
+      if (odd > text.length * 0.1)
+        throw new UserError(`${this.opts.file}:${r.line}: the file looks binary or is not text (${odd} control or undecodable characters in its first line)`, 'give a CICFlowMeter CSV; a .gz file is read transparently');
+      const sample = raw.slice(0, 6).map((x) => JSON.stringify(x.trim().slice(0, 40))).join(', ');
       const delimHint = r.nFields === 1 && /[;\t|]/.test(raw[0]) ? ' (it looks like another delimiter: try --delimiter)' : '';
       throw new UserError(
         `${this.opts.file}:${r.line}: header is not a CICFlowMeter header: ${knownCount} known columns among ${r.nFields} (${sample}, ...)${delimHint}`,

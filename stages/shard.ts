@@ -5,7 +5,7 @@ import path from 'node:path';
 import { Writable } from 'node:stream';
 import { SPLITS, type Batch, type SplitName } from '../src/batch.js';
 import { toRowMajor } from './split.js';
-import { isTempName, tempName } from '../src/atomic.js';
+import { ensureDir, isTempName, tempName } from '../src/atomic.js';
 import { MANIFEST, PASS1, type ShardInfo, type SplitInfo } from '../src/manifest.js';
 
 export interface ShardOptions {
@@ -58,9 +58,9 @@ export class ShardWriter {
     this.shardRows = opts.shardRows ?? 65536;
     this.min = new Float64Array(this.F).fill(Infinity);
     this.max = new Float64Array(this.F).fill(-Infinity);
-    fs.mkdirSync(opts.dir, { recursive: true });
+    ensureDir(opts.dir);
     clearShardDir(opts.dir);
-    for (const s of SPLITS) fs.mkdirSync(path.join(opts.dir, s), { recursive: true });
+    for (const s of SPLITS) ensureDir(path.join(opts.dir, s));
     this.open = SPLITS.map(() => this.fresh(0));
     this.splits = { train: emptySplit(), val: emptySplit(), test: emptySplit() };
   }

@@ -34,9 +34,6 @@ export interface Batch {
 export const SPLITS = ['train', 'val', 'test'] as const;
 export type SplitName = (typeof SPLITS)[number];
 
-export function emptyBatch(file: string, format: string): Batch {
-  return { file, format, n: 0, line: new Int32Array(0), num: new Map(), str: new Map(), issues: [] };
-}
 
 /** Keep the rows whose mask byte is 1; returns a new batch (columns compacted). */
 export function compact(b: Batch, keep: Uint8Array): Batch {

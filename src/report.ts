@@ -6,19 +6,13 @@ import path from 'node:path';
 import { writeFileAtomic } from './atomic.js';
 import { UserError } from './errors.js';
 import type { Report } from './metrics.js';
+import type { EpochMetrics } from './train.js';
 
 export function esc(s: unknown): string {
   return String(s).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 }
 
-interface Epoch {
-  epoch: number;
-  loss: number;
-  acc: number;
-  val_loss: number;
-  val_acc: number;
-  samples_per_s: number;
-}
+type Epoch = EpochMetrics;
 
 function lineChart(title: string, epochs: Epoch[], series: { key: keyof Epoch; label: string; color: string }[]): string {
   const W = 460;

@@ -44,9 +44,6 @@ export function loadShard(dir: string, m: Manifest, file: string, rows: number):
 }
 
 /** Number of examples in a split (after the benign cap, an expectation). */
-export function splitRows(m: Manifest, split: SplitName): number {
-  return m.splits[split].rows;
-}
 
 /**
  * Batches of a split. With shuffle: shard order shuffled per call (seeded), rows mixed in a buffer

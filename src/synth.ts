@@ -89,9 +89,6 @@ const PROFILES: Profile[] = [
   P('Heartbleed', 1, { ports: [444], logDur: [18.5, 0.2], fwd: [7.5, 0.2], bwd: [8, 0.2], fwdLen: [30, 5], bwdLen: [4500, 500], psh: 1, winF: [29200], winB: [235], attacker: true }),
 ];
 
-export function synthClassNames(): string[] {
-  return PROFILES.map((p) => p.label);
-}
 
 function gauss(r: () => number): number {
   let u = 0;

@@ -1,6 +1,5 @@
 // Stage 2, filter: keep the seed's columns (config unused_fields dropped), optionally drop identifiers,
 // and fill columns a file lacks (derived from a twin column, or zero) with a count.
-import { Transform } from 'node:stream';
 import { bump, type Batch, type Counts } from '../src/batch.js';
 import { modelColumns, type DatasetConfig } from '../src/config.js';
 
@@ -69,13 +68,4 @@ export function createFilter(opts: FilterOptions): Filter {
       return { ...b, num, str, order: columns, issues: b.issues.filter((is) => keepCols.has(is.col)) };
     },
   };
-}
-
-export function filterStream(f: Filter): Transform {
-  return new Transform({
-    objectMode: true,
-    transform(b: Batch, _e, cb) {
-      cb(null, f.apply(b));
-    },
-  });
 }

@@ -2,7 +2,6 @@
 // Encoding per address column C: C_h0..C_h7 = the eight 16-bit groups of the IPv6 address
 // (IPv4 a.b.c.d as the IPv4-mapped ::ffff:a.b.c.d, so h6 = a*256+b, h7 = c*256+d),
 // and C_family = 4 or 6, or 0 when the cell is missing or not an address (all groups 0 then).
-import { Transform } from 'node:stream';
 import { bump, type Batch, type Counts } from '../src/batch.js';
 
 export const IP_GROUPS = 8;
@@ -200,8 +199,4 @@ export function createIpSplit(ipColumns: string[]): IpSplit {
       return { ...b, num: ordered, str, order: [...ordered.keys()] };
     },
   };
-}
-
-export function ipsplitStream(s: IpSplit): Transform {
-  return new Transform({ objectMode: true, transform: (b: Batch, _e, cb) => cb(null, s.apply(b)) });
 }

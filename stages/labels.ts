@@ -1,7 +1,6 @@
 // Stage 4, labels: label text -> class index from the config vocabulary.
 // Every spelling of a class maps to one name via a key (lower-case letters and digits only),
 // so `Web Attack – Brute Force`, its cp1252 byte 0x96, U+0096 mojibake, U+FFFD and `BruteForce` agree.
-import { Transform } from 'node:stream';
 import { bump, compact, type Batch, type Counts } from '../src/batch.js';
 import { labelKey, type DatasetConfig } from '../src/config.js';
 import { UserError } from '../src/errors.js';
@@ -123,8 +122,4 @@ export function createLabels(opts: LabelsOptions): Labels {
       return out;
     },
   };
-}
-
-export function labelsStream(l: Labels): Transform {
-  return new Transform({ objectMode: true, transform: (b: Batch, _e, cb) => { try { cb(null, l.apply(b)); } catch (e) { cb(e as Error); } } });
 }

@@ -2,7 +2,6 @@
 // Defaults: NaN / empty / text -> 0 now; +Infinity -> the column's largest finite TRAIN value and
 // -Infinity -> its smallest, resolved by the scale stage once train statistics are known
 // (the infinities stay in the unscaled shards until then). Values beyond float32 range count as ±Infinity.
-import { Transform } from 'node:stream';
 import { bump, compact, type Batch, type Counts } from '../src/batch.js';
 import type { DatasetConfig, SanitizePolicy } from '../src/config.js';
 import type { RejectRecord } from './parse.js';
@@ -112,8 +111,4 @@ export function createSanitize(opts: SanitizeOptions): Sanitize {
       return out;
     },
   };
-}
-
-export function sanitizeStream(s: Sanitize): Transform {
-  return new Transform({ objectMode: true, transform: (b: Batch, _e, cb) => cb(null, s.apply(b)) });
 }

@@ -2,7 +2,6 @@
 // train-only min/max the scale stage needs. Files are written atomically.
 import fs from 'node:fs';
 import path from 'node:path';
-import { Writable } from 'node:stream';
 import { SPLITS, type Batch, type SplitName } from '../src/batch.js';
 import { toRowMajor } from './split.js';
 import { ensureDir, isTempName, tempName } from '../src/atomic.js';
@@ -178,19 +177,6 @@ function emptySplit(): SplitInfo {
   return { rows: 0, class_counts: {}, shards: [] };
 }
 
-export function shardSink(w: ShardWriter): Writable {
-  return new Writable({
-    objectMode: true,
-    write(b: Batch, _e, cb) {
-      try {
-        w.add(b);
-        cb();
-      } catch (e) {
-        cb(e as Error);
-      }
-    },
-  });
-}
 
 function writeAll(fd: number, bytes: Uint8Array, position: number): void {
   let off = 0;

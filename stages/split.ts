@@ -4,7 +4,6 @@
 // the first three rows of every class, which go to train, val and test in that order so that every
 // class with >= 3 rows is present in each split (splits with a zero share are skipped).
 // The result depends only on the rows and their order; `prep` sorts its input files by name.
-import { Transform } from 'node:stream';
 import { bump, compact, SPLITS, type Batch, type Counts } from '../src/batch.js';
 import { FingerprintSet, rowHash32 } from '../src/hash.js';
 
@@ -92,8 +91,4 @@ export function createSplit(opts: SplitOptions): Splitter {
     },
   };
   return splitter;
-}
-
-export function splitStream(s: Splitter): Transform {
-  return new Transform({ objectMode: true, transform: (b: Batch, _e, cb) => cb(null, s.apply(b)) });
 }

@@ -230,6 +230,5 @@ export async function predict(o: PredictOptions): Promise<PredictSummary> {
     flows_per_s: Math.round(totals.rows_scored / seconds),
     report: labelled > 0 ? conf.report() : undefined,
   };
-  void ipsplit;
   return summary;
 }

@@ -414,4 +414,3 @@ export function accountingOf(p: Pass1, scaleCounts: { inf_replaced: Record<strin
   return { accounting, quality };
 }
 
-export { UserError };

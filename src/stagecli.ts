@@ -2,7 +2,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { Readable, Writable, type Transform } from 'node:stream';
+import { Readable, Transform, Writable } from 'node:stream';
 import { parseStream, type RejectRecord } from '../stages/parse.js';
 import { createFilter } from '../stages/filter.js';
 import { createIpSplit } from '../stages/ipsplit.js';
@@ -110,7 +110,7 @@ export async function runStage(cfg: DatasetConfig, stage: string, o: StageCliOpt
   }
   // names of labels come from the labels stage's vocabulary, or from an upstream labels meta
   let upstreamVocab: string[] | undefined;
-  const grabVocab = new (await import('node:stream')).Transform({
+  const grabVocab = new Transform({
     objectMode: true,
     transform(x: Item, _e, cb) {
       if (isMeta(x) && x._meta.stage === 'labels') upstreamVocab = x._meta.vocab as string[];

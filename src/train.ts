@@ -128,7 +128,7 @@ export async function evaluateSplit(tf: Tf, model: TF.LayersModel, dir: string, 
   return { loss: n ? loss / n : NaN, acc: r.accuracy, confusion: conf };
 }
 
-async function saveOptimizer(tf: Tf, model: TF.LayersModel, dir: string): Promise<void> {
+async function saveOptimizer(model: TF.LayersModel, dir: string): Promise<void> {
   const ws = await model.optimizer.getWeights();
   const meta: { name: string; shape: number[] }[] = [];
   const parts: Uint8Array[] = [];
@@ -139,7 +139,6 @@ async function saveOptimizer(tf: Tf, model: TF.LayersModel, dir: string): Promis
   }
   writeFileAtomic(path.join(dir, 'optimizer.bin'), parts);
   writeJsonAtomic(path.join(dir, 'optimizer.json'), { weights: meta });
-  void tf;
 }
 
 async function loadOptimizer(tf: Tf, model: TF.LayersModel, dir: string): Promise<void> {
@@ -162,7 +161,7 @@ async function writeCheckpoint(tf: Tf, model: TF.LayersModel, std: TF.LayersMode
   fs.rmSync(tmp, { recursive: true, force: true });
   copyWeights(model, std); // saved as standard layers, readable by any tfjs loader
   await saveModel(tf, std, tmp);
-  if (withOptimizer) await saveOptimizer(tf, model, tmp);
+  if (withOptimizer) await saveOptimizer(model, tmp);
   writeJsonAtomic(path.join(tmp, 'state.json'), state);
   swapDir(tmp, path.join(run, name));
 }

@@ -2,6 +2,19 @@
 import fs from 'node:fs';
 import path from 'node:path';
 
+// Fault injection for the reliability tests: FLOWTENSOR_FAULT_ENOSPC_AFTER=N makes every write after
+// N bytes (per process) fail as a full disk would. Unset, it costs one comparison per write.
+const faultAfter = Number(process.env.FLOWTENSOR_FAULT_ENOSPC_AFTER ?? NaN);
+let written = 0;
+
+/** fs.writeSync, all bytes, at an optional position; the one place output bytes are written. */
+export function writeAll(fd: number, bytes: Uint8Array, position?: number): void {
+  if (faultAfter === faultAfter && (written += bytes.byteLength) > faultAfter)
+    throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC', errno: -28, syscall: 'write' });
+  let off = 0;
+  while (off < bytes.byteLength) off += fs.writeSync(fd, bytes, off, bytes.byteLength - off, position === undefined ? null : position + off);
+}
+
 export function tempName(file: string): string {
   return path.join(path.dirname(file), `.${path.basename(file)}.tmp-${process.pid}`);
 }
@@ -16,11 +29,7 @@ export function writeFileAtomic(file: string, parts: (Uint8Array | string)[], du
   let fd = -1;
   try {
     fd = fs.openSync(tmp, 'w', 0o644);
-    for (const p of parts) {
-      const buf = typeof p === 'string' ? Buffer.from(p) : p;
-      let off = 0;
-      while (off < buf.byteLength) off += fs.writeSync(fd, buf, off, buf.byteLength - off);
-    }
+    for (const p of parts) writeAll(fd, typeof p === 'string' ? Buffer.from(p) : p);
     if (durable) fs.fsyncSync(fd);
     fs.closeSync(fd);
     fd = -1;

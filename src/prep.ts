@@ -16,7 +16,7 @@ import { processTask, unpack, type Packed, type ParseSettings } from './prepfile
 import { planTasks, type Task } from './chunks.js';
 import type { WorkerInput } from './prepworker.js';
 import { createSplit } from '../stages/split.js';
-import { ShardWriter } from '../stages/shard.js';
+import { ShardWriter, clearShardDir } from '../stages/shard.js';
 import { scaleDir } from '../stages/scale.js';
 import { addCounts, sortCounts, type Counts } from './batch.js';
 import { loadConfig, packageVersion, type DatasetConfig, type SanitizePolicy } from './config.js';
@@ -76,7 +76,7 @@ type WorkerMsg =
   | { type: 'newlabel'; index: number; label: string; file: string; line: number }
   | { type: 'task'; index: number; parse: Counts; bytes: number; newlines: number }
   | ({ type: 'done' } & WorkerResult)
-  | { type: 'error'; index: number; user: boolean; message: string; hint?: string; stack?: string };
+  | { type: 'error'; index: number; user: boolean; message: string; hint?: string; stack?: string; code?: string; syscall?: string; path?: string };
 
 /**
  * Tasks are dealt round-robin to W workers; the main thread consumes them strictly in task order,
@@ -110,7 +110,8 @@ async function runWorkers(W: number, tasks: Task[], base: Omit<WorkerInput, 'tas
     while (queues[w].length === 0) await new Promise<void>((r) => (waiters[w] = r));
     return queues[w].shift()!;
   };
-  const fail = (m: Extract<WorkerMsg, { type: 'error' }>) => (m.user ? new UserError(m.message, m.hint) : new Error(m.message + (m.stack ? `\n${m.stack}` : '')));
+  const fail = (m: Extract<WorkerMsg, { type: 'error' }>) =>
+    m.user ? new UserError(m.message, m.hint) : Object.assign(new Error(m.message), { code: m.code, syscall: m.syscall, path: m.path, stack: m.stack });
   try {
     for (const t of tasks) {
       const w = t.index % P;
@@ -312,6 +313,7 @@ export async function prep(opts: PrepOptions): Promise<Manifest> {
     progress.done();
     writer.abort();
     await Promise.all(pool.map((wk) => wk.terminate()));
+    clearShardDir(opts.out); // no partial output survives a failed run
     throw e;
   }
   progress.done();
@@ -365,6 +367,9 @@ export async function prep(opts: PrepOptions): Promise<Manifest> {
     onShard: (_f, done) => progress2.update(done),
     extra: (p, _scaler, counts) => accountingOf(p, counts),
   });
+  } catch (e) {
+    clearShardDir(opts.out); // a failed pass 2 leaves no half-scaled folder behind
+    throw e;
   } finally {
     await Promise.all(pool.map((wk) => wk.terminate()));
   }

@@ -31,7 +31,8 @@ port.on('message', (m: { type: string; id?: number; job?: ShardJob; scaler?: Sca
       port.postMessage({ type: 'scaled', id: m.id, r: scaleShard(m.job!, m.scaler!, m.features!) });
     } catch (e) {
       const err = e as Error;
-      port.postMessage({ type: 'error', index: -1, user: err instanceof UserError, message: err.message, hint: (err as UserError).hint, stack: err.stack });
+      const io = err as NodeJS.ErrnoException;
+      port.postMessage({ type: 'error', index: -1, user: err instanceof UserError, message: err.message, hint: (err as UserError).hint, stack: err.stack, code: io.code, syscall: io.syscall, path: io.path });
     }
     return;
   }
@@ -74,8 +75,8 @@ async function main(): Promise<void> {
     }
     port.postMessage({ type: 'done', counts: front.counts(), vocab: front.labels.vocab });
   } catch (e) {
-    const err = e as Error;
-    port.postMessage({ type: 'error', index: current, user: err instanceof UserError, message: err.message, hint: (err as UserError).hint, stack: err.stack });
+    const err = e as NodeJS.ErrnoException;
+    port.postMessage({ type: 'error', index: current, user: err instanceof UserError, message: err.message, hint: (err as UserError).hint, stack: err.stack, code: err.code, syscall: err.syscall, path: err.path });
   }
 }
 

@@ -196,8 +196,8 @@ export async function runShardJobs(jobs: ShardJob[], scaler: ScalerStats, featur
     };
     for (const w of pool) {
       for (const ev of ['message', 'error', 'exit']) w.removeAllListeners(ev);
-      w.on('message', (m: { type: string; id: number; r: ShardJobResult; user?: boolean; message?: string; hint?: string }) => {
-        if (m.type === 'error') return fail(m.user ? new UserError(m.message!, m.hint) : new Error(m.message));
+      w.on('message', (m: { type: string; id: number; r: ShardJobResult; user?: boolean; message?: string; hint?: string; code?: string; syscall?: string; path?: string }) => {
+        if (m.type === 'error') return fail(m.user ? new UserError(m.message!, m.hint) : Object.assign(new Error(m.message), { code: m.code, syscall: m.syscall, path: m.path }));
         if (m.type !== 'scaled') return;
         results[m.id] = m.r;
         onDone?.(m.r, ++done);

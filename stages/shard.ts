@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { SPLITS, type Batch, type SplitName } from '../src/batch.js';
 import { toRowMajor } from './split.js';
-import { ensureDir, isTempName, tempName } from '../src/atomic.js';
+import { ensureDir, isTempName, tempName, writeAll } from '../src/atomic.js';
 import { MANIFEST, PASS1, type ShardInfo, type SplitInfo } from '../src/manifest.js';
 
 export interface ShardOptions {
@@ -175,10 +175,4 @@ export class ShardWriter {
 
 function emptySplit(): SplitInfo {
   return { rows: 0, class_counts: {}, shards: [] };
-}
-
-
-function writeAll(fd: number, bytes: Uint8Array, position: number): void {
-  let off = 0;
-  while (off < bytes.byteLength) off += fs.writeSync(fd, bytes, off, bytes.byteLength - off, position + off);
 }

@@ -97,6 +97,23 @@ test('an output folder that cannot be written: one line, exit 1, nothing half-wr
   assert.match(r2.stderr, /cannot write .*plain-file/);
 });
 
+test('disk full (ENOSPC) in pass 1 or pass 2: one line, exit 1, temp files removed, no manifest', () => {
+  const d = tmpdir();
+  const files = [0, 1].map((k) => synthFile(d, `f${k}.csv`, { rows: 30000, seed: 60 + k }));
+  // pass 1 writes ~15 MB on the main thread (the count is per thread): 2 MB fails in pass 1, 16 MB in pass 2
+  for (const after of [2_000_000, 16_000_000]) {
+    const out = path.join(d, `o${after}`);
+    const r = cli(['prep', '--shard-rows', '8192', '--out', out, ...files], { env: { FLOWTENSOR_FAULT_ENOSPC_AFTER: String(after) } });
+    assert.equal(r.status, 1, r.stderr);
+    assert.match(r.stderr, /cannot write .*: disk full/);
+    assert.doesNotMatch(r.stderr, /at .*\.js:\d+/);
+    assert.ok(!fs.existsSync(path.join(out, 'manifest.json')));
+    const left = SPLITS.flatMap((s) => (fs.existsSync(path.join(out, s)) ? fs.readdirSync(path.join(out, s)) : [])).concat(fs.readdirSync(out));
+    assert.deepEqual(left.filter((f) => f.includes('.tmp-') || f.endsWith('.safetensors') || f === 'pass1.json'), [], `files left after ENOSPC at ${after}`);
+    assert.throws(() => readManifest(out), /no manifest\.json/);
+  }
+});
+
 test('prep killed with SIGKILL at random points: never a manifest over unfinished shards; the rerun is byte-identical', async () => {
   const d = tmpdir();
   const files = [0, 1, 2].map((k) => synthFile(d, `f${k}.csv`, { rows: 60000, seed: 40 + k }));

@@ -36,6 +36,7 @@ export function inspectText(dir: string, m: Manifest = readManifest(dir)): strin
   line('replaced values (-> 0)', q.replaced_values);
   line('±Infinity -> train max/min', q.infinities_replaced_at_scale as Record<string, unknown>);
   for (const s of SPLITS) line(`clipped to train range (${s})`, (q.clipped_to_train_range as Record<string, Record<string, unknown>>)?.[s]);
+  line('negative values (kept)', q.negative_values);
   line('columns filled (file lacks)', q.filled_missing_column);
   line('columns derived from twin', q.derived_column);
   const ip = q.ip as Record<string, Record<string, number>> | undefined;

@@ -404,6 +404,7 @@ export function accountingOf(p: Pass1, scaleCounts: { inf_replaced: Record<strin
     quarantine_reasons: st.parse?.quarantine_reasons ?? {},
     replaced_values: st.sanitize?.replaced ?? {},
     infinities_kept_for_scale: st.sanitize?.kept_for_scale ?? {},
+    negative_values: st.sanitize?.negative_values ?? {},
     examples: p.examples,
     filled_missing_column: st.filter?.filled_missing_column ?? {},
     derived_column: st.filter?.derived_column ?? {},

@@ -43,7 +43,7 @@ export function createSanitize(opts: SanitizeOptions): Sanitize {
     }
     return p;
   };
-  const counts: Counts = { replaced: {}, kept_for_scale: {}, dropped_rows: 0, quarantined_rows: 0 };
+  const counts: Counts = { replaced: {}, kept_for_scale: {}, negative_values: {}, dropped_rows: 0, quarantined_rows: 0 };
   const examples: Record<string, Example[]> = {};
   const note = (b: Batch, row: number, col: string, kind: string, raw: string) => {
     const key = `${col}/${kind}`;
@@ -79,8 +79,10 @@ export function createSanitize(opts: SanitizeOptions): Sanitize {
       // infinities (and float32 overflow) in every numeric column
       const n = b.n;
       for (const [name, col] of b.num) {
+        let negative = 0;
         for (let i = 0; i < n; i++) {
           const v = col[i];
+          if (v < 0) negative++;
           // one comparison catches NaN (false for any comparison), ±Infinity and float32 overflow
           if (!(Math.abs(v) <= F32_MAX)) {
             if (v !== v) {
@@ -105,6 +107,8 @@ export function createSanitize(opts: SanitizeOptions): Sanitize {
             } else drop(i, how, name, kind, raw);
           }
         }
+        // negative durations, header lengths, -1 "not seen" window sizes: kept as values, counted
+        if (negative) bump(counts, 'negative_values', name, negative);
       }
       let out: Batch = { ...b, issues: [] };
       if (keep) out = compact(out, keep);

@@ -202,6 +202,8 @@ test('real CICIDS2017 samples: every original-layout file prepares; derived merg
   const q = m.quality as Record<string, Record<string, number>>;
   assert.equal(q.infinities_replaced_at_scale.flow_bytes_per_s + q.infinities_replaced_at_scale.flow_packets_per_s > 0, true);
   assert.ok((q.ip as unknown as Record<string, Record<string, number>>).invalid.source_ip >= 7267, 'label-encoded IPs are counted as invalid');
+  // negative durations and header lengths of the real files are kept and counted (PROVENANCE.md lists them)
+  assert.ok(q.negative_values.flow_duration >= 1 && q.negative_values.fwd_header_length >= 1, JSON.stringify(q.negative_values));
   for (const derived of files.filter((f) => /Derived-(Kaggle|WesternOC2)/.test(path.basename(f)))) {
     const r = cli(['prep', '--out', path.join(d, 'x'), derived]);
     assert.equal(r.status, 2);

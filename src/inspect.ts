@@ -13,6 +13,19 @@ export function inspectText(dir: string, m: Manifest = readManifest(dir)): strin
   const a = m.accounting;
   out.push(`shards    ${dir}  (flowtensor ${m.flowtensor_version}, data set ${m.dataset})`);
   out.push(`features  ${m.num_features}   classes ${m.num_classes}   rows per shard ${n(m.shard_rows)}   scaler min-max on train${m.scaler.log1p.length ? ` (log1p on ${m.scaler.log1p.length} features)` : ''}${m.scaler.clip ? ', val/test clipped to [0,1]' : ''}`);
+  // feature names in column order, wrapped
+  let fl = 'columns  ';
+  const flines: string[] = [];
+  m.features.forEach((f, k) => {
+    const item = ` ${k}:${f}`;
+    if (fl.length + item.length > 110) {
+      flines.push(fl);
+      fl = '         ';
+    }
+    fl += item;
+  });
+  flines.push(fl);
+  out.push(...flines);
   out.push(`rows      ${n(a.data_rows)} read = ${n(a.rows_in_shards)} in shards + ${n(a.quarantined)} quarantined + ${n(a.dropped)} dropped + ${n(a.deduplicated)} duplicates   (also skipped: ${n(a.blank_rows)} blank, ${n(a.header_rows)} repeated headers)`);
   out.push('');
   const w = Math.max(12, ...m.labels.map((l) => l.length)) + 2;

@@ -1,5 +1,6 @@
 // Logging: pino JSON on stderr (pretty on a TTY) or to --log-file; stdout stays for data.
 import fs from 'node:fs';
+import { Writable } from 'node:stream';
 import { pino, type Logger } from 'pino';
 import pretty from 'pino-pretty';
 
@@ -18,19 +19,33 @@ export function createLogger(opts: LogOptions = {}): Logger {
     return pino({ level, base }, pino.destination({ dest: opts.file, sync: true, append: true }));
   }
   const usePretty = opts.pretty ?? (process.stderr.isTTY === true);
-  if (usePretty) return pino({ level, base }, pretty({ destination: 2, sync: true, colorize: true, ignore: 'pid,hostname,name' }));
+  if (usePretty) {
+    // on a terminal, a log line first clears the progress line, which is then drawn again below it
+    const dest = new Writable({
+      write(chunk: Buffer, _e, cb) {
+        activeProgress?.clearLine();
+        fs.writeSync(2, chunk);
+        activeProgress?.redraw();
+        cb();
+      },
+    });
+    return pino({ level, base }, pretty({ destination: dest, colorize: true, ignore: 'pid,hostname,name' }));
+  }
   return pino({ level, base }, pino.destination({ dest: 2, sync: true }));
 }
 
 /** A logger that drops everything (library use without logging). */
 export const silentLogger: Logger = pino({ level: 'silent' });
 
+let activeProgress: Progress | null = null;
+
 /** Progress line on a TTY: rows, rows/s, bytes and ETA. Silent elsewhere (the logs carry counters). */
 export class Progress {
   private last = 0;
+  private text = '';
   private start = Date.now();
   private active: boolean;
-  constructor(private label: string, private totalBytes = 0, enabled = process.stderr.isTTY === true) {
+  constructor(private label: string, private totalBytes = 0, enabled = process.stderr.isTTY === true, private unit = 'rows') {
     this.active = enabled;
   }
   update(rows: number, bytes = 0, force = false): void {
@@ -45,10 +60,20 @@ export class Progress {
       const left = ((this.totalBytes - bytes) / bytes) * sec;
       eta = `  ${fmtBytes(bytes)}/${fmtBytes(this.totalBytes)}  ETA ${fmtDuration(left)}`;
     }
-    fs.writeSync(2, `\r\x1b[K${this.label}  ${fmtCount(rows)} rows  ${fmtCount(rate)} rows/s${eta}`);
+    this.text = `${this.label}  ${fmtCount(rows)} ${this.unit}  ${fmtCount(rate)} ${this.unit}/s${eta}`;
+    activeProgress = this;
+    fs.writeSync(2, `\r\x1b[K${this.text}`);
+  }
+  clearLine(): void {
+    if (this.active && this.text) fs.writeSync(2, '\r\x1b[K');
+  }
+  redraw(): void {
+    if (this.active && this.text) fs.writeSync(2, this.text);
   }
   done(): void {
     if (this.active) fs.writeSync(2, '\r\x1b[K');
+    this.text = '';
+    if (activeProgress === this) activeProgress = null;
   }
 }
 

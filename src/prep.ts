@@ -358,7 +358,7 @@ export async function prep(opts: PrepOptions): Promise<Manifest> {
   const t1 = Date.now();
   log.info({ rows: rowsDone, seconds: (t1 - t0) / 1000 }, 'pass 1 done: unscaled shards written');
 
-  const progress2 = new Progress('prep pass 2 (scale)', 0, opts.progress);
+  const progress2 = new Progress('prep pass 2 (scale)', 0, opts.progress ?? process.stderr.isTTY === true, 'shards');
   let manifest: Manifest;
   try {
     manifest = await scaleDir({

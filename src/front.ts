@@ -18,6 +18,8 @@ export interface FrontOptions {
   noLabels?: boolean;
   vocab?: string[];
   onReject?: (r: RejectRecord) => void;
+  /** Rejects from sanitize, when they need other handling than the parse-side ones (default onReject). */
+  onSanitizeReject?: (r: RejectRecord) => void;
   onNewLabel?: (label: string, file: string, line: number) => void;
   onReplace?: (file: string, line: number, col: string, kind: string, raw: string) => void;
 }
@@ -38,7 +40,7 @@ export function createFront(o: FrontOptions): Front {
   const filter = createFilter({ cfg: o.cfg, dropIdentifiers: o.dropIdentifiers });
   const ipsplit = createIpSplit(o.cfg.ip_columns);
   const labels = createLabels({ cfg: o.cfg, allowNewLabels: o.allowNewLabels, attempted: o.attempted, vocab: o.vocab, onReject: o.onReject, onNewLabel: o.onNewLabel });
-  const sanitize = createSanitize({ cfg: o.cfg, policy: o.sanitize, onReject: o.onReject, onReplace: o.onReplace });
+  const sanitize = createSanitize({ cfg: o.cfg, policy: o.sanitize, onReject: o.onSanitizeReject ?? o.onReject, onReplace: o.onReplace });
   return {
     filter,
     ipsplit,

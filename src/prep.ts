@@ -203,7 +203,8 @@ export async function prep(opts: PrepOptions): Promise<Manifest> {
   // its callbacks go through these, so that a chunk it parses can shift line numbers
   let mainReject = onReject;
   let mainNewLabel = onNewLabel;
-  const front = createFront({ cfg, ...frontOpts, onReject: (r) => mainReject(r), onNewLabel: (l, f, n) => mainNewLabel(l, f, n), onReplace });
+  // (sanitize runs in consume(), on rows whose line numbers are already true: its rejects go straight through)
+  const front = createFront({ cfg, ...frontOpts, onReject: (r) => mainReject(r), onSanitizeReject: onReject, onNewLabel: (l, f, n) => mainNewLabel(l, f, n), onReplace });
   const spec = featureSpec(cfg, front.filter.columns);
   const splitter = createSplit({ ratios: opts.ratios ?? cfg.split, dedupe: opts.dedupe, columns: spec.features });
   const writer = new ShardWriter({

@@ -169,3 +169,21 @@ test('a corrupted shard, a missing manifest and an unfinished folder are refused
   assert.match(r.stderr, /pass 1 finished but scaling did not/);
   assert.match(r.stderr, /flowtensor scale/);
 });
+
+test('--class-weights auto and --max-benign-ratio: recorded in the run, benign rows capped per epoch', async () => {
+  const dir = await shards(6000, 14);
+  const m = readManifest(dir);
+  const run = path.join(tmpdir(), 'run');
+  const r = await train({ shards: dir, out: run, model: 'window', window: 2, epochs: 1, batchSize: 64, classWeights: 'auto', maxBenignRatio: 0.5, progress: false });
+  const info = JSON.parse(fs.readFileSync(path.join(run, 'run.json'), 'utf8'));
+  assert.equal(info.config.class_weights, 'auto');
+  assert.equal(info.config.max_benign_ratio, 0.5);
+  const cc = m.splits.train.class_counts;
+  // weights n / (k · n_c): the rarer the class, the larger its weight; absent classes get 0
+  assert.ok(info.class_weights.BENIGN < info.class_weights.DDoS);
+  assert.equal(info.class_weights.Heartbleed, 0);
+  const others = m.splits.train.rows - cc.BENIGN;
+  const seen = r.epochs[0].samples;
+  assert.ok(seen > others && seen < others + 0.5 * others * 1.25 + 50, `samples ${seen}, others ${others}, benign ${cc.BENIGN}`);
+  assert.ok(r.eval && r.eval.rows === m.splits.test.rows, 'test is evaluated in full, not down-sampled');
+});

@@ -19,7 +19,8 @@ import { loadFused } from './train.js';
 import { batchShape, type ModelSpec } from './models.js';
 import { Confusion, type Report } from './metrics.js';
 import { openInput, describeReadError } from './inputs.js';
-import { UserError } from './errors.js';
+import { UserError, workerExecArgv } from './errors.js';
+import { Worker } from 'node:worker_threads';
 import { silentLogger, Progress, type Logger } from './log.js';
 import type { Batch, Counts } from './batch.js';
 import type { ScalerStats } from './manifest.js';
@@ -36,6 +37,23 @@ export interface PredictOptions {
   rejects?: string;
   logger?: Logger;
   progress?: boolean;
+  /** 2 (default): a worker thread scores every other batch; 1: this thread only. */
+  threads?: number;
+}
+
+/** Start the predict worker and wait until its model is loaded. */
+async function startHelper(model: string, spec: ModelSpec, backend: BackendName | 'auto'): Promise<Worker> {
+  const w = new Worker(new URL('./predictworker.js', import.meta.url), { workerData: { model, spec, backend }, execArgv: workerExecArgv() });
+  await new Promise<void>((res, rej) => {
+    const onMsg = (m: { ready?: boolean; error?: string }) => {
+      w.off('message', onMsg);
+      if (m.ready) res();
+      else rej(new Error(`predict worker: ${m.error}`));
+    };
+    w.on('message', onMsg);
+    w.once('error', rej);
+  });
+  return w;
 }
 
 export interface PredictSummary {
@@ -111,7 +129,15 @@ export async function predict(o: PredictOptions): Promise<PredictSummary> {
     if (!out.write(s)) await new Promise<void>((res) => out.once('drain', () => res()));
   };
 
-  async function score(b: Batch, context: { rows: Float32Array | null }): Promise<void> {
+  interface Prepared {
+    b: Batch;
+    ids: (ArrayLike<unknown> | undefined)[];
+    rawLabels: (string | undefined)[] | undefined;
+    input: Float32Array;
+  }
+
+  /** The run's preprocessing, unchanged: filter, ipsplit, sanitize, the saved scaler, window context. */
+  function prepare(b: Batch, context: { rows: Float32Array | null }): Prepared {
     // identifiers and labels as given, before the model's stages drop them
     const ids = ID_COLUMNS.map((c) => b.str.get(c) ?? b.num.get(c));
     const rawLabels = b.str.get('label') ?? b.str.get('attack_type');
@@ -132,9 +158,18 @@ export async function predict(o: PredictOptions): Promise<PredictSummary> {
       for (let i = 0; i < b.n; i++) input.set(all.subarray(i * F, (i + W) * F), i * W * F);
       context.rows = all.slice(b.n * F);
     }
-    const probsT = tf.tidy(() => model.predict(tf.tensor(input, batchShape(ms, b.n))) as TF.Tensor);
+    return { b, ids, rawLabels, input };
+  }
+
+  async function inferHere(p: Prepared): Promise<Float32Array> {
+    const probsT = tf.tidy(() => model.predict(tf.tensor(p.input, batchShape(ms, p.b.n))) as TF.Tensor);
     const probs = (await probsT.data()) as Float32Array;
     probsT.dispose();
+    return probs;
+  }
+
+  async function emit(p: Prepared, probs: Float32Array): Promise<void> {
+    const { b, ids, rawLabels } = p;
     const lines: string[] = [];
     const yTrue: number[] = [];
     const yPred: number[] = [];
@@ -194,6 +229,44 @@ export async function predict(o: PredictOptions): Promise<PredictSummary> {
     await write(lines.join('\n') + '\n');
   }
 
+  // a second thread holds its own copy of the model: batches are scored in pairs, one here, one there,
+  // and written in input order
+  const helper = o.threads === 1 ? null : await startHelper(o.model, ms, o.backend ?? 'auto');
+  let nextId = 0;
+  const waiting = new Map<number, (r: { probs?: Float32Array; error?: string }) => void>();
+  helper?.on('message', (m: { id: number; probs?: Float32Array; error?: string }) => {
+    const w = waiting.get(m.id);
+    waiting.delete(m.id);
+    w?.(m);
+  });
+  const inferThere = (p: Prepared) =>
+    new Promise<Float32Array>((res, rej) => {
+      const id = nextId++;
+      waiting.set(id, (r) => (r.error ? rej(new Error(`predict worker: ${r.error}`)) : res(r.probs!)));
+      const x = p.input;
+      helper!.postMessage({ id, x, n: p.b.n }, [x.buffer as ArrayBuffer]);
+    });
+  let held: Prepared | null = null;
+  const take = async (p: Prepared) => {
+    if (!helper) return emit(p, await inferHere(p));
+    if (!held) {
+      held = p;
+      return;
+    }
+    const first: Prepared = held;
+    held = null;
+    const there = inferThere(p); // the later batch goes to the helper, the earlier is scored here meanwhile
+    await emit(first, await inferHere(first));
+    await emit(p, await there);
+  };
+  const drain = async () => {
+    if (held) {
+      const p: Prepared = held;
+      held = null;
+      await emit(p, await inferHere(p));
+    }
+  };
+
   const sources = o.inputs.length ? o.inputs : ['-'];
   try {
     for (const f of sources) {
@@ -203,10 +276,11 @@ export async function predict(o: PredictOptions): Promise<PredictSummary> {
       const src = f === '-' ? (o.input ?? process.stdin) : openInput(f);
       try {
         for await (const chunk of src) {
-          for (const b of parser.push(chunk as Buffer)) await score(b, context);
+          for (const b of parser.push(chunk as Buffer)) await take(prepare(b, context));
           progress.update(totals.rows_scored);
         }
-        for (const b of parser.end()) await score(b, context);
+        for (const b of parser.end()) await take(prepare(b, context));
+        await drain();
       } catch (e) {
         throw describeReadError(name, e);
       }
@@ -218,6 +292,7 @@ export async function predict(o: PredictOptions): Promise<PredictSummary> {
     progress.done();
     if (rejectFd >= 0) fs.closeSync(rejectFd);
     model.dispose();
+    if (helper) await helper.terminate();
   }
   const seconds = (performance.now() - t0) / 1000;
   const summary: PredictSummary = {

@@ -46,6 +46,9 @@ test('predict on the training CSV reproduces eval over all splits, row for row',
     c.forEach((r, i) => r.forEach((v, j) => (total[i][j] += v)));
   }
   assert.deepEqual(s.report!.confusion, total);
+  // one thread or two: the same lines in the same order
+  const single = await collect({ model: run, inputs: [csv], threads: 1 });
+  assert.equal(single.text, text);
   const first = lines[0];
   for (const k of ['file', 'line', 'flow_id', 'source_ip', 'destination_port', 'protocol', 'timestamp', 'predicted', 'probability', 'top3', 'label']) assert.ok(k in first, k);
   assert.equal(first.top3.length, 3);

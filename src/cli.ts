@@ -289,13 +289,14 @@ export async function main(argv = hideBin(process.argv)): Promise<void> {
           .option('model', { alias: 'm', type: 'string', demandOption: true, describe: 'run folder' })
           .option('format', { choices: ['ndjson', 'csv'], default: 'ndjson' })
           .option('batch-size', { type: 'number', default: 1024 })
+          .option('threads', { type: 'number', default: 2, choices: [1, 2], describe: '2: a worker thread with its own model copy scores every other batch' })
           .option('rejects', stageOpts.rejects)
           .option('backend', { choices: ['auto', 'tensorflow', 'wasm', 'cpu'], default: 'auto' })
           .option('progress', { type: 'boolean' })
           .example('$0 predict --model runs/first < Friday.csv > scored.ndjson', ''),
       (a) =>
         run(a as unknown as Common, async (log) => {
-          const s = await predict({ model: a.model as string, inputs: (a.files as string[]) ?? [], output: process.stdout, format: a.format as 'csv', batchSize: a['batch-size'] as number, rejects: a.rejects as string, backend: a.backend as 'auto', logger: log, progress: a.progress as boolean | undefined });
+          const s = await predict({ model: a.model as string, inputs: (a.files as string[]) ?? [], output: process.stdout, format: a.format as 'csv', batchSize: a['batch-size'] as number, threads: a.threads as number, rejects: a.rejects as string, backend: a.backend as 'auto', logger: log, progress: a.progress as boolean | undefined });
           const { report, ...rest } = s;
           log.info({ ...rest, macro_f1: report ? +report.macro_f1.toFixed(4) : undefined }, 'predict done');
           if (report && !(a as unknown as Common).quiet) process.stderr.write(reportText(report, `labelled input: ${report.rows} rows`));

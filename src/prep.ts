@@ -85,11 +85,17 @@ type WorkerMsg =
 async function runWorkers(W: number, tasks: Task[], base: Omit<WorkerInput, 'tasks'>, hooks: WorkerHooks, workers: Worker[], local?: (t: Task) => Promise<void>): Promise<WorkerResult[]> {
   const url = new URL('./prepworker.js', import.meta.url);
   // with `local`, the main thread is one more participant: it parses every P-th task itself
-  const P = W + (local ? 1 : 0);
+  // the main thread also sanitizes, splits and writes every row, so it takes a smaller share:
+  // out of every 2W+1 tasks, each worker parses 2 and the main thread 1
+  const slots = local ? 2 * W + 1 : W;
+  const owner = (t: Task) => {
+    const s = t.index % slots;
+    return local ? (s === 2 * W ? W : s >> 1) : s;
+  };
   const queues: WorkerMsg[][] = [];
   const waiters: ((() => void) | null)[] = [];
   for (let w = 0; w < W; w++) {
-    const mine = tasks.filter((t) => t.index % P === w);
+    const mine = tasks.filter((t) => owner(t) === w);
     const wk = new Worker(url, { workerData: { ...base, tasks: mine } satisfies WorkerInput, execArgv: workerExecArgv(), resourceLimits: WORKER_LIMITS });
     queues.push([]);
     waiters.push(null);
@@ -114,7 +120,7 @@ async function runWorkers(W: number, tasks: Task[], base: Omit<WorkerInput, 'tas
     m.user ? new UserError(m.message, m.hint) : Object.assign(new Error(m.message), { code: m.code, syscall: m.syscall, path: m.path, stack: m.stack });
   try {
     for (const t of tasks) {
-      const w = t.index % P;
+      const w = owner(t);
       if (w === W) {
         await local!(t);
         continue;

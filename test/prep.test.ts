@@ -216,12 +216,12 @@ test('line numbers stay true when a file is parsed in chunks by several threads'
   const d = tmpdir();
   const src = synthFile(d, 'src.csv', { rows: 6000, seed: 12, quirks: false });
   const lines = fs.readFileSync(src, 'latin1').split('\n');
-  // inserted from the back: '1,2,3' ends at line 4503, text in Flow Bytes/s at lines 3101 and 3602
-  // (far from the first chunk; with 100 kB chunks they fall in chunks 13 and 15, which the main thread
-  // parses when it takes a share, and chunk 19, a worker's)
+  // inserted from the back: '1,2,3' ends at line 4503, text in Flow Bytes/s at lines 3301 and 4002
+  // (far from the first chunk; with 100 kB chunks they fall in chunks 14 and 17, which the main thread
+  // parses when it takes its share — every third chunk — and chunk 19, a worker's)
   lines.splice(4500, 0, '1,2,3');
-  lines.splice(3600, 0, tlRow({ 20: 'oops' }));
-  lines.splice(3100, 0, tlRow({ 20: 'oops' }));
+  lines.splice(4000, 0, tlRow({ 20: 'oops' }));
+  lines.splice(3300, 0, tlRow({ 20: 'oops' }));
   const f = writeCsv(d, 'bad.csv', Buffer.from(lines.join('\n'), 'latin1'));
   for (const [workers, mainParses] of [[0, false], [2, false], [1, true]] as const) {
     const out = path.join(d, `o${workers}${mainParses}`);
@@ -232,8 +232,8 @@ test('line numbers stay true when a file is parsed in chunks by several threads'
     const q = path.join(d, `q${workers}${mainParses}`);
     await prep({ out: q, inputs: [f], workers, mainParses, chunkBytes: 100_000, sanitize: { text: 'quarantine' } });
     const rq = fs.readFileSync(path.join(q, 'rejects.ndjson'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-    assert.deepEqual(rq.map((r) => [r.line, r.reason]).sort(), [[3101, 'text_value'], [3602, 'text_value'], [4503, 'field_count']].sort(), `workers ${workers} (sanitize)`);
+    assert.deepEqual(rq.map((r) => [r.line, r.reason]).sort(), [[3301, 'text_value'], [4002, 'text_value'], [4503, 'field_count']].sort(), `workers ${workers} (sanitize)`);
     const ex = (m.quality.examples as Record<string, { line: number }[]>)['flow_bytes_per_s/text'];
-    assert.deepEqual(ex.map((e) => e.line), [3101, 3602], `workers ${workers}`);
+    assert.deepEqual(ex.map((e) => e.line), [3301, 4002], `workers ${workers}`);
   }
 });

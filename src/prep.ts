@@ -17,7 +17,7 @@ import { planTasks, type Task } from './chunks.js';
 import type { WorkerInput } from './prepworker.js';
 import { createSplit } from '../stages/split.js';
 import { ShardWriter, clearShardDir } from '../stages/shard.js';
-import { scaleDir } from '../stages/scale.js';
+import { scaleDir, scaleSettings } from '../stages/scale.js';
 import { addCounts, sortCounts, type Counts } from './batch.js';
 import { loadConfig, packageVersion, type DatasetConfig, type SanitizePolicy } from './config.js';
 import { expandInputs } from './inputs.js';
@@ -330,7 +330,6 @@ export async function prep(opts: PrepOptions): Promise<Manifest> {
   fs.closeSync(rejectsFd);
   fs.renameSync(rejectsTmp, rejectsFile);
 
-  const policies = spec.features.map((f) => front.sanitize.policyFor(f));
   const p1: Pass1 = {
     format: 'flowtensor-pass1',
     flowtensor_version: packageVersion(),
@@ -340,9 +339,7 @@ export async function prep(opts: PrepOptions): Promise<Manifest> {
     shard_rows: writer.shardRows,
     raw_min: Array.from(writer.min),
     raw_max: Array.from(writer.max),
-    posinf: policies.map((p) => (p.posinf === 'zero' ? 'zero' : p.posinf === 'train_min' ? 'train_min' : 'train_max')),
-    neginf: policies.map((p) => (p.neginf === 'zero' ? 'zero' : p.neginf === 'train_max' ? 'train_max' : 'train_min')),
-    log1p: opts.log1p ? cfg.scale.log1p.filter((c) => spec.features.includes(c)) : [],
+    ...scaleSettings(cfg, spec.features, (f) => front.sanitize.policyFor(f), !!opts.log1p),
     clip: opts.clip ?? cfg.scale.clip,
     splits,
     stages: sortCounts({ parse: parseTotals, ...stageTotals, split: splitter.counts }),

@@ -10,6 +10,7 @@ import { createLabels, type AttemptedPolicy } from '../stages/labels.js';
 import { createSanitize } from '../stages/sanitize.js';
 import { createSplit } from '../stages/split.js';
 import { ShardWriter } from '../stages/shard.js';
+import { scaleSettings } from '../stages/scale.js';
 import { addCounts, sortCounts, type Counts } from './batch.js';
 import type { DatasetConfig, SanitizePolicy } from './config.js';
 import { isMeta, ndjsonDecodeStream, ndjsonEncodeStream, stageStream, type Item, type Meta } from './ndjson.js';
@@ -168,9 +169,8 @@ export async function runShard(cfg: DatasetConfig, o: { out: string; shardRows?:
     shard_rows: w.shardRows,
     raw_min: Array.from(w.min),
     raw_max: Array.from(w.max),
-    posinf: features.map(() => (pol.posinf === 'zero' ? 'zero' : pol.posinf === 'train_min' ? 'train_min' : 'train_max')),
-    neginf: features.map(() => (pol.neginf === 'zero' ? 'zero' : pol.neginf === 'train_max' ? 'train_max' : 'train_min')),
-    log1p: o.log1p ? cfg.scale.log1p.filter((c) => features.includes(c)) : [],
+    // the sanitize stage's policy, with the config's per-column overrides as prep applies them
+    ...scaleSettings(cfg, features, (f) => ({ ...pol, ...cfg.sanitize.columns[f] }), !!o.log1p),
     clip: o.clip ?? cfg.scale.clip,
     splits,
     stages: sortCounts(stages),

@@ -12,8 +12,22 @@ import { decodeSafetensors, encodeSafetensors } from '../src/safetensors.js';
 import { writeFileAtomic } from '../src/atomic.js';
 import { FORMAT, FORMAT_VERSION, MANIFEST, PASS1, safeJoin, writeJsonAtomic, type Manifest, type Pass1, type ScalerStats } from '../src/manifest.js';
 import { UserError, workerExecArgv } from '../src/errors.js';
+import type { DatasetConfig, SanitizePolicy } from '../src/config.js';
 
 export const slog1p = (x: number) => (x < 0 ? -Math.log1p(-x) : Math.log1p(x));
+
+/**
+ * What pass 2 needs besides the statistics, decided before it: the ±Infinity replacement per feature
+ * (from the sanitize policy, 'drop'/'quarantine' having removed those rows already) and the log1p columns.
+ */
+export function scaleSettings(cfg: DatasetConfig, features: string[], policyFor: (feature: string) => SanitizePolicy, log1p: boolean): { posinf: string[]; neginf: string[]; log1p: string[] } {
+  const pol = features.map(policyFor);
+  return {
+    posinf: pol.map((p) => (p.posinf === 'zero' ? 'zero' : p.posinf === 'train_min' ? 'train_min' : 'train_max')),
+    neginf: pol.map((p) => (p.neginf === 'zero' ? 'zero' : p.neginf === 'train_max' ? 'train_max' : 'train_min')),
+    log1p: log1p ? cfg.scale.log1p.filter((c) => features.includes(c)) : [],
+  };
+}
 
 /** Build scaler statistics from train min/max. A feature with no finite train value gets min = max = 0. */
 export function fitScaler(features: string[], rawMin: ArrayLike<number>, rawMax: ArrayLike<number>, opts: { log1p: string[]; clip: boolean; posinf: string[]; neginf: string[] }): ScalerStats {

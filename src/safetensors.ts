@@ -2,7 +2,6 @@
 // https://github.com/huggingface/safetensors — readable by numpy/torch/the Python stdlib without flowtensor.
 import fs from 'node:fs';
 import os from 'node:os';
-import { writeFileAtomic } from './atomic.js';
 import { UserError } from './errors.js';
 
 if (os.endianness() !== 'LE') throw new Error('flowtensor shards are little-endian; big-endian hosts are not supported');
@@ -40,10 +39,6 @@ export function encodeSafetensors(tensors: Record<string, TensorIn>, metadata: R
   const prefix = Buffer.alloc(8);
   prefix.writeBigUInt64LE(BigInt(hlen));
   return [prefix, Buffer.from(json), ...datas];
-}
-
-export function writeSafetensors(file: string, tensors: Record<string, TensorIn>, metadata: Record<string, string>, durable = true): void {
-  writeFileAtomic(file, encodeSafetensors(tensors, metadata), durable);
 }
 
 export interface SafetensorsFile {

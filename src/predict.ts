@@ -189,7 +189,11 @@ export async function predict(o: PredictOptions): Promise<PredictSummary> {
       let trueLabel: string | null = null;
       let known = true;
       const raw = rawLabels?.[i];
-      if (raw !== undefined) {
+      if (raw !== undefined && unknown[raw] !== undefined) {
+        // known to be unknown: resolve() would build and throw the same error again for every row
+        known = false;
+        unknown[raw]++;
+      } else if (raw !== undefined) {
         try {
           const id = labels.resolve(raw, b.format, b.file, b.line[i]);
           trueLabel = id >= 0 ? run.labels[id] : null;

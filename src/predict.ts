@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import type * as TF from '@tensorflow/tfjs';
-import { CsvBatchParser, type RejectRecord } from '../stages/parse.js';
+import { CsvBatchParser } from '../stages/parse.js';
 import { createFilter } from '../stages/filter.js';
 import { createIpSplit } from '../stages/ipsplit.js';
 import { createLabels } from '../stages/labels.js';
@@ -20,6 +20,7 @@ import { batchShape, type ModelSpec } from './models.js';
 import { Confusion, type Report } from './metrics.js';
 import { openInput, describeReadError } from './inputs.js';
 import { UserError, workerExecArgv } from './errors.js';
+import { rejectSink } from './rejects.js';
 import { Worker } from 'node:worker_threads';
 import { silentLogger, Progress, type Logger } from './log.js';
 import type { Batch, Counts } from './batch.js';
@@ -98,13 +99,9 @@ export async function predict(o: PredictOptions): Promise<PredictSummary> {
   const spec = featureSpec(cfg, filter.columns);
   if (JSON.stringify(spec.features) !== JSON.stringify(run.features)) throw new UserError(`${o.model}: the run's features do not match what this flowtensor computes`, 'predict with the flowtensor version and config the run was trained with');
   const ipsplit = createIpSplit(cfg.ip_columns);
-  const rejectFd = o.rejects ? fs.openSync(o.rejects, 'a') : -1;
-  let quarantined = 0;
-  const onReject = (r: RejectRecord) => {
-    quarantined++;
-    if (rejectFd >= 0) fs.writeSync(rejectFd, JSON.stringify(r) + '\n');
-    log.warn({ file: r.file, line: r.line, reason: r.reason, detail: r.detail }, 'row quarantined');
-  };
+  // every quarantined row is logged (predict promises one output line or one quarantine record per row)
+  const rejects = rejectSink(log, { file: o.rejects, logLimit: Infinity });
+  const onReject = rejects.onReject;
   const sanitize = createSanitize({ cfg, policy: { nan: 'zero', empty: 'zero', text: 'zero', posinf: 'train_max', neginf: 'train_min' }, onReject });
   const labels = createLabels({ cfg, vocab: run.labels });
   const { tf } = await initBackend(o.backend ?? 'auto', log);
@@ -294,14 +291,14 @@ export async function predict(o: PredictOptions): Promise<PredictSummary> {
     }
   } finally {
     progress.done();
-    if (rejectFd >= 0) fs.closeSync(rejectFd);
+    rejects.commit();
     model.dispose();
     if (helper) await helper.terminate();
   }
   const seconds = (performance.now() - t0) / 1000;
   const summary: PredictSummary = {
     ...totals,
-    quarantined,
+    quarantined: rejects.count,
     unknown_labels: unknown,
     clipped,
     replaced: sanitize.counts.replaced as Counts,

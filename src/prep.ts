@@ -1,7 +1,6 @@
 // `flowtensor prep`: every stage in one process over many files, both passes. The fast path.
 // Stages are chained as plain function calls on batches (the same functions their stream
 // wrappers call in the stage commands); reading is the only asynchronous step.
-import fs from 'node:fs';
 import { ensureDir } from './atomic.js';
 import path from 'node:path';
 import os from 'node:os';
@@ -21,6 +20,7 @@ import { scaleDir, scaleSettings } from '../stages/scale.js';
 import { addCounts, sortCounts, type Counts } from './batch.js';
 import { loadConfig, packageVersion, type DatasetConfig, type SanitizePolicy } from './config.js';
 import { expandInputs } from './inputs.js';
+import { rejectSink } from './rejects.js';
 import { PASS1, writeJsonAtomic, type Manifest, type Pass1 } from './manifest.js';
 import { Progress, silentLogger, type Logger } from './log.js';
 import { UserError, workerExecArgv } from './errors.js';
@@ -176,8 +176,6 @@ export function featureSpec(cfg: DatasetConfig, columns: string[]): FeatureSpec 
   return { columns, features };
 }
 
-const REJECT_LOG_LIMIT = 20;
-
 /** Worker heaps: small young generation (batches die young) keeps RSS flat; measured in docs/BENCHMARKS.md. */
 const WORKER_LIMITS = { maxYoungGenerationSizeMb: 8, maxOldGenerationSizeMb: 64 };
 
@@ -189,18 +187,9 @@ export async function prep(opts: PrepOptions): Promise<Manifest> {
   for (const d of duplicates) log.warn({ file: d }, 'input given twice: read once');
   log.info({ files: files.length, bytes: totalBytes, out: opts.out }, 'prep: start');
 
-  const rejectsFile = path.join(opts.out, 'rejects.ndjson');
   ensureDir(opts.out);
-  const rejectsTmp = path.join(opts.out, `.rejects.ndjson.tmp-${process.pid}`);
-  let rejectsFd = -1;
-  let rejects = 0;
-  const onReject = (r: RejectRecord) => {
-    rejects++;
-    if (rejectsFd < 0) rejectsFd = fs.openSync(rejectsTmp, 'w');
-    fs.writeSync(rejectsFd, JSON.stringify(r) + '\n');
-    if (rejects <= REJECT_LOG_LIMIT) log.warn({ file: r.file, line: r.line, reason: r.reason, detail: r.detail }, 'row quarantined');
-    else if (rejects === REJECT_LOG_LIMIT + 1) log.warn({ rejects: rejectsFile }, 'more rows quarantined: see the rejects file');
-  };
+  const rejects = rejectSink(log, { file: path.join(opts.out, 'rejects.ndjson'), atomic: true });
+  const onReject = rejects.onReject;
 
   const frontOpts = { dropIdentifiers: opts.dropIdentifiers, allowNewLabels: opts.allowNewLabels, attempted: opts.attempted, sanitize: opts.sanitize };
   const onNewLabel = (label: string, file: string, line: number) => log.warn({ label, file, line }, 'new label added to the vocabulary');
@@ -315,8 +304,7 @@ export async function prep(opts: PrepOptions): Promise<Manifest> {
     for (const [k, v] of Object.entries(front.counts())) stageTotals[k] = addCounts(stageTotals[k] ?? {}, v);
     Object.assign(examples, front.examples());
   } catch (e) {
-    if (rejectsFd >= 0) fs.closeSync(rejectsFd);
-    fs.rmSync(rejectsTmp, { force: true });
+    rejects.abort();
     progress.done();
     writer.abort();
     await Promise.all(pool.map((wk) => wk.terminate()));
@@ -325,10 +313,7 @@ export async function prep(opts: PrepOptions): Promise<Manifest> {
   }
   progress.done();
   const splits = writer.finish(vocab);
-  // the rejects file always exists after a run (empty when nothing was quarantined)
-  if (rejectsFd < 0) rejectsFd = fs.openSync(rejectsTmp, 'w');
-  fs.closeSync(rejectsFd);
-  fs.renameSync(rejectsTmp, rejectsFile);
+  rejects.commit(); // rejects.ndjson always exists after a run (empty when nothing was quarantined)
 
   const p1: Pass1 = {
     format: 'flowtensor-pass1',

@@ -1,9 +1,8 @@
 // The stage commands: NDJSON on stdin -> one stage -> NDJSON on stdout (parse reads CSV).
-import fs from 'node:fs';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Readable, Transform, Writable } from 'node:stream';
-import { parseStream, type RejectRecord } from '../stages/parse.js';
+import { parseStream } from '../stages/parse.js';
 import { createFilter } from '../stages/filter.js';
 import { createIpSplit } from '../stages/ipsplit.js';
 import { createLabels, type AttemptedPolicy } from '../stages/labels.js';
@@ -18,27 +17,10 @@ import { openInput, expandInputs } from './inputs.js';
 import { PASS1, writeJsonAtomic, type Pass1 } from './manifest.js';
 import { packageVersion } from './config.js';
 import type { Logger } from './log.js';
-
-function rejectWriter(file: string | undefined, log: Logger): { onReject: (r: RejectRecord) => void; close: () => void } {
-  let fd = -1;
-  let n = 0;
-  return {
-    onReject(r) {
-      n++;
-      if (file) {
-        if (fd < 0) fd = fs.openSync(file, 'a');
-        fs.writeSync(fd, JSON.stringify(r) + '\n');
-      }
-      if (n <= 20) log.warn({ file: r.file, line: r.line, reason: r.reason, detail: r.detail }, 'row quarantined');
-    },
-    close() {
-      if (fd >= 0) fs.closeSync(fd);
-    },
-  };
-}
+import { rejectSink } from './rejects.js';
 
 export async function runParse(cfg: DatasetConfig, files: string[], o: { strict?: boolean; rejects?: string; delimiter?: string; maxLineBytes?: number }, log: Logger): Promise<void> {
-  const rw = rejectWriter(o.rejects, log);
+  const rw = rejectSink(log, { file: o.rejects });
   const enc = ndjsonEncodeStream();
   const out = process.stdout;
   const inputs = files.length ? expandInputs(files).files : ['-'];
@@ -61,7 +43,7 @@ export async function runParse(cfg: DatasetConfig, files: string[], o: { strict?
   try {
     await pipeline(Readable.from(items()), enc, out);
   } finally {
-    rw.close();
+    rw.commit();
   }
 }
 
@@ -76,7 +58,7 @@ export interface StageCliOptions {
 }
 
 export async function runStage(cfg: DatasetConfig, stage: string, o: StageCliOptions, log: Logger): Promise<void> {
-  const rw = rejectWriter(o.rejects, log);
+  const rw = rejectSink(log, { file: o.rejects });
   let t: Transform;
   let vocab: (() => string[] | undefined) | undefined;
   switch (stage) {
@@ -121,7 +103,7 @@ export async function runStage(cfg: DatasetConfig, stage: string, o: StageCliOpt
   try {
     await pipeline(process.stdin, ndjsonDecodeStream(cfg), grabVocab, t, ndjsonEncodeStream(() => vocab?.() ?? upstreamVocab ?? cfg.classes), process.stdout);
   } finally {
-    rw.close();
+    rw.commit();
   }
 }
 

@@ -84,7 +84,7 @@ export function applyScaler(x: Float32Array, F: number, sc: ScalerStats, counts?
         infs[f]++;
         v = v > 0 ? posRep[f] : v < 0 ? negRep[f] : 0;
       }
-      const t = useLog[f] === 1 ? (v < 0 ? -Math.log1p(-v) : Math.log1p(v)) : v;
+      const t = useLog[f] === 1 ? slog1p(v) : v;
       let y: number;
       if (inv[f] > 0) y = (t - lo[f]) * inv[f];
       else y = t - lo[f]; // constant in train: scale 1 as scikit-learn does (0 on the train value), never NaN

@@ -357,11 +357,11 @@ export async function prep(opts: PrepOptions): Promise<Manifest> {
     extra: (p, _scaler, counts) => accountingOf(p, counts),
   });
   } catch (e) {
+    await Promise.all(pool.map((wk) => wk.terminate())); // first: no worker may write after the clean-up
     clearShardDir(opts.out); // a failed pass 2 leaves no half-scaled folder behind
     throw e;
-  } finally {
-    await Promise.all(pool.map((wk) => wk.terminate()));
   }
+  await Promise.all(pool.map((wk) => wk.terminate()));
   progress2.done();
   const acc = manifest.accounting;
   if (acc.unaccounted !== 0) log.error({ accounting: acc }, 'row accounting does not add up');

@@ -178,7 +178,9 @@ export function scaleShard(job: ShardJob, scaler: ScalerStats, features: string[
 
 /**
  * Run shard jobs on the given worker threads (src/prepworker.js, which answer 'scale' messages) and,
- * when useMain, on this thread too. Results come back in job order.
+ * when useMain, on this thread too. Results come back in job order. On the first error no new job is
+ * handed out and the promise rejects only once every job already running has answered, so nothing
+ * writes into the folder after the caller has seen the error (and may be cleaning it up).
  */
 export async function runShardJobs(jobs: ShardJob[], scaler: ScalerStats, features: string[], pool: Worker[], useMain: boolean, onDone?: (r: ShardJobResult, done: number) => void): Promise<ShardJobResult[]> {
   const results: ShardJobResult[] = new Array(jobs.length);
@@ -186,45 +188,56 @@ export async function runShardJobs(jobs: ShardJob[], scaler: ScalerStats, featur
   let done = 0;
   if (pool.length === 0) useMain = true;
   return new Promise((resolve, reject) => {
-    let failed = false;
+    let settled = false;
+    let error: Error | undefined;
+    const busy = new Set<Worker>();
     const detach = () => {
       for (const w of pool) for (const ev of ['message', 'error', 'exit']) w.removeAllListeners(ev);
     };
-    const finish = () => {
-      if (!failed && done === jobs.length) {
-        failed = true; // settled
+    const settle = () => {
+      if (settled || busy.size > 0) return;
+      if (error) {
+        settled = true;
+        detach();
+        reject(error);
+      } else if (done === jobs.length) {
+        settled = true;
         detach();
         resolve(results);
       }
     };
     const fail = (e: Error) => {
-      if (failed) return;
-      failed = true;
-      detach();
-      reject(e);
+      error ??= e;
+      settle();
     };
     const give = (w: Worker) => {
-      if (failed || next >= jobs.length) return;
+      if (error || next >= jobs.length) return;
       const id = next++;
+      busy.add(w);
       w.postMessage({ type: 'scale', id, job: jobs[id], scaler, features });
     };
     for (const w of pool) {
       for (const ev of ['message', 'error', 'exit']) w.removeAllListeners(ev);
       w.on('message', (m: { type: string; id: number; r: ShardJobResult; user?: boolean; message?: string; hint?: string; code?: string; syscall?: string; path?: string }) => {
+        if (m.type !== 'scaled' && m.type !== 'error') return;
+        busy.delete(w);
         if (m.type === 'error') return fail(m.user ? new UserError(m.message!, m.hint) : Object.assign(new Error(m.message), { code: m.code, syscall: m.syscall, path: m.path }));
-        if (m.type !== 'scaled') return;
         results[m.id] = m.r;
         onDone?.(m.r, ++done);
         give(w);
-        finish();
+        settle();
       });
-      w.on('error', (e) => fail(e));
-      w.on('exit', (code) => fail(new Error(`scale worker exited with code ${code}`)));
+      const dead = (e: Error) => {
+        busy.delete(w);
+        fail(e);
+      };
+      w.on('error', dead);
+      w.on('exit', (code) => dead(new Error(`scale worker exited with code ${code}`)));
       give(w);
     }
     if (useMain) {
       const step = () => {
-        if (failed) return;
+        if (error) return;
         if (next < jobs.length) {
           const id = next++;
           try {
@@ -235,11 +248,11 @@ export async function runShardJobs(jobs: ShardJob[], scaler: ScalerStats, featur
           onDone?.(results[id], ++done);
           setImmediate(step);
         }
-        finish();
+        settle();
       };
       setImmediate(step);
     }
-    finish();
+    settle();
   });
 }
 

@@ -5,7 +5,9 @@ import { createLabels } from '../stages/labels.js';
 import { createSanitize } from '../stages/sanitize.js';
 import { createSplit } from '../stages/split.js';
 import { createFilter } from '../stages/filter.js';
-import { fitScaler, applyScaler } from '../stages/scale.js';
+import { fitScaler, applyScaler, runShardJobs } from '../stages/scale.js';
+import { EventEmitter } from 'node:events';
+import type { Worker } from 'node:worker_threads';
 import { loadConfig } from '../src/config.js';
 import type { Batch } from '../src/batch.js';
 import type { RejectRecord } from '../stages/parse.js';
@@ -174,4 +176,26 @@ test('scale: min-max on train, constant feature defined, log1p, ±Inf to train m
   assert.deepEqual(counts.clipped, { a: 2, b: 2 });
   assert.deepEqual(counts.inf, { c: 2 });
   assert.ok(x.every((v) => v >= 0 && v <= 1));
+});
+
+test('scale jobs: after a failure nothing is handed out and the error waits for the jobs still running', async () => {
+  // a stand-in worker that answers 40 ms late; the main thread fails at once on a missing file
+  const events: string[] = [];
+  const w = new EventEmitter() as EventEmitter & { postMessage: (m: { id: number; job: { file: string } }) => void };
+  const posted: number[] = [];
+  w.postMessage = (m) => {
+    posted.push(m.id);
+    setTimeout(() => {
+      events.push(`worker answered ${m.id}`);
+      w.emit('message', { type: 'scaled', id: m.id, r: { file: m.job.file, bytes: 0, sha256: '', clipped: {}, inf: {} } });
+    }, 40);
+  };
+  const jobs = [0, 1, 2, 3].map((k) => ({ full: `/nonexistent/flowtensor/${k}.safetensors`, file: `train/${k}`, split: 'train' as const, rows: 1 }));
+  const scaler = fitScaler(['a'], [0], [1], { log1p: [], clip: true, posinf: [], neginf: [] });
+  await assert.rejects(
+    runShardJobs(jobs, scaler, ['a'], [w as unknown as Worker], true).finally(() => events.push('rejected')),
+    /ENOENT/,
+  );
+  assert.deepEqual(events, ['worker answered 0', 'rejected']);
+  assert.deepEqual(posted, [0], 'no job handed to the worker after the failure');
 });

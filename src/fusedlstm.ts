@@ -1,12 +1,17 @@
 // FusedLSTM: an LSTM layer with the same weights and maths as tf.layers.lstm (gate order i, f, g, o;
 // sigmoid gates, tanh cell, returns the last output), but faster on the wasm/cpu backends:
 // - the input projection of all steps is one matMul (x·W + b for [B·T, P]);
-// - the recurrence is a custom op: the gate maths of each step runs fused in one JavaScript loop
-//   instead of ~12 tensor ops, the per-step h·U and dz·Uᵀ products run on the backend's matMul,
-//   and the recurrent-kernel gradient is one matMul over all steps after the loop.
-// A test checks outputs and gradients against tf.layers.lstm on the same weights.
+// - training (call with training: true, as trainOnBatch does): the recurrence is a custom op: the gate
+//   maths of each step runs fused in one JavaScript loop instead of ~12 tensor ops, the per-step h·U
+//   and dz·Uᵀ products run on the backend's matMul, and the recurrent-kernel gradient is one matMul
+//   over all steps after the loop;
+// - inference (predict, evaluate): the whole recurrence runs in the WebAssembly SIMD kernel
+//   (src/kernels/), which keeps no per-step state; it has no gradient. Without the kernel (not built,
+//   units not a multiple of 8, FLOWTENSOR_LSTM_KERNEL=js) inference takes the training path.
+// Tests check outputs and gradients against tf.layers.lstm on the same weights, on both paths.
 import type * as TF from '@tensorflow/tfjs';
 import type { Tf } from './backend.js';
+import { lstmKernel, kernelUnits, type LstmKernel } from './kernels/lstm.js';
 
 // exp without a call into C++ (V8 does not inline Math.exp): 2^(x·log2 e) split into 2^k from a
 // table and 2^f, f in [-0.5, 0.5], from its degree-6 Taylor polynomial (relative error < 2e-7,
@@ -221,6 +226,12 @@ export function matMulPlain(tf: Tf, x: TF.Tensor2D, w: TF.Tensor2D): TF.Tensor2D
   return (op as unknown as (a: TF.Tensor, b: TF.Tensor) => TF.Tensor2D)(x, w);
 }
 
+/** The inference kernel for this many units, or null when inference takes the custom-op path. */
+function inferenceKernel(units: number, kwargs: TF.serialization.ConfigDict | undefined): LstmKernel | null {
+  if (kwargs?.training === true || !kernelUnits(units)) return null;
+  return lstmKernel().kernel;
+}
+
 const classes = new WeakMap<object, ReturnType<typeof make>>();
 export function fusedLstmClass(tf: Tf) {
   let cls = classes.get(tf);
@@ -257,13 +268,16 @@ function make(tf: Tf) {
       const s = inputShape as number[];
       return [s[0], this.units];
     }
-    override call(inputs: TF.Tensor | TF.Tensor[]): TF.Tensor {
+    override call(inputs: TF.Tensor | TF.Tensor[], kwargs?: TF.serialization.ConfigDict): TF.Tensor {
+      const kernel = inferenceKernel(this.units, kwargs);
       return tf.tidy(() => {
         const x = (Array.isArray(inputs) ? inputs[0] : inputs) as TF.Tensor3D;
         const [B, T, P] = x.shape;
         const G = 4 * this.units;
         const gx = tf.add(matMulPlain(tf, tf.reshape(x, [B * T, P]) as TF.Tensor2D, this.kernel.read() as TF.Tensor2D), this.bias.read()).reshape([B, T, G]) as TF.Tensor3D;
-        return lstmRecurrence(tf, gx, this.recurrentKernel.read() as TF.Tensor2D);
+        const u = this.recurrentKernel.read() as TF.Tensor2D;
+        if (kernel) return tf.tensor2d(kernel.forward(gx.dataSync() as Float32Array, B, T, this.units, u.dataSync() as Float32Array), [B, this.units]);
+        return lstmRecurrence(tf, gx, u);
       });
     }
     override getConfig(): TF.serialization.ConfigDict {
@@ -304,13 +318,20 @@ function make(tf: Tf) {
     override computeOutputShape(inputShape: TF.Shape | TF.Shape[]): TF.Shape {
       return [(inputShape as number[])[0], this.units];
     }
-    override call(inputs: TF.Tensor | TF.Tensor[]): TF.Tensor {
+    override call(inputs: TF.Tensor | TF.Tensor[], kwargs?: TF.serialization.ConfigDict): TF.Tensor {
+      const kernel = inferenceKernel(this.units, kwargs);
       return tf.tidy(() => {
         const x = (Array.isArray(inputs) ? inputs[0] : inputs) as TF.Tensor2D;
         const k = this.kernel.read() as TF.Tensor2D;
         const a = tf.matMul(this.pk.read() as TF.Tensor2D, k);
         const c0 = tf.add(tf.matMul(tf.reshape(this.pb.read(), [1, this.project]) as TF.Tensor2D, k), tf.reshape(this.bias.read(), [1, 4 * this.units])) as TF.Tensor2D;
-        return lstmScalarRecurrence(tf, x, a as TF.Tensor2D, c0, this.recurrentKernel.read() as TF.Tensor2D);
+        const u = this.recurrentKernel.read() as TF.Tensor2D;
+        if (kernel) {
+          const [B, T] = x.shape;
+          const h = kernel.forward(x.dataSync() as Float32Array, B, T, this.units, u.dataSync() as Float32Array, a.dataSync() as Float32Array, c0.dataSync() as Float32Array);
+          return tf.tensor2d(h, [B, this.units]);
+        }
+        return lstmScalarRecurrence(tf, x, a as TF.Tensor2D, c0, u);
       });
     }
     override getConfig(): TF.serialization.ConfigDict {

@@ -7,6 +7,7 @@ import { train, evalRun, loadFused } from '../src/train.js';
 import { initBackend, resetBackendChoice, type Loaders, type Tf } from '../src/backend.js';
 import { buildModel, buildFused, copyWeights } from '../src/models.js';
 import { loadModel } from '../src/runio.js';
+import { lstmKernel } from '../src/kernels/lstm.js';
 import { splitBatches } from '../src/shardset.js';
 import { readManifest } from '../src/manifest.js';
 import { synthToFile } from '../src/synth.js';
@@ -75,7 +76,7 @@ test('FusedLSTM matches tf.layers.lstm: outputs and gradients on the same weight
     const r = tf.randomUniform([5, 4], 0, 1, 'float32', 4);
     const gradsOf = (m: TF.LayersModel) => {
       const vars = m.trainableWeights.map((w) => (w as unknown as { val: TF.Variable }).val);
-      const { grads } = tf.variableGrads(() => tf.sum(tf.mul(m.apply(x) as TF.Tensor, r)) as TF.Scalar, vars);
+      const { grads } = tf.variableGrads(() => tf.sum(tf.mul(m.apply(x, { training: true }) as TF.Tensor, r)) as TF.Scalar, vars);
       return vars.map((v) => grads[v.name]);
     };
     const ga = gradsOf(std);
@@ -87,6 +88,34 @@ test('FusedLSTM matches tf.layers.lstm: outputs and gradients on the same weight
       const scale = tf.max(tf.abs(g)).dataSync()[0];
       assert.ok(d <= 1e-4 * Math.max(1, scale), `${kind} gradient ${k}: ${d}`);
     });
+  }
+});
+
+test('inference runs in the WebAssembly kernel and matches tf.layers.lstm (seed and window, extreme inputs, several chunks)', async () => {
+  const k = lstmKernel();
+  assert.ok(k.kernel, `kernel not loaded: ${k.reason}`); // a missing dist/src/kernels/lstm.wasm fails here, not silently slower
+  const { tf } = await initBackend('auto');
+  for (const kind of ['seed', 'window'] as const) {
+    const spec = { kind, features: 7, classes: 5, units: 16, project: 6, window: 3, seed: 11 };
+    const std = buildModel(tf, spec);
+    const fused = buildFused(tf, spec);
+    // larger weights than the initialiser's, so gates saturate and the exp clamp is exercised
+    fused.setWeights(std.getWeights().map((w, i) => tf.mul(w, i % 2 ? 3 : 6)));
+    std.setWeights(fused.getWeights());
+    const n = 2048 + 37; // the kernel runs 2048 rows per call: two calls, the second partial
+    const shape = kind === 'seed' ? [n, 7] : [n, 3, 7];
+    const x = tf.tidy(() => {
+      const u = tf.randomUniform(shape, -1, 2, 'float32', 5);
+      const big = tf.mul(tf.randomUniform(shape, -1, 1, 'float32', 6), 1e4); // far outside the training range
+      return tf.where(tf.less(tf.randomUniform(shape, 0, 1, 'float32', 7), 0.05), big, u);
+    });
+    const a = std.predict(x) as TF.Tensor;
+    const b = fused.predict(x) as TF.Tensor;
+    const d = tf.max(tf.abs(tf.sub(a, b))).dataSync()[0];
+    assert.ok(d < 2e-5, `${kind}: max difference ${d}`);
+    // the trainable path (custom op) gives the same outputs when asked for training behaviour
+    const c = fused.apply(x, { training: true }) as TF.Tensor;
+    assert.ok(tf.max(tf.abs(tf.sub(a, c))).dataSync()[0] < 2e-5, `${kind}: training path`);
   }
 });
 

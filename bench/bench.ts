@@ -33,8 +33,8 @@ function inputs(rows: number): string[] {
   return files;
 }
 
-function child(script: string, argv: string[]): Record<string, unknown> {
-  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script, ...argv], { encoding: 'utf8', cwd: ROOT, maxBuffer: 1 << 26 });
+function child(script: string, argv: string[], env: Record<string, string> = {}): Record<string, unknown> {
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script, ...argv], { encoding: 'utf8', cwd: ROOT, maxBuffer: 1 << 26, env: { ...process.env, ...env } });
   if (r.status !== 0) throw new Error(`bench child failed: ${r.stderr}`);
   return JSON.parse(r.stdout.trim().split('\n').pop()!);
 }
@@ -183,5 +183,30 @@ if (want('lstm')) {
   for (const [kind, F] of [['seed', 62], ['seed', 47], ['window', 62]] as const) {
     const r = child(script, [kind, String(F)]);
     emit({ bench: 'lstm-train-step', model: kind, features: F, batch: 256, backend: r.backend, fused_samples_per_s: r.fused, tf_layers_lstm_samples_per_s: r.tf_layers_lstm });
+  }
+  // inference, one thread: model.predict of 1024 rows through the WebAssembly kernel, the JavaScript
+  // gate loop (FLOWTENSOR_LSTM_KERNEL=js) and tf.layers.lstm, same weights
+  const infer = `
+    import { initBackend } from ${JSON.stringify(path.join(ROOT, 'dist/src/backend.js'))};
+    import { buildModel, buildFused, copyWeights } from ${JSON.stringify(path.join(ROOT, 'dist/src/models.js'))};
+    import { lstmKernel } from ${JSON.stringify(path.join(ROOT, 'dist/src/kernels/lstm.js'))};
+    const [kind, F] = [process.argv[1], Number(process.argv[2])];
+    const { tf, backend } = await initBackend('auto');
+    const B = 1024, spec = { kind, features: F, classes: 15, units: 32, project: 32, window: 8, seed: 1 };
+    const std = buildModel(tf, spec), fused = buildFused(tf, spec);
+    copyWeights(std, fused);
+    const x = tf.randomUniform(kind === 'seed' ? [B, F] : [B, 8, F]);
+    const out = { backend, kernel: lstmKernel().reason };
+    for (const [name, m] of [['fused', fused], ['tf_layers_lstm', std]]) {
+      for (let k = 0; k < 2; k++) tf.tidy(() => m.predict(x)).dispose();
+      const N = name === 'fused' ? 10 : 2, t = performance.now();
+      for (let k = 0; k < N; k++) { const p = tf.tidy(() => m.predict(x)); p.dataSync(); p.dispose(); }
+      out[name] = Math.round((N * B) / ((performance.now() - t) / 1000));
+    }
+    console.log(JSON.stringify(out));`;
+  for (const [kind, F] of [['seed', 62], ['window', 62]] as const) {
+    const k = child(infer, [kind, String(F)]);
+    const js = child(infer, [kind, String(F)], { FLOWTENSOR_LSTM_KERNEL: 'js' });
+    emit({ bench: 'lstm-predict', model: kind, features: F, batch: 1024, backend: k.backend, wasm_kernel_flows_per_s: k.fused, js_gate_loop_flows_per_s: js.fused, tf_layers_lstm_flows_per_s: k.tf_layers_lstm });
   }
 }

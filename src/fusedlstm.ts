@@ -274,10 +274,10 @@ function make(tf: Tf) {
         const x = (Array.isArray(inputs) ? inputs[0] : inputs) as TF.Tensor3D;
         const [B, T, P] = x.shape;
         const G = 4 * this.units;
+        const data = (t: TF.Tensor) => t.dataSync() as Float32Array;
+        if (kernel) return tf.tensor2d(kernel.forward(data(x), B, T, P, this.units, data(this.kernel.read()), data(this.bias.read()), data(this.recurrentKernel.read())), [B, this.units]);
         const gx = tf.add(matMulPlain(tf, tf.reshape(x, [B * T, P]) as TF.Tensor2D, this.kernel.read() as TF.Tensor2D), this.bias.read()).reshape([B, T, G]) as TF.Tensor3D;
-        const u = this.recurrentKernel.read() as TF.Tensor2D;
-        if (kernel) return tf.tensor2d(kernel.forward(gx.dataSync() as Float32Array, B, T, this.units, u.dataSync() as Float32Array), [B, this.units]);
-        return lstmRecurrence(tf, gx, u);
+        return lstmRecurrence(tf, gx, this.recurrentKernel.read() as TF.Tensor2D);
       });
     }
     override getConfig(): TF.serialization.ConfigDict {
@@ -327,8 +327,9 @@ function make(tf: Tf) {
         const c0 = tf.add(tf.matMul(tf.reshape(this.pb.read(), [1, this.project]) as TF.Tensor2D, k), tf.reshape(this.bias.read(), [1, 4 * this.units])) as TF.Tensor2D;
         const u = this.recurrentKernel.read() as TF.Tensor2D;
         if (kernel) {
+          // F steps of one input each: P = 1, input kernel a, bias c0
           const [B, T] = x.shape;
-          const h = kernel.forward(x.dataSync() as Float32Array, B, T, this.units, u.dataSync() as Float32Array, a.dataSync() as Float32Array, c0.dataSync() as Float32Array);
+          const h = kernel.forward(x.dataSync() as Float32Array, B, T, 1, this.units, a.dataSync() as Float32Array, c0.dataSync() as Float32Array, u.dataSync() as Float32Array);
           return tf.tensor2d(h, [B, this.units]);
         }
         return lstmScalarRecurrence(tf, x, a as TF.Tensor2D, c0, u);

@@ -159,7 +159,7 @@ export async function predict(o: PredictOptions): Promise<PredictSummary> {
   }
 
   async function inferHere(p: Prepared): Promise<Float32Array> {
-    const probsT = tf.tidy(() => model.predict(tf.tensor(p.input, batchShape(ms, p.b.n))) as TF.Tensor);
+    const probsT = tf.tidy(() => model.predict(tf.tensor(p.input, batchShape(ms, p.b.n)), { batchSize: p.b.n }) as TF.Tensor);
     const probs = (await probsT.data()) as Float32Array;
     probsT.dispose();
     return probs;

@@ -19,7 +19,7 @@ async function main(): Promise<void> {
       return;
     }
     try {
-      const t = tf.tidy(() => model.predict(tf.tensor(m.x, batchShape(spec, m.n))) as TF.Tensor);
+      const t = tf.tidy(() => model.predict(tf.tensor(m.x, batchShape(spec, m.n)), { batchSize: m.n }) as TF.Tensor);
       const probs = (await t.data()) as Float32Array;
       t.dispose();
       port.postMessage({ id: m.id, probs }, [probs.buffer as ArrayBuffer]);

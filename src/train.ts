@@ -110,7 +110,7 @@ export async function evaluateSplit(tf: Tf, model: TF.LayersModel, dir: string, 
   let loss = 0;
   let n = 0;
   for (const b of splitBatches(dir, m, split, { batchSize, window: spec.kind === 'window' ? spec.window : 1 })) {
-    const p = tf.tidy(() => model.predict(tf.tensor(b.x, batchShape(spec, b.n))) as TF.Tensor);
+    const p = tf.tidy(() => model.predict(tf.tensor(b.x, batchShape(spec, b.n)), { batchSize: b.n }) as TF.Tensor);
     const probs = (await p.data()) as Float32Array;
     p.dispose();
     const C = m.num_classes;

@@ -5,13 +5,13 @@ import fs from 'node:fs';
 
 export interface LstmKernel {
   /**
-   * h_T [B][H]. Scalar mode (a and c0 given): x [B][T], step input x·a + c0. Otherwise x = gx
-   * [B][T][4H]. u [H][4H]. H must be a multiple of 8 (see usable()).
+   * h_T [B][H] of an LSTM over x [B][T][P] (the seed model: P = 1), input kernel w [P][4H], bias
+   * [4H], recurrent kernel u [H][4H]. H must be a multiple of 8 (kernelUnits).
    */
-  forward(x: Float32Array, B: number, T: number, H: number, u: Float32Array, a?: Float32Array, c0?: Float32Array): Float32Array;
+  forward(x: Float32Array, B: number, T: number, P: number, H: number, w: Float32Array, bias: Float32Array, u: Float32Array): Float32Array;
 }
 
-/** Rows per kernel call: bounds the module's memory for the window model's [rows, T, 4H] input. */
+/** Rows per kernel call: bounds the module's memory. */
 const CHUNK = 2048;
 
 // lib "dom" is not in this project's TypeScript settings, so the few WebAssembly names used are typed here
@@ -23,7 +23,7 @@ const WA = (globalThis as unknown as { WebAssembly: { Module: new (bytes: Uint8A
 
 interface Exports {
   memory: WasmMemory;
-  lstm: (mode: number, B: number, T: number, H: number, x: number, a: number, c0: number, u: number, out: number, scratch: number) => void;
+  lstm: (B: number, T: number, P: number, H: number, x: number, w: number, bias: number, u: number, out: number, scratch: number) => void;
 }
 
 let loaded: { kernel: LstmKernel | null; reason: string } | undefined;
@@ -48,33 +48,30 @@ export const kernelUnits = (H: number) => H % 8 === 0 && H > 0;
 function makeKernel(ex: Exports): LstmKernel {
   const align = (n: number) => (n + 15) & ~15;
   return {
-    forward(x, B, T, H, u, a, c0) {
+    forward(x, B, T, P, H, w, bias, u) {
       if (!kernelUnits(H)) throw new Error(`lstm kernel: units must be a multiple of 8, not ${H}`);
       const G = 4 * H;
-      const scalar = a !== undefined && c0 !== undefined;
-      const perRow = scalar ? T : T * G;
+      const perRow = T * P;
       const rows = Math.min(B, CHUNK);
-      // layout: u | a | c0 | x chunk | out chunk | scratch (h, c, pre)
-      const uo = 0;
-      const ao = align(uo + H * G * 4);
-      const co = align(ao + G * 4);
-      const xo = align(co + G * 4);
+      // layout: w | bias | u | x chunk | out chunk | scratch (h, c, pre)
+      const wo = 0;
+      const bo = align(wo + P * G * 4);
+      const uo = align(bo + G * 4);
+      const xo = align(uo + H * G * 4);
       const oo = align(xo + rows * perRow * 4);
       const so = align(oo + rows * H * 4);
       const need = so + (2 * H + G) * 4;
       const mem = ex.memory;
       if (mem.buffer.byteLength < need) mem.grow(Math.ceil((need - mem.buffer.byteLength) / 65536));
       const f = new Float32Array(mem.buffer);
+      f.set(w.subarray(0, P * G), wo / 4);
+      f.set(bias.subarray(0, G), bo / 4);
       f.set(u.subarray(0, H * G), uo / 4);
-      if (scalar) {
-        f.set(a.subarray(0, G), ao / 4);
-        f.set(c0.subarray(0, G), co / 4);
-      }
       const h = new Float32Array(B * H);
       for (let r0 = 0; r0 < B; r0 += rows) {
         const n = Math.min(rows, B - r0);
         f.set(x.subarray(r0 * perRow, (r0 + n) * perRow), xo / 4);
-        ex.lstm(scalar ? 0 : 1, n, T, H, xo, ao, co, uo, oo, so);
+        ex.lstm(n, T, P, H, xo, wo, bo, uo, oo, so);
         h.set(f.subarray(oo / 4, oo / 4 + n * H), r0 * H);
       }
       return h;

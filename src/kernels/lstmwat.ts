@@ -2,14 +2,13 @@
 // to dist/src/kernels/lstm.wasm by `npm run build` (src/kernels/build.ts, with wabt). Generated rather
 // than hand-written so that the unrolled parts (8 accumulators, the inlined exp) have one source each.
 //
-// Exported: lstm(mode, B, T, H, x, a, c0, u, out, scratch) -> writes h_T [B][H] at out. Pointers are
+// Exported: lstm(B, T, P, H, x, w, bias, u, out, scratch) -> writes h_T [B][H] at out. Pointers are
 // byte offsets into the module's memory, all 16-byte aligned; H must be a multiple of 8.
-//   mode 0 (seed model): x [B][T], one value per step; step input = x·a + c0, a and c0 [4H]
-//   mode 1 (window model): x = gx [B][T][4H], the step inputs already projected (x·W + b)
-//   u: recurrent kernel [H][4H], gate order i, f, g, o as tf.layers.lstm
-//   scratch: h [H], c [H], pre [4H]
-// Each row runs on its own: pre = input + h·U (32 gate columns at a time, held in 8 v128
-// accumulators over the H products), then 4 units at a time: i, f, o = sigmoid, g = tanh,
+//   x [B][T][P]: P inputs per step (the seed model: P = 1, one feature value per step)
+//   w [P][4H], bias [4H]: the input kernel; u [H][4H]: the recurrent kernel; gate order i, f, g, o
+//   as tf.layers.lstm. scratch: h [H], c [H], pre [4H]
+// Each row runs on its own. Per step: pre = bias + x_t·W + h·U, 32 gate columns at a time held in 8
+// v128 accumulators over the P + H products; then 4 units at a time: i, f, o = sigmoid, g = tanh,
 // c = f·c + i·g, h = o·tanh(c).
 //
 // exp(y) = 2^(y·log2 e) = 2^k · 2^f, k = round(y·log2 e) put into the float's exponent bits, 2^f for
@@ -46,19 +45,32 @@ const tanh = (x: string, dst: string) => `${exp(`(f32x4.mul ${x} ${splat(-2)})`,
 
 const each = (f: (m: number) => string) => Array.from({ length: ACC }, (_, m) => f(m)).join('\n          ');
 
+/** acc_m += splat(v[n]) · M[n][j + 4m] for n < count: one matrix-vector pass over 32 gate columns. */
+function products(name: string, count: string, vec: string, mat: string): string {
+  const madd = each((m) => `(local.set $acc${m} (f32x4.add ${get(`acc${m}`)} (f32x4.mul ${get('vn')} (v128.load offset=${m * 16} ${get('mp')}))))`);
+  return `
+          (local.set $mp ${at(mat, get('j'))})
+          (local.set $n (i32.const 0))
+          (block $${name}_done (loop $${name}
+            (br_if $${name}_done (i32.ge_u ${get('n')} ${count}))
+            (local.set $vn (v128.load32_splat ${at(vec, get('n'))}))
+          ${madd}
+            (local.set $mp (i32.add ${get('mp')} (i32.shl ${get('G')} (i32.const 2))))
+            (local.set $n (i32.add ${get('n')} (i32.const 1)))
+            (br $${name})))`;
+}
+
 export function lstmWat(): string {
   const accLocals = each((m) => `(local $acc${m} v128)`);
-  const initScalar = each((m) => `(local.set $acc${m} (f32x4.add (f32x4.mul ${get('xv')} (v128.load offset=${m * 16} ${get('ap')})) (v128.load offset=${m * 16} ${get('cp')})))`);
-  const initGx = each((m) => `(local.set $acc${m} (v128.load offset=${m * 16} ${get('gp')}))`);
-  const madd = each((m) => `(local.set $acc${m} (f32x4.add ${get(`acc${m}`)} (f32x4.mul ${get('hk')} (v128.load offset=${m * 16} ${get('up')}))))`);
+  const init = each((m) => `(local.set $acc${m} (v128.load offset=${m * 16} ${get('bp')}))`);
   const store = each((m) => `(v128.store offset=${m * 16} ${get('pp')} ${get(`acc${m}`)})`);
   const gate = (k: number) => `(v128.load offset=0 ${k === 0 ? get('pp') : `(i32.add ${get('pp')} (i32.mul ${get('H')} (i32.const ${4 * k})))`})`;
   return `(module
   (memory (export "memory") 1)
-  (func (export "lstm") (param $mode i32) (param $B i32) (param $T i32) (param $H i32) (param $x i32) (param $a i32) (param $c0 i32) (param $u i32) (param $out i32) (param $scr i32)
-    (local $b i32) (local $t i32) (local $j i32) (local $k i32) (local $q i32) (local $G i32) (local $row i32)
-    (local $hp i32) (local $cs i32) (local $prep i32) (local $ap i32) (local $cp i32) (local $gp i32) (local $up i32) (local $pp i32)
-    (local $xv v128) (local $hk v128)
+  (func (export "lstm") (param $B i32) (param $T i32) (param $P i32) (param $H i32) (param $x i32) (param $w i32) (param $bias i32) (param $u i32) (param $out i32) (param $scr i32)
+    (local $b i32) (local $t i32) (local $j i32) (local $n i32) (local $q i32) (local $G i32)
+    (local $hp i32) (local $cs i32) (local $prep i32) (local $xt i32) (local $bp i32) (local $mp i32) (local $pp i32)
+    (local $vn v128)
     ${accLocals}
     (local $et v128) (local $ek v128) (local $ef v128)
     (local $i v128) (local $f v128) (local $g v128) (local $o v128) (local $c v128) (local $tc v128)
@@ -66,35 +78,19 @@ export function lstmWat(): string {
     (local.set $hp ${get('scr')})
     (local.set $cs ${at('scr', get('H'))})
     (local.set $prep ${at('scr', `(i32.shl ${get('H')} (i32.const 1))`)})
+    (local.set $xt ${get('x')})
     (block $rows_done (loop $rows
       (br_if $rows_done (i32.ge_u ${get('b')} ${get('B')}))
       (memory.fill ${get('scr')} (i32.const 0) (i32.shl ${get('H')} (i32.const 3))) ;; h = c = 0
       (local.set $t (i32.const 0))
       (block $steps_done (loop $steps
         (br_if $steps_done (i32.ge_u ${get('t')} ${get('T')}))
-        (local.set $row (i32.add (i32.mul ${get('b')} ${get('T')}) ${get('t')}))
-        (local.set $xv (v128.load32_splat ${at('x', get('row'))}))
-        ;; pre = step input + h·U, ${ACC * 4} gate columns per pass
+        ;; pre = bias + x_t·W + h·U, ${ACC * 4} gate columns per pass
         (local.set $j (i32.const 0))
         (block $cols_done (loop $cols
           (br_if $cols_done (i32.ge_u ${get('j')} ${get('G')}))
-          (local.set $ap ${at('a', get('j'))})
-          (local.set $cp ${at('c0', get('j'))})
-          (local.set $gp ${at('x', `(i32.add (i32.mul ${get('row')} ${get('G')}) ${get('j')})`)})
-          (if (i32.eqz ${get('mode')})
-            (then
-          ${initScalar})
-            (else
-          ${initGx}))
-          (local.set $up ${at('u', get('j'))})
-          (local.set $k (i32.const 0))
-          (block $k_done (loop $ks
-            (br_if $k_done (i32.ge_u ${get('k')} ${get('H')}))
-            (local.set $hk (v128.load32_splat ${at('hp', get('k'))}))
-          ${madd}
-            (local.set $up (i32.add ${get('up')} (i32.shl ${get('G')} (i32.const 2))))
-            (local.set $k (i32.add ${get('k')} (i32.const 1)))
-            (br $ks)))
+          (local.set $bp ${at('bias', get('j'))})
+          ${init}${products('inputs', get('P'), 'xt', 'w')}${products('recurrent', get('H'), 'hp', 'u')}
           (local.set $pp ${at('prep', get('j'))})
           ${store}
           (local.set $j (i32.add ${get('j')} (i32.const ${ACC * 4})))
@@ -114,6 +110,7 @@ export function lstmWat(): string {
           (v128.store ${at('hp', get('q'))} (f32x4.mul ${get('o')} ${get('tc')}))
           (local.set $q (i32.add ${get('q')} (i32.const 4)))
           (br $units)))
+        (local.set $xt ${at('xt', get('P'))})
         (local.set $t (i32.add ${get('t')} (i32.const 1)))
         (br $steps)))
       (memory.copy ${at('out', `(i32.mul ${get('b')} ${get('H')})`)} ${get('hp')} (i32.shl ${get('H')} (i32.const 2)))

@@ -184,8 +184,8 @@ if (want('lstm')) {
     const r = child(script, [kind, String(F)]);
     emit({ bench: 'lstm-train-step', model: kind, features: F, batch: 256, backend: r.backend, fused_samples_per_s: r.fused, tf_layers_lstm_samples_per_s: r.tf_layers_lstm });
   }
-  // inference, one thread: model.predict of 1024 rows through the WebAssembly kernel, the JavaScript
-  // gate loop (FLOWTENSOR_LSTM_KERNEL=js) and tf.layers.lstm, same weights
+  // inference, one thread: model.predict of 1024 rows (one call) through the WebAssembly kernel, the
+  // JavaScript gate loop (FLOWTENSOR_LSTM_KERNEL=js) and tf.layers.lstm, same weights
   const infer = `
     import { initBackend } from ${JSON.stringify(path.join(ROOT, 'dist/src/backend.js'))};
     import { buildModel, buildFused, copyWeights } from ${JSON.stringify(path.join(ROOT, 'dist/src/models.js'))};
@@ -197,10 +197,13 @@ if (want('lstm')) {
     copyWeights(std, fused);
     const x = tf.randomUniform(kind === 'seed' ? [B, F] : [B, 8, F]);
     const out = { backend, kernel: lstmKernel().reason };
+    const call = (m) => { const p = tf.tidy(() => m.predict(x, { batchSize: B })); p.dataSync(); p.dispose(); };
     for (const [name, m] of [['fused', fused], ['tf_layers_lstm', std]]) {
-      for (let k = 0; k < 2; k++) tf.tidy(() => m.predict(x)).dispose();
-      const N = name === 'fused' ? 10 : 2, t = performance.now();
-      for (let k = 0; k < N; k++) { const p = tf.tidy(() => m.predict(x)); p.dataSync(); p.dispose(); }
+      // warm up for 2 s (V8 and tfjs settle over the first dozens of calls), then count calls in 3 s
+      for (let t = performance.now(); performance.now() - t < 2000; ) call(m);
+      let N = 0;
+      const t = performance.now();
+      while (performance.now() - t < 3000) { call(m); N++; }
       out[name] = Math.round((N * B) / ((performance.now() - t) / 1000));
     }
     console.log(JSON.stringify(out));`;

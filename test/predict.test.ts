@@ -2,14 +2,15 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { spawnSync } from 'node:child_process';
-import { PassThrough } from 'node:stream';
+import { spawn, spawnSync } from 'node:child_process';
+import { pipeline } from 'node:stream/promises';
+import { PassThrough, Readable } from 'node:stream';
 import { prep } from '../src/prep.js';
 import { train, evalRun } from '../src/train.js';
 import { predict } from '../src/predict.js';
 import { renderReport, writeReport } from '../src/report.js';
-import { synthToFile } from '../src/synth.js';
-import { tmpdir, tlHeader, tlRow, writeCsv, cli } from './helpers.js';
+import { synthToFile, synthCsv } from '../src/synth.js';
+import { tmpdir, tlHeader, tlRow, writeCsv, cli, ROOT } from './helpers.js';
 
 const CLASSES = ['BENIGN', 'DDoS', 'PortScan', 'DoS Hulk', 'SSH-Patator'];
 
@@ -54,6 +55,34 @@ test('predict on the training CSV reproduces eval over all splits, row for row',
   assert.equal(first.top3.length, 3);
   assert.ok(first.top3[0].p >= first.top3[1].p && first.top3[1].p >= first.top3[2].p);
   assert.equal(first.predicted, first.top3[0].label);
+});
+
+test('predict on a long stdin stream: peak memory does not grow with the input', async () => {
+  const { run } = await trained('window');
+  // a child process (so other tests' garbage does not count) reads CSV from its stdin, fed through a
+  // pipe; its peak RSS with 40,000 rows and with 200,000 rows (~80 MB of CSV) must be about the same
+  const script = `
+    import { predict } from ${JSON.stringify(path.join(ROOT, 'dist/src/predict.js'))};
+    import { Writable } from 'node:stream';
+    let bytes = 0;
+    const s = await predict({ model: process.argv[1], inputs: [], output: new Writable({ write(c, _e, cb) { bytes += c.length; cb(); } }) });
+    console.log(JSON.stringify({ rows_in: s.rows_in, scored: s.rows_scored, quarantined: s.quarantined, bytes, peak: process.resourceUsage().maxRSS * 1024 }));`;
+  const peakFor = async (rows: number) => {
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script, run], { stdio: ['pipe', 'pipe', 'ignore'] });
+    let out = '';
+    child.stdout.on('data', (c) => (out += c));
+    const exited = new Promise<number>((r) => child.once('exit', (code) => r(code ?? -1)));
+    await pipeline(Readable.from(synthCsv({ rows, seed: 77, classes: CLASSES })), child.stdin);
+    assert.equal(await exited, 0);
+    const r = JSON.parse(out.trim());
+    assert.equal(r.scored + r.quarantined, r.rows_in);
+    assert.ok(r.rows_in > rows * 0.99 && r.bytes > 150 * r.scored, JSON.stringify(r));
+    return r.peak as number;
+  };
+  const small = await peakFor(40_000);
+  const large = await peakFor(200_000);
+  const mb = (x: number) => (x / 2 ** 20).toFixed(1);
+  assert.ok(large - small < 30 * 2 ** 20, `peak RSS ${mb(small)} MB for 40,000 rows, ${mb(large)} MB for 200,000`);
 });
 
 test('predict: unseen label, malformed row and IPv6 row get the documented results; CSV output; window context', async () => {

@@ -161,17 +161,21 @@ if (want('threads')) {
 }
 
 if (want('lstm')) {
-  // one trainOnBatch of tf.layers.lstm vs the fused twin with the same weights, random data
-  const script = `
+  // the standard model and its fused twin with the same weights, B rows of random data (argv: kind, F)
+  const models = (B: number) => `
     import { initBackend } from ${JSON.stringify(path.join(ROOT, 'dist/src/backend.js'))};
     import { buildModel, buildFused, copyWeights } from ${JSON.stringify(path.join(ROOT, 'dist/src/models.js'))};
+    import { lstmKernel } from ${JSON.stringify(path.join(ROOT, 'dist/src/kernels/lstm.js'))};
     const [kind, F] = [process.argv[1], Number(process.argv[2])];
     const { tf, backend } = await initBackend('auto');
-    const B = 256, spec = { kind, features: F, classes: 15, units: 32, project: 32, window: 8, seed: 1 };
+    const B = ${B}, spec = { kind, features: F, classes: 15, units: 32, project: 32, window: 8, seed: 1 };
     const std = buildModel(tf, spec), fused = buildFused(tf, spec);
     copyWeights(std, fused);
-    const x = tf.randomUniform(kind === 'seed' ? [B, F] : [B, 8, F]), y = tf.randomUniform([B], 0, 15, 'int32').cast('float32');
-    const out = { backend };
+    const x = tf.randomUniform(kind === 'seed' ? [B, F] : [B, 8, F]);
+    const out = { backend, kernel: lstmKernel().reason };`;
+  // one trainOnBatch of tf.layers.lstm vs the fused twin
+  const script = `${models(256)}
+    const y = tf.randomUniform([B], 0, 15, 'int32').cast('float32');
     for (const [name, m] of [['fused', fused], ['tf_layers_lstm', std]]) {
       m.compile({ optimizer: tf.train.rmsprop(0.001), loss: 'sparseCategoricalCrossentropy' });
       await m.trainOnBatch(x, y); await m.trainOnBatch(x, y);
@@ -186,17 +190,7 @@ if (want('lstm')) {
   }
   // inference, one thread: model.predict of 1024 rows (one call) through the WebAssembly kernel, the
   // JavaScript gate loop (FLOWTENSOR_LSTM_KERNEL=js) and tf.layers.lstm, same weights
-  const infer = `
-    import { initBackend } from ${JSON.stringify(path.join(ROOT, 'dist/src/backend.js'))};
-    import { buildModel, buildFused, copyWeights } from ${JSON.stringify(path.join(ROOT, 'dist/src/models.js'))};
-    import { lstmKernel } from ${JSON.stringify(path.join(ROOT, 'dist/src/kernels/lstm.js'))};
-    const [kind, F] = [process.argv[1], Number(process.argv[2])];
-    const { tf, backend } = await initBackend('auto');
-    const B = 1024, spec = { kind, features: F, classes: 15, units: 32, project: 32, window: 8, seed: 1 };
-    const std = buildModel(tf, spec), fused = buildFused(tf, spec);
-    copyWeights(std, fused);
-    const x = tf.randomUniform(kind === 'seed' ? [B, F] : [B, 8, F]);
-    const out = { backend, kernel: lstmKernel().reason };
+  const infer = `${models(1024)}
     const call = (m) => { const p = tf.tidy(() => m.predict(x, { batchSize: B })); p.dataSync(); p.dispose(); };
     for (const [name, m] of [['fused', fused], ['tf_layers_lstm', std]]) {
       // warm up for 2 s (V8 and tfjs settle over the first dozens of calls), then count calls in 3 s

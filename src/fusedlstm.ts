@@ -11,7 +11,7 @@
 // Tests check outputs and gradients against tf.layers.lstm on the same weights, on both paths.
 import type * as TF from '@tensorflow/tfjs';
 import type { Tf } from './backend.js';
-import { lstmKernel, kernelUnits, type LstmKernel } from './kernels/lstm.js';
+import { lstmKernel, lstmTrainKernel, kernelUnits, type LstmKernel, type TrainState } from './kernels/lstm.js';
 
 // exp without a call into C++ (V8 does not inline Math.exp): 2^(x·log2 e) split into 2^k from a
 // table and 2^f, f in [-0.5, 0.5], from its degree-6 Taylor polynomial (relative error < 2e-7,
@@ -28,22 +28,23 @@ function fexp(x: number): number {
   return p * POW2[k + 150];
 }
 
-interface Buffers {
+/** act [T][B][4H] gate activations; c, h, tc = tanh(c) (kept for the backward pass) [T+1][B][H] */
+interface Buffers extends TrainState {
   key: string;
-  act: Float32Array; // [T][B][4H] gate activations
-  c: Float32Array; // [T+1][B][H]
-  h: Float32Array; // [T+1][B][H]
   z: Float32Array; // [B][4H]
   dz: Float32Array; // [T][B][4H]
-  tc: Float32Array; // [T+1][B][H] tanh(c), kept for the backward pass
 }
 
 let bufs: Buffers | null = null;
-function buffers(B: number, T: number, H: number): Buffers {
-  const key = `${B}x${T}x${H}`;
+/** Counts the JavaScript forward passes that filled `bufs` (the kernel counts its own). */
+let jsGeneration = 0;
+/** Scratch of the custom op, kept between batches of the same shape. The per-step state (act, c, h, tc, z) only where the JavaScript forward pass needs it. */
+function buffers(B: number, T: number, H: number, withState: boolean): Buffers {
+  const key = `${B}x${T}x${H}x${withState}`;
   if (!bufs || bufs.key !== key) {
     const G = 4 * H;
-    bufs = { key, act: new Float32Array(T * B * G), c: new Float32Array((T + 1) * B * H), h: new Float32Array((T + 1) * B * H), z: new Float32Array(B * G), dz: new Float32Array(T * B * G), tc: new Float32Array((T + 1) * B * H) };
+    const n = (len: number) => new Float32Array(withState ? len : 0);
+    bufs = { key, act: n(T * B * G), c: n((T + 1) * B * H), h: n((T + 1) * B * H), z: n(B * G), dz: new Float32Array(T * B * G), tc: n((T + 1) * B * H) };
   }
   return bufs;
 }
@@ -107,7 +108,7 @@ function stepForward(k: Buffers, t: number, B: number, T: number, H: number, z: 
 }
 
 /** Backward through the gate maths of step t: writes dz of the step, updates dc, accumulates dA/dc0 or dgx. */
-function stepBackward(k: Buffers, t: number, B: number, T: number, H: number, dh: Float32Array, dc: Float32Array, scalar: boolean, gxa: Float32Array, da: Float32Array, dc0: Float32Array, dgx: Float32Array): void {
+function stepBackward(k: TrainState, dzAll: Float32Array, t: number, B: number, T: number, H: number, dh: Float32Array, dc: Float32Array, scalar: boolean, gxa: Float32Array, da: Float32Array, dc0: Float32Array, dgx: Float32Array): void {
   const G = 4 * H;
   const ao0 = t * B * G;
   const cp0 = t * B * H;
@@ -115,7 +116,6 @@ function stepBackward(k: Buffers, t: number, B: number, T: number, H: number, dh
   const act = k.act;
   const cc = k.c;
   const tcs = k.tc;
-  const dzAll = k.dz;
   for (let b = 0; b < B; b++) {
     const ao = ao0 + b * G;
     const cp = cp0 + b * H;
@@ -161,26 +161,40 @@ function lstmCore(tf: Tf, mode: 'gx' | 'scalar', inputs: TF.Tensor[]): TF.Tensor
     const gxa = args[0].dataSync() as Float32Array; // gx (mode gx) or x (mode scalar)
     const av = scalar ? (args[1].dataSync() as Float32Array) : new Float32Array(0);
     const cv = scalar ? (args[2].dataSync() as Float32Array) : new Float32Array(0);
-    const pre = new Float32Array(G);
-    const k = buffers(B, T, H);
-    k.c.fill(0, 0, B * H);
-    k.h.fill(0, 0, B * H);
-    const z = k.z;
-    for (let t = 0; t < T; t++) {
-      if (t === 0) z.fill(0);
-      else {
-        const hp = t * B * H;
-        const hT = tf.tensor2d(k.h.subarray(hp, hp + B * H), [B, H]);
-        const zT = tf.matMul(hT, uT);
-        z.set(zT.dataSync() as Float32Array);
-        hT.dispose();
-        zT.dispose();
+    // the forward pass in the WebAssembly kernel when it loads, else the JavaScript gate loop
+    const tk = kernelUnits(H) ? lstmTrainKernel() : null;
+    const uData = tk ? (uT.dataSync() as Float32Array) : null;
+    const forward = (): TrainState => {
+      if (tk) return scalar ? tk.forward(gxa, B, T, 1, H, uData!, av, cv) : tk.forward(gxa, B, T, 0, H, uData!);
+      const k = buffers(B, T, H, true);
+      const pre = new Float32Array(G);
+      k.c.fill(0, 0, B * H);
+      k.h.fill(0, 0, B * H);
+      const z = k.z;
+      for (let t = 0; t < T; t++) {
+        if (t === 0) z.fill(0);
+        else {
+          const hp = t * B * H;
+          const hT = tf.tensor2d(k.h.subarray(hp, hp + B * H), [B, H]);
+          const zT = tf.matMul(hT, uT);
+          z.set(zT.dataSync() as Float32Array);
+          hT.dispose();
+          zT.dispose();
+        }
+        stepForward(k, t, B, T, H, z, scalar, gxa, av, cv, pre);
       }
-      stepForward(k, t, B, T, H, z, scalar, gxa, av, cv, pre);
-    }
-    const value = tf.tensor2d(k.h.slice(T * B * H, (T + 1) * B * H), [B, H]);
+      jsGeneration++;
+      return k;
+    };
+    const generation = () => (tk ? tk.generation : jsGeneration);
+    const state = forward();
+    const value = tf.tensor2d(state.h.slice(T * B * H, (T + 1) * B * H), [B, H]);
+    const forwardGeneration = generation();
     const gradFunc = (dy: TF.Tensor) => {
-      const kk = buffers(B, T, H);
+      // one forward pass's state is kept (in the kernel's memory or the shared buffers): if another
+      // forward pass ran since (a second application before the backward pass), compute it again
+      const st: TrainState = generation() !== forwardGeneration ? forward() : tk ? tk.state() : buffers(B, T, H, true);
+      const kk = buffers(B, T, H, !tk);
       const dh = Float32Array.from(dy.dataSync() as Float32Array);
       const dc = new Float32Array(B * H);
       const dgx = scalar ? new Float32Array(0) : new Float32Array(B * T * G);
@@ -189,7 +203,7 @@ function lstmCore(tf: Tf, mode: 'gx' | 'scalar', inputs: TF.Tensor[]): TF.Tensor
       // transposed operands are built once: the backend's matMul is fastest without transpose flags
       const uTt = tf.transpose(uT);
       for (let t = T - 1; t >= 0; t--) {
-        stepBackward(kk, t, B, T, H, dh, dc, scalar, gxa, da, dc0, dgx);
+        stepBackward(st, kk.dz, t, B, T, H, dh, dc, scalar, gxa, da, dc0, dgx);
         if (t > 0) {
           const o = t * B * G;
           const dzT = tf.tensor2d(kk.dz.subarray(o, o + B * G), [B, G]);
@@ -203,7 +217,7 @@ function lstmCore(tf: Tf, mode: 'gx' | 'scalar', inputs: TF.Tensor[]): TF.Tensor
       // dU = Σ_t h_{t-1}ᵀ dz_t as one product: [H, T·B] × [T·B, 4H]
       const TB = T * B;
       const hPrevT = new Float32Array(H * TB);
-      transposeInto(kk.h, TB, H, hPrevT);
+      transposeInto(st.h, TB, H, hPrevT);
       const hPrev = tf.tensor2d(hPrevT, [H, TB]);
       const dzM = tf.tensor2d(kk.dz, [TB, G]);
       const du = tf.matMul(hPrev, dzM);

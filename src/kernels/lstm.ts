@@ -1,6 +1,8 @@
-// Runs the WebAssembly SIMD LSTM kernel (src/kernels/lstmwat.ts) for inference: h_T of an LSTM for a
-// batch of rows, without the per-step tensors, tape and activation buffers of the trainable path.
-// One instance per thread; its memory grows to the largest chunk it has seen and is reused.
+// Runs the WebAssembly SIMD LSTM kernels (src/kernels/lstmwat.ts): `lstm` for inference (h_T only,
+// no per-step state kept) and `lstm_train`, the forward pass of training, which keeps the gate
+// activations, c, tanh(c) and h of every step for the backward pass in src/fusedlstm.ts.
+// The module is compiled once per thread; inference and training each get their own instance (and
+// memory), which grows to the largest batch seen and is reused.
 import fs from 'node:fs';
 
 export interface LstmKernel {
@@ -11,7 +13,28 @@ export interface LstmKernel {
   forward(x: Float32Array, B: number, T: number, P: number, H: number, w: Float32Array, bias: Float32Array, u: Float32Array): Float32Array;
 }
 
-/** Rows per kernel call: bounds the module's memory. */
+/** Per-step state of the last training forward pass, in the kernel's memory. */
+export interface TrainState {
+  act: Float32Array; // [T][B][4H] i, f, g, o
+  c: Float32Array; // [T+1][B][H]
+  tc: Float32Array; // [T+1][B][H] tanh(c)
+  h: Float32Array; // [T+1][B][H]
+}
+
+export interface LstmTrainKernel {
+  /**
+   * Forward pass of training. With w and bias: x [B][T][P] projected in the kernel (the seed model's
+   * P = 1); without: x = gx [B][T][4H], the projected inputs. Returns views of the per-step state,
+   * valid until the next call.
+   */
+  forward(x: Float32Array, B: number, T: number, P: number, H: number, u: Float32Array, w?: Float32Array, bias?: Float32Array): TrainState;
+  /** Counts forward calls: a backward pass checks that the state is still its own. */
+  readonly generation: number;
+  /** Views of the last forward call's state (fresh views: the memory may have grown since). */
+  state(): TrainState;
+}
+
+/** Rows per inference call: bounds the module's memory. */
 const CHUNK = 2048;
 
 // lib "dom" is not in this project's TypeScript settings, so the few WebAssembly names used are typed here
@@ -24,46 +47,79 @@ const WA = (globalThis as unknown as { WebAssembly: { Module: new (bytes: Uint8A
 interface Exports {
   memory: WasmMemory;
   lstm: (B: number, T: number, P: number, H: number, x: number, w: number, bias: number, u: number, out: number, scratch: number) => void;
+  lstm_train: (mode: number, B: number, T: number, P: number, H: number, x: number, w: number, bias: number, u: number, act: number, c: number, tc: number, h: number, scratch: number) => void;
 }
 
-let loaded: { kernel: LstmKernel | null; reason: string } | undefined;
-
-/** The kernel, or null with the reason (no .wasm built, no WebAssembly SIMD here, FLOWTENSOR_LSTM_KERNEL=js). */
-export function lstmKernel(): { kernel: LstmKernel | null; reason: string } {
-  if (loaded) return loaded;
-  if (process.env.FLOWTENSOR_LSTM_KERNEL === 'js') return (loaded = { kernel: null, reason: 'FLOWTENSOR_LSTM_KERNEL=js' });
+let compiled: { module: object | null; reason: string } | undefined;
+function compile(): { module: object | null; reason: string } {
+  if (compiled) return compiled;
+  if (process.env.FLOWTENSOR_LSTM_KERNEL === 'js') return (compiled = { module: null, reason: 'FLOWTENSOR_LSTM_KERNEL=js' });
   try {
     const bytes = fs.readFileSync(new URL('./lstm.wasm', import.meta.url));
-    const ex = new WA.Instance(new WA.Module(bytes), {}).exports as unknown as Exports;
-    loaded = { kernel: makeKernel(ex), reason: 'WebAssembly SIMD kernel' };
+    compiled = { module: new WA.Module(bytes), reason: 'WebAssembly SIMD kernel' };
   } catch (e) {
-    loaded = { kernel: null, reason: `WebAssembly kernel not loaded (${(e as Error).message.split('\n')[0]}); JavaScript gate loop` };
+    compiled = { module: null, reason: `WebAssembly kernel not loaded (${(e as Error).message.split('\n')[0]}); JavaScript gate loop` };
   }
-  return loaded;
+  return compiled;
+}
+const instantiate = (module: object) => new WA.Instance(module, {}).exports as unknown as Exports;
+
+let inference: { kernel: LstmKernel | null; reason: string } | undefined;
+/** The inference kernel, or null with the reason (no .wasm built, no WebAssembly SIMD here, FLOWTENSOR_LSTM_KERNEL=js). */
+export function lstmKernel(): { kernel: LstmKernel | null; reason: string } {
+  if (!inference) {
+    const c = compile();
+    inference = { kernel: c.module ? inferenceKernel(instantiate(c.module)) : null, reason: c.reason };
+  }
+  return inference;
 }
 
-/** Whether the kernel handles this unit count. */
+let training: LstmTrainKernel | null | undefined;
+/** The training forward kernel, or null where the inference kernel is null too. */
+export function lstmTrainKernel(): LstmTrainKernel | null {
+  if (training === undefined) {
+    const c = compile();
+    training = c.module ? trainKernel(instantiate(c.module)) : null;
+  }
+  return training;
+}
+
+/** Whether the kernels handle this unit count. */
 export const kernelUnits = (H: number) => H % 8 === 0 && H > 0;
 
-function makeKernel(ex: Exports): LstmKernel {
-  const align = (n: number) => (n + 15) & ~15;
+/** Byte offsets of consecutive float arrays of the given lengths, 16-byte aligned, and the total. */
+function layout(lengths: number[]): { at: number[]; end: number } {
+  const at: number[] = [];
+  let end = 0;
+  for (const n of lengths) {
+    at.push(end);
+    end = (end + n * 4 + 15) & ~15;
+  }
+  return { at, end };
+}
+
+/** Grow the memory to `bytes` and return a float view of all of it. */
+function floats(mem: WasmMemory, bytes: number): Float32Array {
+  if (mem.buffer.byteLength < bytes) mem.grow(Math.ceil((bytes - mem.buffer.byteLength) / 65536));
+  return new Float32Array(mem.buffer);
+}
+
+function checkUnits(H: number): void {
+  if (!kernelUnits(H)) throw new Error(`lstm kernel: units must be a multiple of 8, not ${H}`);
+}
+
+function inferenceKernel(ex: Exports): LstmKernel {
   return {
     forward(x, B, T, P, H, w, bias, u) {
-      if (!kernelUnits(H)) throw new Error(`lstm kernel: units must be a multiple of 8, not ${H}`);
+      checkUnits(H);
       const G = 4 * H;
       const perRow = T * P;
       const rows = Math.min(B, CHUNK);
-      // layout: w | bias | u | x chunk | out chunk | scratch (h, c, pre)
-      const wo = 0;
-      const bo = align(wo + P * G * 4);
-      const uo = align(bo + G * 4);
-      const xo = align(uo + H * G * 4);
-      const oo = align(xo + rows * perRow * 4);
-      const so = align(oo + rows * H * 4);
-      const need = so + (2 * H + G) * 4;
-      const mem = ex.memory;
-      if (mem.buffer.byteLength < need) mem.grow(Math.ceil((need - mem.buffer.byteLength) / 65536));
-      const f = new Float32Array(mem.buffer);
+      const {
+        at: [wo, bo, uo, xo, oo, so],
+        end,
+      } = layout([P * G, G, H * G, rows * perRow, rows * H, 2 * H + G]);
+      const f = floats(ex.memory, end);
       f.set(w.subarray(0, P * G), wo / 4);
       f.set(bias.subarray(0, G), bo / 4);
       f.set(u.subarray(0, H * G), uo / 4);
@@ -75,6 +131,46 @@ function makeKernel(ex: Exports): LstmKernel {
         h.set(f.subarray(oo / 4, oo / 4 + n * H), r0 * H);
       }
       return h;
+    },
+  };
+}
+
+function trainKernel(ex: Exports): LstmTrainKernel {
+  let last: { ao: number; co: number; to: number; ho: number; A: number; S: number } | null = null;
+  const state = (): TrainState => {
+    if (!last) throw new Error('lstm kernel: no forward pass yet');
+    const view = (o: number, n: number) => new Float32Array(ex.memory.buffer, o, n);
+    return { act: view(last.ao, last.A), c: view(last.co, last.S), tc: view(last.to, last.S), h: view(last.ho, last.S) };
+  };
+  let generation = 0;
+  return {
+    get generation() {
+      return generation;
+    },
+    state,
+    forward(x, B, T, P, H, u, w, bias) {
+      checkUnits(H);
+      const G = 4 * H;
+      const projected = w !== undefined && bias !== undefined;
+      const xLen = B * T * (projected ? P : G);
+      const S = (T + 1) * B * H;
+      const {
+        at: [wo, bo, uo, xo, ao, co, to, ho, so],
+        end,
+      } = layout([projected ? P * G : 0, G, H * G, xLen, T * B * G, S, S, S, G]);
+      const f = floats(ex.memory, end);
+      if (projected) {
+        f.set(w.subarray(0, P * G), wo / 4);
+        f.set(bias.subarray(0, G), bo / 4);
+      }
+      f.set(u.subarray(0, H * G), uo / 4);
+      f.set(x.subarray(0, xLen), xo / 4);
+      f.fill(0, co / 4, co / 4 + B * H); // c_0 = 0
+      f.fill(0, ho / 4, ho / 4 + B * H); // h_0 = 0
+      ex.lstm_train(projected ? 0 : 1, B, T, projected ? P : 0, H, xo, wo, bo, uo, ao, co, to, ho, so);
+      last = { ao, co, to, ho, A: T * B * G, S };
+      generation++;
+      return state();
     },
   };
 }

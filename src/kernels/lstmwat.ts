@@ -60,37 +60,69 @@ function products(name: string, count: string, vec: string, mat: string): string
             (br $${name})))`;
 }
 
-export function lstmWat(): string {
-  const accLocals = each((m) => `(local $acc${m} v128)`);
+const I32 = (names: string[]) => names.map((n) => `(local $${n} i32)`).join(' ');
+const V128 = (names: string[]) => names.map((n) => `(local $${n} v128)`).join(' ');
+/** byte offset of row b's vector of `width` floats at step `step` in an array [steps][B][width] */
+const stepRow = (base: string, step: string, width: string) => `(i32.add ${get(base)} (i32.shl (i32.mul (i32.add (i32.mul ${step} ${get('B')}) ${get('b')}) ${width}) (i32.const 2)))`;
+
+/**
+ * One exported function. Inference (train false): lstm(B, T, P, H, x, w, bias, u, out, scratch) as
+ * described at the top; h and c live in scratch. Training (train true): lstm_train(mode, B, T, P, H,
+ * x, w, bias, u, act, c, tc, h, scratch) keeps what the backward pass needs, in the layouts of
+ * src/fusedlstm.ts: act [T][B][4H] (i, f, g, o), c, tc = tanh(c) and h [T+1][B][H] (the caller zeroes
+ * step 0). mode 0: inputs projected in the kernel as in inference; mode 1: x = gx [B][T][4H], the
+ * projected inputs given (the window model, whose input gradient tfjs computes from dgx).
+ */
+function lstmFunction(train: boolean): string {
   const init = each((m) => `(local.set $acc${m} (v128.load offset=${m * 16} ${get('bp')}))`);
+  const initGiven = each((m) => `(local.set $acc${m} (v128.load offset=${m * 16} ${get('gp')}))`);
   const store = each((m) => `(v128.store offset=${m * 16} ${get('pp')} ${get(`acc${m}`)})`);
   const gate = (k: number) => `(v128.load offset=0 ${k === 0 ? get('pp') : `(i32.add ${get('pp')} (i32.mul ${get('H')} (i32.const ${4 * k})))`})`;
-  return `(module
-  (memory (export "memory") 1)
-  (func (export "lstm") (param $B i32) (param $T i32) (param $P i32) (param $H i32) (param $x i32) (param $w i32) (param $bias i32) (param $u i32) (param $out i32) (param $scr i32)
-    (local $b i32) (local $t i32) (local $j i32) (local $n i32) (local $q i32) (local $G i32)
-    (local $hp i32) (local $cs i32) (local $prep i32) (local $xt i32) (local $bp i32) (local $mp i32) (local $pp i32)
-    (local $vn v128)
-    ${accLocals}
-    (local $et v128) (local $ek v128) (local $ef v128)
-    (local $i v128) (local $f v128) (local $g v128) (local $o v128) (local $c v128) (local $tc v128)
+  const actAt = (k: number) => `(i32.add ${at('ap', get('q'))} (i32.mul ${get('H')} (i32.const ${4 * k})))`;
+  const params = train
+    ? '(param $mode i32) (param $B i32) (param $T i32) (param $P i32) (param $H i32) (param $x i32) (param $w i32) (param $bias i32) (param $u i32) (param $act i32) (param $cc i32) (param $tcs i32) (param $hh i32) (param $scr i32)'
+    : '(param $B i32) (param $T i32) (param $P i32) (param $H i32) (param $x i32) (param $w i32) (param $bias i32) (param $u i32) (param $out i32) (param $scr i32)';
+  const projected = `${init}${products('inputs', get('P'), 'xt', 'w')}`;
+  // per step: where h_t and c_t are read (hp, cp) and h_t+1, c_t+1, tanh(c_t+1), the gates written
+  const stepPointers = train
+    ? `(local.set $hp ${stepRow('hh', get('t'), get('H'))})
+        (local.set $hn ${stepRow('hh', `(i32.add ${get('t')} (i32.const 1))`, get('H'))})
+        (local.set $cp ${stepRow('cc', get('t'), get('H'))})
+        (local.set $cn ${stepRow('cc', `(i32.add ${get('t')} (i32.const 1))`, get('H'))})
+        (local.set $tn ${stepRow('tcs', `(i32.add ${get('t')} (i32.const 1))`, get('H'))})
+        (local.set $ap ${stepRow('act', get('t'), get('G'))})
+        (local.set $xt ${at('x', `(i32.mul (i32.add (i32.mul ${get('b')} ${get('T')}) ${get('t')}) ${get('P')})`)})`
+    : '';
+  return `
+  (func (export "${train ? 'lstm_train' : 'lstm'}") ${params}
+    ${I32(['b', 't', 'j', 'n', 'q', 'G', 'hp', 'hn', 'cp', 'cn', 'tn', 'ap', 'prep', 'xt', 'bp', 'gp', 'mp', 'pp'])}
+    ${V128(['vn', ...Array.from({ length: ACC }, (_, m) => `acc${m}`), 'et', 'ek', 'ef', 'i', 'f', 'g', 'o', 'c', 'tc'])}
     (local.set $G (i32.shl ${get('H')} (i32.const 2)))
-    (local.set $hp ${get('scr')})
-    (local.set $cs ${at('scr', get('H'))})
     (local.set $prep ${at('scr', `(i32.shl ${get('H')} (i32.const 1))`)})
-    (local.set $xt ${get('x')})
+    ${train ? '' : `(local.set $hp ${get('scr')}) (local.set $hn ${get('scr')})
+    (local.set $cp ${at('scr', get('H'))}) (local.set $cn ${get('cp')})
+    (local.set $xt ${get('x')})`}
     (block $rows_done (loop $rows
       (br_if $rows_done (i32.ge_u ${get('b')} ${get('B')}))
-      (memory.fill ${get('scr')} (i32.const 0) (i32.shl ${get('H')} (i32.const 3))) ;; h = c = 0
+      ${train ? '' : `(memory.fill ${get('scr')} (i32.const 0) (i32.shl ${get('H')} (i32.const 3))) ;; h = c = 0`}
       (local.set $t (i32.const 0))
       (block $steps_done (loop $steps
         (br_if $steps_done (i32.ge_u ${get('t')} ${get('T')}))
-        ;; pre = bias + x_t·W + h·U, ${ACC * 4} gate columns per pass
+        ${stepPointers}
+        ;; pre = step input + h·U, ${ACC * 4} gate columns per pass
         (local.set $j (i32.const 0))
         (block $cols_done (loop $cols
           (br_if $cols_done (i32.ge_u ${get('j')} ${get('G')}))
           (local.set $bp ${at('bias', get('j'))})
-          ${init}${products('inputs', get('P'), 'xt', 'w')}${products('recurrent', get('H'), 'hp', 'u')}
+          ${
+            train
+              ? `(if (i32.eqz ${get('mode')})
+            (then ${projected})
+            (else
+          (local.set $gp ${at('x', `(i32.add (i32.mul (i32.add (i32.mul ${get('b')} ${get('T')}) ${get('t')}) ${get('G')}) ${get('j')})`)})
+          ${initGiven}))`
+              : projected
+          }${products('recurrent', get('H'), 'hp', 'u')}
           (local.set $pp ${at('prep', get('j'))})
           ${store}
           (local.set $j (i32.add ${get('j')} (i32.const ${ACC * 4})))
@@ -104,19 +136,33 @@ export function lstmWat(): string {
           ${sigmoid(gate(1), 'f')}
           ${tanh(gate(2), 'g')}
           ${sigmoid(gate(3), 'o')}
-          (local.set $c (f32x4.add (f32x4.mul ${get('f')} (v128.load ${at('cs', get('q'))})) (f32x4.mul ${get('i')} ${get('g')})))
-          (v128.store ${at('cs', get('q'))} ${get('c')})
+          (local.set $c (f32x4.add (f32x4.mul ${get('f')} (v128.load ${at('cp', get('q'))})) (f32x4.mul ${get('i')} ${get('g')})))
+          (v128.store ${at('cn', get('q'))} ${get('c')})
           ${tanh(get('c'), 'tc')}
-          (v128.store ${at('hp', get('q'))} (f32x4.mul ${get('o')} ${get('tc')}))
+          (v128.store ${at('hn', get('q'))} (f32x4.mul ${get('o')} ${get('tc')}))
+          ${
+            train
+              ? `(v128.store ${at('tn', get('q'))} ${get('tc')})
+          (v128.store ${actAt(0)} ${get('i')})
+          (v128.store ${actAt(1)} ${get('f')})
+          (v128.store ${actAt(2)} ${get('g')})
+          (v128.store ${actAt(3)} ${get('o')})`
+              : ''
+          }
           (local.set $q (i32.add ${get('q')} (i32.const 4)))
           (br $units)))
-        (local.set $xt ${at('xt', get('P'))})
+        ${train ? '' : `(local.set $xt ${at('xt', get('P'))})`}
         (local.set $t (i32.add ${get('t')} (i32.const 1)))
         (br $steps)))
-      (memory.copy ${at('out', `(i32.mul ${get('b')} ${get('H')})`)} ${get('hp')} (i32.shl ${get('H')} (i32.const 2)))
+      ${train ? '' : `(memory.copy ${at('out', `(i32.mul ${get('b')} ${get('H')})`)} ${get('hp')} (i32.shl ${get('H')} (i32.const 2)))`}
       (local.set $b (i32.add ${get('b')} (i32.const 1)))
       (br $rows)))
-  )
+  )`;
+}
+
+export function lstmWat(): string {
+  return `(module
+  (memory (export "memory") 1)${lstmFunction(false)}${lstmFunction(true)}
 )
 `;
 }

@@ -36,7 +36,7 @@ interface Buffers extends TrainState {
 }
 
 let bufs: Buffers | null = null;
-/** Counts the JavaScript forward passes that filled `bufs` (the kernel counts its own). */
+/** Counts the JavaScript forward passes that filled `bufs` and its reallocations (the kernel counts its own). */
 let jsGeneration = 0;
 /** Scratch of the custom op, kept between batches of the same shape. The per-step state (act, c, h, tc, z) only where the JavaScript forward pass needs it. */
 function buffers(B: number, T: number, H: number, withState: boolean): Buffers {
@@ -45,6 +45,7 @@ function buffers(B: number, T: number, H: number, withState: boolean): Buffers {
     const G = 4 * H;
     const n = (len: number) => new Float32Array(withState ? len : 0);
     bufs = { key, act: n(T * B * G), c: n((T + 1) * B * H), h: n((T + 1) * B * H), z: n(B * G), dz: new Float32Array(T * B * G), tc: n((T + 1) * B * H) };
+    jsGeneration++; // whatever state the old buffers held is gone
   }
   return bufs;
 }

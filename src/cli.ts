@@ -110,7 +110,7 @@ export async function main(argv = hideBin(process.argv)): Promise<void> {
           .option('delimiter', { type: 'string', default: ',' })
           .option('progress', { type: 'boolean', describe: 'progress line (default: on when stderr is a TTY)' })
           .option('workers', { type: 'number', describe: 'parse threads beside the main one (default 1; 0 = single-threaded; each adds speed and ~40 MB)' })
-          .option('main-parses', { type: 'boolean', default: true, describe: 'the main thread parses a share of the input too (--no-main-parses: ~10% slower, ~70 MB less memory)' })
+          .option('main-parses', { type: 'boolean', default: true, describe: 'the main thread parses a share of the input too (--no-main-parses: ~25% slower, ~80 MB less memory)' })
           .example('$0 prep --out data/shards data/MachineLearningCVE/*.csv', '')
           .example('$0 prep --out data/noid --drop-identifiers --dedupe data/csv/', ''),
       (a) =>

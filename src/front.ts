@@ -18,8 +18,6 @@ export interface FrontOptions {
   noLabels?: boolean;
   vocab?: string[];
   onReject?: (r: RejectRecord) => void;
-  /** Rejects from sanitize, when they need other handling than the parse-side ones (default onReject). */
-  onSanitizeReject?: (r: RejectRecord) => void;
   onNewLabel?: (label: string, file: string, line: number) => void;
   onReplace?: (file: string, line: number, col: string, kind: string, raw: string) => void;
 }
@@ -29,9 +27,8 @@ export interface Front {
   ipsplit: IpSplit;
   labels: Labels;
   sanitize: Sanitize;
+  /** filter -> ipsplit -> labels -> sanitize */
   apply(b: Batch): Batch;
-  /** filter -> ipsplit -> labels: what prep's parse threads do; sanitize runs where rows are split. */
-  early(b: Batch): Batch;
   counts(): Record<string, Counts>;
   examples(): Record<string, Example[]>;
 }
@@ -40,20 +37,17 @@ export function createFront(o: FrontOptions): Front {
   const filter = createFilter({ cfg: o.cfg, dropIdentifiers: o.dropIdentifiers });
   const ipsplit = createIpSplit(o.cfg.ip_columns);
   const labels = createLabels({ cfg: o.cfg, allowNewLabels: o.allowNewLabels, attempted: o.attempted, vocab: o.vocab, onReject: o.onReject, onNewLabel: o.onNewLabel });
-  const sanitize = createSanitize({ cfg: o.cfg, policy: o.sanitize, onReject: o.onSanitizeReject ?? o.onReject, onReplace: o.onReplace });
+  const sanitize = createSanitize({ cfg: o.cfg, policy: o.sanitize, onReject: o.onReject, onReplace: o.onReplace });
   return {
     filter,
     ipsplit,
     labels,
     sanitize,
-    early(b) {
+    apply(b) {
       let x = filter.apply(b);
       x = ipsplit.apply(x);
       if (!o.noLabels) x = labels.apply(x);
-      return x;
-    },
-    apply(b) {
-      return sanitize.apply(this.early(b));
+      return sanitize.apply(x);
     },
     counts: () => ({ filter: filter.counts, ipsplit: ipsplit.counts, labels: labels.counts, sanitize: sanitize.counts }),
     examples: () => sanitize.examples,

@@ -7,11 +7,10 @@ import os from 'node:os';
 import { Worker } from 'node:worker_threads';
 import type { RejectRecord, HeaderInfo } from '../stages/parse.js';
 import { ipFeatureNames } from '../stages/ipsplit.js';
-import { toRowMajor } from '../stages/split.js';
 import type { AttemptedPolicy } from '../stages/labels.js';
-import type { Example } from '../stages/sanitize.js';
+import { EXAMPLES, type Example } from '../stages/sanitize.js';
 import { createFront } from './front.js';
-import { processTask, unpack, type Packed, type ParseSettings } from './prepfile.js';
+import { processTask, type Packed, type ParseSettings } from './prepfile.js';
 import { planTasks, type Task } from './chunks.js';
 import type { WorkerInput } from './prepworker.js';
 import { createSplit } from '../stages/split.js';
@@ -46,7 +45,7 @@ export interface PrepOptions {
   progress?: boolean;
   /** Parser threads: 0 parses in the main thread; default 0 under 16 MiB of input, else 1 (at most 1 with allowNewLabels). */
   workers?: number;
-  /** The main thread parses a share of the chunks too (default): ~10% faster, ~70 MB more peak memory (docs/BENCHMARKS.md). */
+  /** The main thread parses a share of the chunks too (default): with one worker ~35% faster, ~80 MB more peak memory (docs/BENCHMARKS.md). */
   mainParses?: boolean;
   /** Byte size of the line-aligned ranges workers parse (default 8 MiB). */
   chunkBytes?: number;
@@ -59,6 +58,8 @@ function parseSettings(o: PrepOptions): ParseSettings {
 interface WorkerResult {
   counts: Record<string, Counts>;
   vocab: string[];
+  /** sanitize's examples, tagged with their task (line numbers local to it) */
+  examples: Record<string, Example[]>;
 }
 
 interface WorkerHooks {
@@ -67,6 +68,7 @@ interface WorkerHooks {
   onHeader(t: Task, h: HeaderInfo): void;
   onReject(t: Task, r: RejectRecord): void;
   onNewLabel(t: Task, label: string, file: string, line: number): void;
+  onReplace(t: Task, file: string, line: number, col: string, kind: string, raw: string): void;
 }
 
 type WorkerMsg =
@@ -74,6 +76,7 @@ type WorkerMsg =
   | { type: 'batch'; index: number; p: Packed; bytesIn: number }
   | { type: 'reject'; index: number; r: RejectRecord }
   | { type: 'newlabel'; index: number; label: string; file: string; line: number }
+  | { type: 'replace'; index: number; file: string; line: number; col: string; kind: string; raw: string }
   | { type: 'task'; index: number; parse: Counts; bytes: number; newlines: number }
   | ({ type: 'done' } & WorkerResult)
   | { type: 'error'; index: number; user: boolean; message: string; hint?: string; stack?: string; code?: string; syscall?: string; path?: string };
@@ -85,13 +88,10 @@ type WorkerMsg =
 async function runWorkers(W: number, tasks: Task[], base: Omit<WorkerInput, 'tasks'>, hooks: WorkerHooks, workers: Worker[], local?: (t: Task) => Promise<void>): Promise<WorkerResult[]> {
   const url = new URL('./prepworker.js', import.meta.url);
   // with `local`, the main thread is one more participant: it parses every P-th task itself
-  // the main thread also sanitizes, splits and writes every row, so it takes a smaller share:
-  // out of every 2W+1 tasks, each worker parses 2 and the main thread 1
-  const slots = local ? 2 * W + 1 : W;
-  const owner = (t: Task) => {
-    const s = t.index % slots;
-    return local ? (s === 2 * W ? W : s >> 1) : s;
-  };
+  // (the threads that parse also sanitize and fingerprint their rows; the main thread assigns splits
+  // and writes every row, and with one worker that balances at one task in two: docs/BENCHMARKS.md)
+  const slots = local ? W + 1 : W;
+  const owner = (t: Task) => t.index % slots;
   const queues: WorkerMsg[][] = [];
   const waiters: ((() => void) | null)[] = [];
   for (let w = 0; w < W; w++) {
@@ -131,6 +131,7 @@ async function runWorkers(W: number, tasks: Task[], base: Omit<WorkerInput, 'tas
         if (m.type === 'header') hooks.onHeader(t, m.h);
         else if (m.type === 'reject') hooks.onReject(t, m.r);
         else if (m.type === 'newlabel') hooks.onNewLabel(t, m.label, m.file, m.line);
+        else if (m.type === 'replace') hooks.onReplace(t, m.file, m.line, m.col, m.kind, m.raw);
         else if (m.type === 'batch') {
           hooks.consume(t, m.p, m.bytesIn);
           workers[w].postMessage({ type: 'credit' });
@@ -198,8 +199,14 @@ export async function prep(opts: PrepOptions): Promise<Manifest> {
   // its callbacks go through these, so that a chunk it parses can shift line numbers
   let mainReject = onReject;
   let mainNewLabel = onNewLabel;
-  // (sanitize runs in consume(), on rows whose line numbers are already true: its rejects go straight through)
-  const front = createFront({ cfg, ...frontOpts, onReject: (r) => mainReject(r), onSanitizeReject: onReject, onNewLabel: (l, f, n) => mainNewLabel(l, f, n), onReplace });
+  let mainReplace = onReplace;
+  const front = createFront({
+    cfg,
+    ...frontOpts,
+    onReject: (r) => mainReject(r),
+    onNewLabel: (l, f, n) => mainNewLabel(l, f, n),
+    onReplace: onReplace && ((f, n, c, k, raw) => mainReplace!(f, n, c, k, raw)),
+  });
   const spec = featureSpec(cfg, front.filter.columns);
   const splitter = createSplit({ ratios: opts.ratios ?? cfg.split, dedupe: opts.dedupe, columns: spec.features });
   const writer = new ShardWriter({
@@ -213,8 +220,8 @@ export async function prep(opts: PrepOptions): Promise<Manifest> {
   // new labels must get the same index everywhere: one worker then reads every file in order
   const maxWorkers = opts.allowNewLabels ? 1 : Math.max(1, Math.min(os.availableParallelism(), 4));
   // One parse thread beside the main thread (which parses a share too) is the default: on the 2-core
-  // reference machine it meets both the speed and the memory target; a second worker is faster still
-  // but its isolate brings the peak past 300 MB (docs/BENCHMARKS.md has the figures).
+  // reference machine it meets both the speed and the memory target; a second worker (and a second
+  // isolate) is no faster on two cores (docs/BENCHMARKS.md has the figures).
   const W = Math.min(opts.workers ?? (totalBytes > 16 << 20 ? 1 : 0), maxWorkers);
   const tasks = planTasks(files, W > 0 ? (opts.chunkBytes ?? 8 << 20) : Infinity);
   const pool: Worker[] = []; // parse workers, reused for pass 2
@@ -222,6 +229,7 @@ export async function prep(opts: PrepOptions): Promise<Manifest> {
   let stageTotals: Record<string, Counts> = {};
   let vocab = front.labels.vocab;
   const examples: Record<string, Example[]> = {};
+  const workerExamples: Record<string, Example[]>[] = [];
   const sources: Record<string, unknown>[] = [];
   const progress = new Progress('prep pass 1', totalBytes, opts.progress);
   let rowsDone = 0;
@@ -230,18 +238,18 @@ export async function prep(opts: PrepOptions): Promise<Manifest> {
   const perFile = new Map<number, { parse: Counts; bytes: number; newlines: number; start: number }>();
   // line numbers from a chunk are local to it (its first line is local line 2, after the prepended header)
   const lineOffset = (t: Task) => (t.chunk === 0 ? 0 : (perFile.get(t.fileIndex)?.newlines ?? 0) - 1);
-  // the main thread sanitizes (so counts and examples carry true line numbers), packs rows, splits, writes
+  // each task's line offset, for sanitize's examples (noted with chunk-local lines, resolved at the end)
+  const taskOffsets = new Map<number, number>();
+  // rows arrive sanitized, as float32 with their fingerprints: the main thread assigns splits (in task
+  // order: the first rows of each class, duplicates) and writes the shards
   const consume = (t: Task, p: Packed, bytesIn: number) => {
-    const off = lineOffset(t);
-    if (off !== 0) for (let i = 0; i < p.n; i++) p.line[i] += off;
-    const b = front.sanitize.apply(unpack(p, spec.features));
-    const x = toRowMajor(b, spec.features);
-    const r = splitter.assign(x, spec.features.length, b.n, b.label!);
-    writer.addRows(x, b.n, b.label!, r.split, r.keep);
+    const r = splitter.assignHashed(p.hash, p.n, p.label);
+    writer.addRows(p.x, p.n, p.label, r.split, r.keep);
     rowsDone += p.n;
     progress.update(rowsDone, bytesDone + bytesIn);
   };
   const taskDone = (t: Task, res: { parse: Counts; bytes: number; newlines: number }) => {
+    taskOffsets.set(t.index, lineOffset(t));
     let f = perFile.get(t.fileIndex);
     if (!f) perFile.set(t.fileIndex, (f = { parse: {}, bytes: 0, newlines: 0, start: Date.now() }));
     addCounts(f.parse, res.parse);
@@ -278,6 +286,7 @@ export async function prep(opts: PrepOptions): Promise<Manifest> {
         const off = lineOffset(t);
         mainReject = (r) => onReject({ ...r, line: r.line + off });
         mainNewLabel = (l, f, n) => onNewLabel(l, f, n + off);
+        if (onReplace) mainReplace = (f, n, c, k, raw) => onReplace(f, n + off, c, k, raw);
         const res = await processTask(t, front, spec.features, parseSettings(opts), cfg, {
           header: (h) => {
             if (t.chunk === 0) onHeader(t.fileIndex, h);
@@ -288,21 +297,24 @@ export async function prep(opts: PrepOptions): Promise<Manifest> {
         taskDone(t, res);
         mainReject = onReject;
         mainNewLabel = onNewLabel;
+        mainReplace = onReplace;
       };
-      const res = await runWorkers(Math.min(W, tasks.length), tasks, { config: opts.config ?? 'cicids2017', front: frontOpts, parse: parseSettings(opts), features: spec.features, credits: 8 }, {
+      const res = await runWorkers(Math.min(W, tasks.length), tasks, { config: opts.config ?? 'cicids2017', front: frontOpts, parse: parseSettings(opts), features: spec.features, credits: 8, logReplaced: !!onReplace }, {
         consume,
         taskDone,
         onHeader: (t, h) => onHeader(t.fileIndex, h),
         onReject: (t, r) => onReject({ ...r, line: r.line + lineOffset(t) }),
         onNewLabel: (t, label, file, line) => onNewLabel(label, file, line + lineOffset(t)),
+        onReplace: (t, file, line, col, kind, raw) => onReplace?.(file, line + lineOffset(t), col, kind, raw),
       }, pool, mainParses ? local : undefined);
       for (const r of res) for (const [k, v] of Object.entries(r.counts)) stageTotals[k] = addCounts(stageTotals[k] ?? {}, v);
+      workerExamples.push(...res.map((r) => r.examples));
 
       if (opts.allowNewLabels && res.length) vocab = res[0].vocab;
     }
-    // the main thread's front: all its stages when it parsed, and sanitize always
+    // the main thread's front: its stages' counts for the tasks it parsed
     for (const [k, v] of Object.entries(front.counts())) stageTotals[k] = addCounts(stageTotals[k] ?? {}, v);
-    Object.assign(examples, front.examples());
+    Object.assign(examples, mergeExamples([front.examples(), ...workerExamples], taskOffsets));
   } catch (e) {
     rejects.abort();
     progress.done();
@@ -368,6 +380,24 @@ export async function prep(opts: PrepOptions): Promise<Manifest> {
   log.info({ ...acc, train: manifest.splits.train.rows, val: manifest.splits.val.rows, test: manifest.splits.test.rows, seconds: (Date.now() - t0) / 1000, rows_per_s: Math.round(acc.data_rows / ((Date.now() - t0) / 1000)) }, 'prep done');
   if (acc.unaccounted !== 0) throw new Error(`row accounting does not add up: ${JSON.stringify(acc)}`);
   return manifest;
+}
+
+/**
+ * sanitize's examples from every thread, as one list per column and kind: line numbers made true with
+ * each task's offset, the first EXAMPLES in input order. Each thread noted its first EXAMPLES in its own
+ * (increasing) task order, so the first EXAMPLES overall are among them.
+ */
+export function mergeExamples(lists: Record<string, Example[]>[], taskOffsets: Map<number, number>): Record<string, Example[]> {
+  const all: Record<string, Example[]> = {};
+  for (const list of lists) for (const [key, ex] of Object.entries(list)) (all[key] ??= []).push(...ex);
+  const out: Record<string, Example[]> = {};
+  for (const [key, ex] of Object.entries(all)) {
+    const sorted = ex
+      .map((e) => ({ ...e, line: e.line + (taskOffsets.get(e.task ?? -1) ?? 0) }))
+      .sort((a, b) => (a.task ?? 0) - (b.task ?? 0) || a.line - b.line);
+    out[key] = sorted.slice(0, EXAMPLES).map(({ file, line, raw }) => ({ file, line, raw }));
+  }
+  return out;
 }
 
 /** Row accounting: rows in = rows in shards + quarantined + dropped + deduplicated. */

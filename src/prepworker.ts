@@ -1,6 +1,7 @@
 // Worker thread of `prep`: parses its share of the tasks (files or line-aligned byte ranges of them)
-// through the front stages and streams packed batches to the main thread, which splits and shards
-// them in task order. Flow control: a worker holds at most `credits` unacknowledged batches.
+// through the front stages (sanitize and the rows' split fingerprints included) and streams packed
+// batches to the main thread, which assigns splits and writes shards in task order.
+// Flow control: a worker holds at most `credits` unacknowledged batches.
 // Afterwards it stays up for pass 2 and rewrites the shards it is sent ('scale' messages).
 import { parentPort, workerData } from 'node:worker_threads';
 import { loadConfig } from './config.js';
@@ -18,6 +19,8 @@ export interface WorkerInput {
   parse: ParseSettings;
   features: string[];
   credits: number;
+  /** Send every replaced value to the main thread (it logs them at debug level). */
+  logReplaced?: boolean;
 }
 
 const input = (workerData ?? { tasks: [] }) as WorkerInput;
@@ -55,6 +58,8 @@ async function main(): Promise<void> {
     cfg,
     onReject: (r) => port.postMessage({ type: 'reject', index: current, r }),
     onNewLabel: (label, file, line) => port.postMessage({ type: 'newlabel', index: current, label, file, line }),
+    // every replaced value, for the main thread's debug log (only when it logs at debug level)
+    onReplace: input.logReplaced ? (file, line, col, kind, raw) => port.postMessage({ type: 'replace', index: current, file, line, col, kind, raw }) : undefined,
   });
   try {
     for (const t of input.tasks) {
@@ -68,12 +73,12 @@ async function main(): Promise<void> {
         batch: async (p, bytesIn) => {
           if (credits <= 0) await new Promise<void>((r) => (wake = r));
           credits--;
-          port.postMessage({ type: 'batch', index: t.index, p, bytesIn }, [p.cols.buffer, p.line.buffer, p.label.buffer] as ArrayBuffer[]);
+          port.postMessage({ type: 'batch', index: t.index, p, bytesIn }, [p.x.buffer, p.label.buffer, p.hash.buffer] as ArrayBuffer[]);
         },
       });
       port.postMessage({ type: 'task', index: t.index, ...res });
     }
-    port.postMessage({ type: 'done', counts: front.counts(), vocab: front.labels.vocab });
+    port.postMessage({ type: 'done', counts: front.counts(), vocab: front.labels.vocab, examples: front.examples() });
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
     port.postMessage({ type: 'error', index: current, user: err instanceof UserError, message: err.message, hint: (err as UserError).hint, stack: err.stack, code: err.code, syscall: err.syscall, path: err.path });

@@ -7,6 +7,8 @@ import type { DatasetConfig, SanitizePolicy } from '../src/config.js';
 import type { RejectRecord } from './parse.js';
 
 const F32_MAX = 3.4028234663852886e38;
+/** Examples kept per column and kind. */
+export const EXAMPLES = 5;
 
 export interface SanitizeOptions {
   cfg: DatasetConfig;
@@ -21,6 +23,8 @@ export interface Example {
   file: string;
   line: number;
   raw: string;
+  /** Set with setTask: which task (chunk) the line number is local to; prep resolves and removes it. */
+  task?: number;
 }
 
 export interface Sanitize {
@@ -29,6 +33,8 @@ export interface Sanitize {
   examples: Record<string, Example[]>;
   policyFor(col: string): SanitizePolicy;
   apply(b: Batch): Batch;
+  /** Tag the examples noted from now on with a task index (prep's threads see chunk-local line numbers). */
+  setTask(task: number): void;
 }
 
 export function createSanitize(opts: SanitizeOptions): Sanitize {
@@ -45,10 +51,11 @@ export function createSanitize(opts: SanitizeOptions): Sanitize {
   };
   const counts: Counts = { replaced: {}, kept_for_scale: {}, negative_values: {}, dropped_rows: 0, quarantined_rows: 0 };
   const examples: Record<string, Example[]> = {};
+  let task: number | undefined;
   const note = (b: Batch, row: number, col: string, kind: string, raw: string) => {
     const key = `${col}/${kind}`;
     const ex = (examples[key] ??= []);
-    if (ex.length < 5) ex.push({ file: b.file, line: b.line[row], raw });
+    if (ex.length < EXAMPLES) ex.push(task === undefined ? { file: b.file, line: b.line[row], raw } : { file: b.file, line: b.line[row], raw, task });
     opts.onReplace?.(b.file, b.line[row], col, kind, raw);
   };
 
@@ -56,6 +63,9 @@ export function createSanitize(opts: SanitizeOptions): Sanitize {
     counts,
     examples,
     policyFor,
+    setTask(t) {
+      task = t;
+    },
     apply(b: Batch): Batch {
       let keep: Uint8Array | null = null;
       const drop = (row: number, how: string, col: string, kind: string, raw: string) => {

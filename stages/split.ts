@@ -24,6 +24,8 @@ export interface Splitter {
   counts: Counts;
   /** Rows as a row-major float32 matrix [n][F] with labels. */
   assign(x: Float32Array, F: number, n: number, label: Int32Array): SplitResult;
+  /** The same from the rows' fingerprints (rowHashes), computed elsewhere (prep's parse threads). */
+  assignHashed(hash: Uint32Array, n: number, label: Int32Array): SplitResult;
   apply(b: Batch): Batch;
 }
 
@@ -39,6 +41,19 @@ export function toRowMajor(b: Batch, names: string[]): Float32Array {
   return x;
 }
 
+/** The 64-bit fingerprint of each row of a row-major float32 matrix and its label: [n][2] 32-bit words. */
+export function rowHashes(x: Float32Array, F: number, n: number, label: Int32Array): Uint32Array {
+  const u = new Uint32Array(x.buffer, x.byteOffset, n * F);
+  const out = new Uint32Array(2 * n);
+  const h = new Uint32Array(2);
+  for (let i = 0; i < n; i++) {
+    rowHash32(u, i * F, F, label[i], h);
+    out[2 * i] = h[0];
+    out[2 * i + 1] = h[1];
+  }
+  return out;
+}
+
 export function createSplit(opts: SplitOptions): Splitter {
   const { train, val, test } = opts.ratios;
   const total = train + val + test;
@@ -49,18 +64,18 @@ export function createSplit(opts: SplitOptions): Splitter {
   const seen = new Map<number, number>();
   const set = opts.dedupe ? new FingerprintSet() : null;
   const counts: Counts = { deduplicated: 0, rows: { train: 0, val: 0, test: 0 }, deduplicated_by_class: {} };
-  const h = new Uint32Array(2);
   const splitter: Splitter = {
     counts,
     assign(x, F, n, label) {
-      const u = new Uint32Array(x.buffer, x.byteOffset, x.length);
+      return splitter.assignHashed(rowHashes(x, F, n, label), n, label);
+    },
+    assignHashed(h, n, label) {
       const split = new Uint8Array(n);
       let keep: Uint8Array | null = null;
       const rows = counts.rows as Counts;
       for (let i = 0; i < n; i++) {
         const lab = label[i];
-        rowHash32(u, i * F, F, lab, h);
-        if (set && set.addHas(h[0], h[1])) {
+        if (set && set.addHas(h[2 * i], h[2 * i + 1])) {
           keep ??= new Uint8Array(n).fill(1);
           keep[i] = 0;
           (counts.deduplicated as number)++;
@@ -73,7 +88,7 @@ export function createSplit(opts: SplitOptions): Splitter {
           s = firsts[k];
           seen.set(lab, k + 1);
         } else {
-          const v = h[1];
+          const v = h[2 * i + 1];
           s = v < tTrain ? 0 : v < tVal ? 1 : 2;
         }
         split[i] = s;

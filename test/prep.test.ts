@@ -212,13 +212,31 @@ test('real CICIDS2017 samples: every original-layout file prepares; derived merg
   }
 });
 
+test('sanitize examples: the first five in input order with true lines, whichever threads noted them', async () => {
+  const d = tmpdir();
+  const src = synthFile(d, 'src.csv', { rows: 6000, seed: 13, quirks: false });
+  const lines = fs.readFileSync(src, 'latin1').split('\n');
+  // 8 text cells in Flow Bytes/s, spread over chunks parsed by different threads (inserted from the back)
+  const at = [5600, 4800, 4000, 3300, 2600, 1900, 1200, 500];
+  for (const i of at) lines.splice(i, 0, tlRow({ 20: 'oops' }));
+  const f = writeCsv(d, 'bad.csv', Buffer.from(lines.join('\n'), 'latin1'));
+  const want = at.slice().reverse().map((i, k) => i + k + 1).slice(0, 5); // 1-based lines after the inserts
+  for (const [workers, mainParses] of [[0, false], [1, true], [2, false], [2, true]] as const) {
+    const m = await prep({ out: path.join(d, `o${workers}${mainParses}`), inputs: [f], workers, mainParses, chunkBytes: 100_000 });
+    const ex = (m.quality.examples as Record<string, { line: number; raw: string }[]>)['flow_bytes_per_s/text'];
+    assert.deepEqual(ex.map((e) => e.line), want, `workers ${workers}, main parses ${mainParses}`);
+    assert.ok(ex.every((e) => e.raw === 'oops' && !('task' in e)));
+    assert.equal((m.quality.replaced_values as Record<string, number>)['flow_bytes_per_s.text'], 8);
+  }
+});
+
 test('line numbers stay true when a file is parsed in chunks by several threads', async () => {
   const d = tmpdir();
   const src = synthFile(d, 'src.csv', { rows: 6000, seed: 12, quirks: false });
   const lines = fs.readFileSync(src, 'latin1').split('\n');
   // inserted from the back: '1,2,3' ends at line 4503, text in Flow Bytes/s at lines 3301 and 4002
-  // (far from the first chunk; with 100 kB chunks they fall in chunks 14 and 17, which the main thread
-  // parses when it takes its share — every third chunk — and chunk 19, a worker's)
+  // (far from the first chunk; with 100 kB chunks they fall in chunks 14, 17 and 19: with one worker
+  // and the main thread taking every other chunk, 14 is the worker's, 17 and 19 the main thread's)
   lines.splice(4500, 0, '1,2,3');
   lines.splice(4000, 0, tlRow({ 20: 'oops' }));
   lines.splice(3300, 0, tlRow({ 20: 'oops' }));

@@ -195,7 +195,26 @@ function lstmCore(tf: Tf, mode: 'gx' | 'scalar', inputs: TF.Tensor[]): TF.Tensor
       // one forward pass's state is kept (in the kernel's memory or the shared buffers): if another
       // forward pass ran since (a second application before the backward pass), compute it again
       const st: TrainState = generation() !== forwardGeneration ? forward() : tk ? tk.state() : buffers(B, T, H, true);
-      const kk = buffers(B, T, H, !tk);
+      const TB = T * B;
+      // dU = Σ_t h_{t-1}ᵀ dz_t as one product: [H, T·B] × [T·B, 4H]
+      const recurrentGrad = (dz: Float32Array) => {
+        const hPrevT = new Float32Array(H * TB);
+        transposeInto(st.h, TB, H, hPrevT);
+        const hPrev = tf.tensor2d(hPrevT, [H, TB]);
+        const dzM = tf.tensor2d(dz, [TB, G]);
+        const du = tf.matMul(hPrev, dzM);
+        hPrev.dispose();
+        dzM.dispose();
+        return du;
+      };
+      if (tk) {
+        // the whole backward recurrence in the kernel
+        const g = tk.backward(dy.dataSync() as Float32Array);
+        const du = tf.tensor2d(g.du, [H, G]);
+        if (scalar) return [tf.zerosLike(args[0]), tf.tensor2d(g.da!, [1, G]), tf.tensor2d(g.dc0!, [1, G]), du];
+        return [tf.tensor3d(g.dgx!, [B, T, G]), du];
+      }
+      const kk = buffers(B, T, H, true);
       const dh = Float32Array.from(dy.dataSync() as Float32Array);
       const dc = new Float32Array(B * H);
       const dgx = scalar ? new Float32Array(0) : new Float32Array(B * T * G);
@@ -215,15 +234,7 @@ function lstmCore(tf: Tf, mode: 'gx' | 'scalar', inputs: TF.Tensor[]): TF.Tensor
         }
       }
       uTt.dispose();
-      // dU = Σ_t h_{t-1}ᵀ dz_t as one product: [H, T·B] × [T·B, 4H]
-      const TB = T * B;
-      const hPrevT = new Float32Array(H * TB);
-      transposeInto(st.h, TB, H, hPrevT);
-      const hPrev = tf.tensor2d(hPrevT, [H, TB]);
-      const dzM = tf.tensor2d(kk.dz, [TB, G]);
-      const du = tf.matMul(hPrev, dzM);
-      hPrev.dispose();
-      dzM.dispose();
+      const du = recurrentGrad(kk.dz);
       if (scalar) return [tf.zerosLike(args[0]), tf.tensor2d(da, [1, G]), tf.tensor2d(dc0, [1, G]), du];
       return [tf.tensor3d(dgx, [B, T, G]), du];
     };

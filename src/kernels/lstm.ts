@@ -28,6 +28,13 @@ export interface LstmTrainKernel {
    * valid until the next call.
    */
   forward(x: Float32Array, B: number, T: number, P: number, H: number, u: Float32Array, w?: Float32Array, bias?: Float32Array): TrainState;
+  /**
+   * The backward pass through the recurrence of the last forward call, from dy [B][H], the gradient
+   * of h_T: du [H][4H], the recurrent kernel's gradient, and for projected inputs (P = 1 only) da and
+   * dc0 [4H], the gradients of w and bias; for given inputs dgx [B][T][4H] (a view, valid until the
+   * next call).
+   */
+  backward(dy: Float32Array): { du: Float32Array; da?: Float32Array; dc0?: Float32Array; dgx?: Float32Array };
   /** Counts forward calls: a backward pass checks that the state is still its own. */
   readonly generation: number;
   /** Views of the last forward call's state (fresh views: the memory may have grown since). */
@@ -48,6 +55,7 @@ interface Exports {
   memory: WasmMemory;
   lstm: (B: number, T: number, P: number, H: number, x: number, w: number, bias: number, u: number, out: number, scratch: number) => void;
   lstm_train: (mode: number, B: number, T: number, P: number, H: number, x: number, w: number, bias: number, u: number, act: number, c: number, tc: number, h: number, scratch: number) => void;
+  lstm_train_bwd: (mode: number, B: number, T: number, H: number, x: number, act: number, c: number, tc: number, h: number, ut: number, dy: number, du: number, dgx: number, da: number, dc0: number, scratch: number) => void;
 }
 
 let compiled: { module: object | null; reason: string } | undefined;
@@ -136,7 +144,7 @@ function inferenceKernel(ex: Exports): LstmKernel {
 }
 
 function trainKernel(ex: Exports): LstmTrainKernel {
-  let last: { ao: number; co: number; to: number; ho: number; A: number; S: number } | null = null;
+  let last: { B: number; T: number; H: number; projected: boolean; xo: number; ao: number; co: number; to: number; ho: number; uto: number; end: number; A: number; S: number } | null = null;
   const state = (): TrainState => {
     if (!last) throw new Error('lstm kernel: no forward pass yet');
     const view = (o: number, n: number) => new Float32Array(ex.memory.buffer, o, n);
@@ -148,16 +156,35 @@ function trainKernel(ex: Exports): LstmTrainKernel {
       return generation;
     },
     state,
+    backward(dy) {
+      if (!last) throw new Error('lstm kernel: no forward pass yet');
+      const { B, T, H, projected } = last;
+      const G = 4 * H;
+      const {
+        at: [dyo, duo, dao, dco, so, dgo],
+        end,
+      } = layout([B * H, H * G, G, G, 2 * H + G, projected ? 0 : B * T * G]);
+      const base = last.end;
+      const f = floats(ex.memory, base + end);
+      f.set(dy.subarray(0, B * H), (base + dyo) / 4);
+      f.fill(0, (base + duo) / 4, (base + dco) / 4 + G); // du, da, dc0 accumulate
+      ex.lstm_train_bwd(projected ? 0 : 1, B, T, H, last.xo, last.ao, last.co, last.to, last.ho, last.uto, base + dyo, base + duo, base + dgo, base + dao, base + dco, base + so);
+      const view = (o: number, n: number) => new Float32Array(ex.memory.buffer, base + o, n);
+      const du = view(duo, H * G).slice();
+      if (projected) return { du, da: view(dao, G).slice(), dc0: view(dco, G).slice() };
+      return { du, dgx: view(dgo, B * T * G) };
+    },
     forward(x, B, T, P, H, u, w, bias) {
       checkUnits(H);
       const G = 4 * H;
       const projected = w !== undefined && bias !== undefined;
       const xLen = B * T * (projected ? P : G);
       const S = (T + 1) * B * H;
+      if (projected && P !== 1) throw new Error('lstm kernel: projected inputs are trained with P = 1 only (the seed model)');
       const {
-        at: [wo, bo, uo, xo, ao, co, to, ho, so],
+        at: [wo, bo, uo, xo, ao, co, to, ho, so, uto],
         end,
-      } = layout([projected ? P * G : 0, G, H * G, xLen, T * B * G, S, S, S, G]);
+      } = layout([projected ? P * G : 0, G, H * G, xLen, T * B * G, S, S, S, G, G * H]);
       const f = floats(ex.memory, end);
       if (projected) {
         f.set(w.subarray(0, P * G), wo / 4);
@@ -168,7 +195,9 @@ function trainKernel(ex: Exports): LstmTrainKernel {
       f.fill(0, co / 4, co / 4 + B * H); // c_0 = 0
       f.fill(0, ho / 4, ho / 4 + B * H); // h_0 = 0
       ex.lstm_train(projected ? 0 : 1, B, T, projected ? P : 0, H, xo, wo, bo, uo, ao, co, to, ho, so);
-      last = { ao, co, to, ho, A: T * B * G, S };
+      // U transposed [4H][H], for the backward pass's dz·Uᵀ
+      for (let k = 0; k < H; k++) for (let j = 0; j < G; j++) f[uto / 4 + j * H + k] = u[k * G + j];
+      last = { B, T, H, projected, xo, ao, co, to, ho, uto, end, A: T * B * G, S };
       generation++;
       return state();
     },

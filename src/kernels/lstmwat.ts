@@ -43,11 +43,14 @@ const sigmoid = (x: string, dst: string) => `${exp(`(f32x4.neg ${x})`, dst)}
 const tanh = (x: string, dst: string) => `${exp(`(f32x4.mul ${x} ${splat(-2)})`, dst)}
     (local.set $${dst} (f32x4.sub (f32x4.div ${splat(2)} (f32x4.add ${splat(1)} ${get(dst)})) ${splat(1)}))`;
 
-const each = (f: (m: number) => string) => Array.from({ length: ACC }, (_, m) => f(m)).join('\n          ');
+const each = (f: (m: number) => string, n = ACC) => Array.from({ length: n }, (_, m) => f(m)).join('\n          ');
 
-/** acc_m += splat(v[n]) · M[n][j + 4m] for n < count: one matrix-vector pass over 32 gate columns. */
-function products(name: string, count: string, vec: string, mat: string): string {
-  const madd = each((m) => `(local.set $acc${m} (f32x4.add ${get(`acc${m}`)} (f32x4.mul ${get('vn')} (v128.load offset=${m * 16} ${get('mp')}))))`);
+/**
+ * acc_m += splat(v[n]) · M[n][j + 4m] for n < count, m < acc: one matrix-vector pass over 4·acc
+ * columns of M, whose rows are `stride` floats apart (an expression).
+ */
+function products(name: string, count: string, vec: string, mat: string, stride = get('G'), acc = ACC): string {
+  const madd = each((m) => `(local.set $acc${m} (f32x4.add ${get(`acc${m}`)} (f32x4.mul ${get('vn')} (v128.load offset=${m * 16} ${get('mp')}))))`, acc);
   return `
           (local.set $mp ${at(mat, get('j'))})
           (local.set $n (i32.const 0))
@@ -55,7 +58,7 @@ function products(name: string, count: string, vec: string, mat: string): string
             (br_if $${name}_done (i32.ge_u ${get('n')} ${count}))
             (local.set $vn (v128.load32_splat ${at(vec, get('n'))}))
           ${madd}
-            (local.set $mp (i32.add ${get('mp')} (i32.shl ${get('G')} (i32.const 2))))
+            (local.set $mp (i32.add ${get('mp')} (i32.shl ${stride} (i32.const 2))))
             (local.set $n (i32.add ${get('n')} (i32.const 1)))
             (br $${name})))`;
 }
@@ -160,9 +163,111 @@ function lstmFunction(train: boolean): string {
   )`;
 }
 
+/**
+ * lstm_train_bwd(mode, B, T, H, x, act, c, tc, h, ut, dy, du, dgx, da, dc0, scratch): the backward
+ * pass through the recurrence, from the state lstm_train kept. dy [B][H]: the gradient of h_T. Adds
+ * the recurrent kernel's gradient Σ h_prevᵀ·dz to du [H][4H], and the input side: mode 0 (inputs
+ * projected in the kernel, P = 1, x [B][T]) adds Σ x·dz to da [4H] and Σ dz to dc0 [4H]; mode 1 writes
+ * dgx [B][T][4H]. ut: the recurrent kernel transposed, [4H][H]. scratch: dh [H], dc [H], dz [4H].
+ * Per row, from the last step: dc' = dc + dh·o·(1 − tanh²c), dz = (dc'·g·i(1−i), dc'·c_prev·f(1−f),
+ * dc'·i(1−g²), dh·tanh c·o(1−o)), dc = dc'·f, du += h_prevᵀ·dz (32 columns at a time, dz held in
+ * registers), dh = dz·Uᵀ (8 columns of dh at a time over the 4H products).
+ */
+function backwardFunction(): string {
+  const BACC = 2;
+  const init = each((m) => `(local.set $acc${m} (v128.const i32x4 0 0 0 0))`, BACC);
+  const store = each((m) => `(v128.store offset=${m * 16} ${at('dh', get('j'))} ${get(`acc${m}`)})`, BACC);
+  const gateAt = (base: string, k: number) => `(i32.add ${at(base, get('q'))} (i32.mul ${get('H')} (i32.const ${4 * k})))`;
+  const one = splat(1);
+  return `
+  (func (export "lstm_train_bwd") (param $mode i32) (param $B i32) (param $T i32) (param $H i32) (param $x i32) (param $act i32) (param $cc i32) (param $tcs i32) (param $hh i32) (param $ut i32) (param $dy i32) (param $du i32) (param $dgx i32) (param $da i32) (param $dc0 i32) (param $scr i32)
+    ${I32(['b', 't', 'j', 'n', 'k', 'q', 'G', 'dh', 'dc', 'ap', 'cp', 'tp', 'hp', 'zp', 'mp', 'up'])}
+    ${V128(['vn', ...Array.from({ length: ACC }, (_, m) => `acc${m}`), 'i', 'f', 'g', 'o', 'tc', 'dhv', 'dcq', 'xv'])}
+    (local.set $G (i32.shl ${get('H')} (i32.const 2)))
+    (local.set $dh ${get('scr')})
+    (local.set $dc ${at('scr', get('H'))})
+    (local.set $zp ${at('scr', `(i32.shl ${get('H')} (i32.const 1))`)})
+    (block $rows_done (loop $rows
+      (br_if $rows_done (i32.ge_u ${get('b')} ${get('B')}))
+      (memory.copy ${get('dh')} ${at('dy', `(i32.mul ${get('b')} ${get('H')})`)} (i32.shl ${get('H')} (i32.const 2)))
+      (memory.fill ${get('dc')} (i32.const 0) (i32.shl ${get('H')} (i32.const 2)))
+      (local.set $t ${get('T')})
+      (block $steps_done (loop $steps
+        (br_if $steps_done (i32.eqz ${get('t')}))
+        (local.set $t (i32.sub ${get('t')} (i32.const 1)))
+        (local.set $ap ${stepRow('act', get('t'), get('G'))})
+        (local.set $hp ${stepRow('hh', get('t'), get('H'))})
+        (local.set $cp ${stepRow('cc', get('t'), get('H'))})
+        (local.set $tp ${stepRow('tcs', `(i32.add ${get('t')} (i32.const 1))`, get('H'))})
+        ;; dz of this step, 4 units at a time; dc carried to the step before
+        (local.set $q (i32.const 0))
+        (block $units_done (loop $units
+          (br_if $units_done (i32.ge_u ${get('q')} ${get('H')}))
+          (local.set $i (v128.load ${gateAt('ap', 0)}))
+          (local.set $f (v128.load ${gateAt('ap', 1)}))
+          (local.set $g (v128.load ${gateAt('ap', 2)}))
+          (local.set $o (v128.load ${gateAt('ap', 3)}))
+          (local.set $tc (v128.load ${at('tp', get('q'))}))
+          (local.set $dhv (v128.load ${at('dh', get('q'))}))
+          (local.set $dcq (f32x4.add (v128.load ${at('dc', get('q'))}) (f32x4.mul (f32x4.mul ${get('dhv')} ${get('o')}) (f32x4.sub ${one} (f32x4.mul ${get('tc')} ${get('tc')})))))
+          (v128.store ${gateAt('zp', 0)} (f32x4.mul (f32x4.mul ${get('dcq')} ${get('g')}) (f32x4.mul ${get('i')} (f32x4.sub ${one} ${get('i')}))))
+          (v128.store ${gateAt('zp', 1)} (f32x4.mul (f32x4.mul ${get('dcq')} (v128.load ${at('cp', get('q'))})) (f32x4.mul ${get('f')} (f32x4.sub ${one} ${get('f')}))))
+          (v128.store ${gateAt('zp', 2)} (f32x4.mul (f32x4.mul ${get('dcq')} ${get('i')}) (f32x4.sub ${one} (f32x4.mul ${get('g')} ${get('g')}))))
+          (v128.store ${gateAt('zp', 3)} (f32x4.mul (f32x4.mul ${get('dhv')} ${get('tc')}) (f32x4.mul ${get('o')} (f32x4.sub ${one} ${get('o')}))))
+          (v128.store ${at('dc', get('q'))} (f32x4.mul ${get('dcq')} ${get('f')}))
+          (local.set $q (i32.add ${get('q')} (i32.const 4)))
+          (br $units)))
+        ;; the input side
+        (if (i32.eqz ${get('mode')})
+          (then
+            (local.set $xv (v128.load32_splat ${at('x', `(i32.add (i32.mul ${get('b')} ${get('T')}) ${get('t')})`)}))
+            (local.set $j (i32.const 0))
+            (block $in_done (loop $in
+              (br_if $in_done (i32.ge_u ${get('j')} ${get('G')}))
+              (local.set $vn (v128.load ${at('zp', get('j'))}))
+              (v128.store ${at('da', get('j'))} (f32x4.add (v128.load ${at('da', get('j'))}) (f32x4.mul ${get('xv')} ${get('vn')})))
+              (v128.store ${at('dc0', get('j'))} (f32x4.add (v128.load ${at('dc0', get('j'))}) ${get('vn')}))
+              (local.set $j (i32.add ${get('j')} (i32.const 4)))
+              (br $in))))
+          (else
+            (memory.copy ${at('dgx', `(i32.mul (i32.add (i32.mul ${get('b')} ${get('T')}) ${get('t')}) ${get('G')})`)} ${get('zp')} (i32.shl ${get('G')} (i32.const 2)))))
+        ;; du += h_prevᵀ·dz, 32 columns at a time: dz's columns in registers, one row of du per h_prev[k]
+        (if (i32.gt_u ${get('t')} (i32.const 0))
+          (then
+            (local.set $j (i32.const 0))
+            (block $du_done (loop $du_cols
+              (br_if $du_done (i32.ge_u ${get('j')} ${get('G')}))
+              ${each((m) => `(local.set $acc${m} (v128.load offset=${m * 16} ${at('zp', get('j'))}))`)}
+              (local.set $up ${at('du', get('j'))})
+              (local.set $k (i32.const 0))
+              (block $du_rows_done (loop $du_rows
+                (br_if $du_rows_done (i32.ge_u ${get('k')} ${get('H')}))
+                (local.set $vn (v128.load32_splat ${at('hp', get('k'))}))
+                ${each((m) => `(v128.store offset=${m * 16} ${get('up')} (f32x4.add (v128.load offset=${m * 16} ${get('up')}) (f32x4.mul ${get('vn')} ${get(`acc${m}`)})))`)}
+                (local.set $up (i32.add ${get('up')} (i32.shl ${get('G')} (i32.const 2))))
+                (local.set $k (i32.add ${get('k')} (i32.const 1)))
+                (br $du_rows)))
+              (local.set $j (i32.add ${get('j')} (i32.const ${ACC * 4})))
+              (br $du_cols)))))
+        ;; dh of the step before: dz·Uᵀ
+        (if (i32.gt_u ${get('t')} (i32.const 0))
+          (then
+            (local.set $j (i32.const 0))
+            (block $cols_done (loop $cols
+              (br_if $cols_done (i32.ge_u ${get('j')} ${get('H')}))
+              ${init}${products('dhsum', get('G'), 'zp', 'ut', get('H'), BACC)}
+              ${store}
+              (local.set $j (i32.add ${get('j')} (i32.const ${BACC * 4})))
+              (br $cols)))))
+        (br $steps)))
+      (local.set $b (i32.add ${get('b')} (i32.const 1)))
+      (br $rows)))
+  )`;
+}
+
 export function lstmWat(): string {
   return `(module
-  (memory (export "memory") 1)${lstmFunction(false)}${lstmFunction(true)}
+  (memory (export "memory") 1)${lstmFunction(false)}${lstmFunction(true)}${backwardFunction()}
 )
 `;
 }

@@ -60,8 +60,8 @@ export async function initBackend(want: BackendName | 'auto' = 'auto', log?: Log
       const reason =
         want !== 'auto' ? `forced by --backend ${b}` : tried.length === 0 ? 'first choice' : `fallback: ${tried.map((t) => `${t.backend} unavailable (${t.error})`).join('; ')}`;
       chosen = { tf, backend: b, reason, tried };
-      // LSTM inference (predict, evaluate) runs in flowtensor's own WebAssembly kernel when it loads
-      log?.info({ backend: b, reason, lstm_inference: lstmKernel().reason }, 'tensorflow backend');
+      // the LSTM (training, predict, evaluate) runs in flowtensor's own WebAssembly kernel when it loads
+      log?.info({ backend: b, reason, lstm: lstmKernel().reason }, 'tensorflow backend');
       return chosen;
     } catch (e) {
       tried.push({ backend: b, error: String((e as Error).message ?? e).split('\n')[0].slice(0, 160) });

@@ -147,6 +147,15 @@ function stepBackward(k: TrainState, dzAll: Float32Array, t: number, B: number, 
   }
 }
 
+/** dst = src (as [rows, cols]) · w, on the backend's matMul. */
+function matMulInto(tf: Tf, src: Float32Array, rows: number, cols: number, w: TF.Tensor2D, dst: Float32Array): void {
+  const a = tf.tensor2d(src, [rows, cols]);
+  const p = tf.matMul(a, w);
+  dst.set(p.dataSync() as Float32Array);
+  a.dispose();
+  p.dispose();
+}
+
 function transposeInto(src: Float32Array, rows: number, cols: number, dst: Float32Array): void {
   for (let r = 0; r < rows; r++) for (let q = 0; q < cols; q++) dst[q * rows + r] = src[r * cols + q];
 }
@@ -174,14 +183,7 @@ function lstmCore(tf: Tf, mode: 'gx' | 'scalar', inputs: TF.Tensor[]): TF.Tensor
       const z = k.z;
       for (let t = 0; t < T; t++) {
         if (t === 0) z.fill(0);
-        else {
-          const hp = t * B * H;
-          const hT = tf.tensor2d(k.h.subarray(hp, hp + B * H), [B, H]);
-          const zT = tf.matMul(hT, uT);
-          z.set(zT.dataSync() as Float32Array);
-          hT.dispose();
-          zT.dispose();
-        }
+        else matMulInto(tf, k.h.subarray(t * B * H, (t + 1) * B * H), B, H, uT, z);
         stepForward(k, t, B, T, H, z, scalar, gxa, av, cv, pre);
       }
       jsGeneration++;
@@ -195,24 +197,14 @@ function lstmCore(tf: Tf, mode: 'gx' | 'scalar', inputs: TF.Tensor[]): TF.Tensor
       // one forward pass's state is kept (in the kernel's memory or the shared buffers): if another
       // forward pass ran since (a second application before the backward pass), compute it again
       const st: TrainState = generation() !== forwardGeneration ? forward() : tk ? tk.state() : buffers(B, T, H, true);
-      const TB = T * B;
-      // dU = Σ_t h_{t-1}ᵀ dz_t as one product: [H, T·B] × [T·B, 4H]
-      const recurrentGrad = (dz: Float32Array) => {
-        const hPrevT = new Float32Array(H * TB);
-        transposeInto(st.h, TB, H, hPrevT);
-        const hPrev = tf.tensor2d(hPrevT, [H, TB]);
-        const dzM = tf.tensor2d(dz, [TB, G]);
-        const du = tf.matMul(hPrev, dzM);
-        hPrev.dispose();
-        dzM.dispose();
-        return du;
-      };
+      // gradients in the order of the op's inputs: (x, a, c0, u) or (gx, u)
+      const grads = (du: TF.Tensor2D, da: Float32Array, dc0: Float32Array, dgx: Float32Array) =>
+        scalar ? [tf.zerosLike(args[0]), tf.tensor2d(da, [1, G]), tf.tensor2d(dc0, [1, G]), du] : [tf.tensor3d(dgx, [B, T, G]), du];
       if (tk) {
         // the whole backward recurrence in the kernel
         const g = tk.backward(dy.dataSync() as Float32Array);
-        const du = tf.tensor2d(g.du, [H, G]);
-        if (scalar) return [tf.zerosLike(args[0]), tf.tensor2d(g.da!, [1, G]), tf.tensor2d(g.dc0!, [1, G]), du];
-        return [tf.tensor3d(g.dgx!, [B, T, G]), du];
+        const none = new Float32Array(0);
+        return grads(tf.tensor2d(g.du, [H, G]), g.da ?? none, g.dc0 ?? none, g.dgx ?? none);
       }
       const kk = buffers(B, T, H, true);
       const dh = Float32Array.from(dy.dataSync() as Float32Array);
@@ -221,22 +213,22 @@ function lstmCore(tf: Tf, mode: 'gx' | 'scalar', inputs: TF.Tensor[]): TF.Tensor
       const da = new Float32Array(G);
       const dc0 = new Float32Array(G);
       // transposed operands are built once: the backend's matMul is fastest without transpose flags
-      const uTt = tf.transpose(uT);
+      const uTt = tf.transpose(uT) as TF.Tensor2D;
       for (let t = T - 1; t >= 0; t--) {
         stepBackward(st, kk.dz, t, B, T, H, dh, dc, scalar, gxa, da, dc0, dgx);
-        if (t > 0) {
-          const o = t * B * G;
-          const dzT = tf.tensor2d(kk.dz.subarray(o, o + B * G), [B, G]);
-          const dhN = tf.matMul(dzT, uTt);
-          dh.set(dhN.dataSync() as Float32Array);
-          dzT.dispose();
-          dhN.dispose();
-        }
+        if (t > 0) matMulInto(tf, kk.dz.subarray(t * B * G, (t + 1) * B * G), B, G, uTt, dh);
       }
       uTt.dispose();
-      const du = recurrentGrad(kk.dz);
-      if (scalar) return [tf.zerosLike(args[0]), tf.tensor2d(da, [1, G]), tf.tensor2d(dc0, [1, G]), du];
-      return [tf.tensor3d(dgx, [B, T, G]), du];
+      // dU = Σ_t h_{t-1}ᵀ dz_t as one product: [H, T·B] × [T·B, 4H]
+      const TB = T * B;
+      const hPrevT = new Float32Array(H * TB);
+      transposeInto(st.h, TB, H, hPrevT);
+      const hPrev = tf.tensor2d(hPrevT, [H, TB]);
+      const dzM = tf.tensor2d(kk.dz, [TB, G]);
+      const du = tf.matMul(hPrev, dzM) as TF.Tensor2D;
+      hPrev.dispose();
+      dzM.dispose();
+      return grads(du, da, dc0, dgx);
     };
     return { value, gradFunc };
   }) as unknown as Parameters<Tf['customGrad']>[0]);

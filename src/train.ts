@@ -15,6 +15,7 @@ import { fmtCount, fmtDuration, silentLogger, type Logger } from './log.js';
 import { UserError } from './errors.js';
 import { packageVersion } from './config.js';
 import type { SplitName } from './batch.js';
+import { kernelUnits, lstmKernel } from './kernels/lstm.js';
 
 export interface TrainOptions {
   shards: string;
@@ -225,7 +226,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   writeJsonAtomic(path.join(run, 'run.json'), {
     flowtensor_version: packageVersion(),
     config,
-    backend: { name: backend, reason },
+    backend: { name: backend, reason, lstm: kernelUnits(spec.units) ? lstmKernel().reason : `JavaScript gate loop (${spec.units} units: the kernel needs a multiple of 8)` },
     class_weights: weights ? Object.fromEntries(m.labels.map((l, i) => [l, weights[i]])) : null,
     features: m.features,
     labels: m.labels,

@@ -14,3 +14,24 @@ export function formatUserError(e: UserError): string {
 export function workerExecArgv(): string[] {
   return process.execArgv.filter((a) => !a.startsWith('--input-type') && a !== '-e' && a !== '--eval' && !/^--max-(semi|old)-space-size/.test(a));
 }
+
+/** An error as a worker thread posts it: what the main thread needs to rebuild it (user error or I/O error). */
+export interface ErrorData {
+  user: boolean;
+  message: string;
+  hint?: string;
+  stack?: string;
+  code?: string;
+  syscall?: string;
+  path?: string;
+}
+
+export function errorData(e: unknown): ErrorData {
+  const err = e as NodeJS.ErrnoException & { hint?: string };
+  return { user: e instanceof UserError, message: err.message, hint: err.hint, stack: err.stack, code: err.code, syscall: err.syscall, path: err.path };
+}
+
+/** The error again, on the receiving thread: a UserError stays one; an I/O error keeps code, syscall and path. */
+export function errorFrom(d: ErrorData): Error {
+  return d.user ? new UserError(d.message, d.hint) : Object.assign(new Error(d.message), { code: d.code, syscall: d.syscall, path: d.path, stack: d.stack });
+}

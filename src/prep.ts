@@ -22,7 +22,7 @@ import { expandInputs } from './inputs.js';
 import { rejectSink } from './rejects.js';
 import { PASS1, writeJsonAtomic, type Manifest, type Pass1 } from './manifest.js';
 import { Progress, silentLogger, type Logger } from './log.js';
-import { UserError, workerExecArgv } from './errors.js';
+import { errorFrom, workerExecArgv, type ErrorData } from './errors.js';
 
 export interface PrepOptions {
   out: string;
@@ -79,7 +79,7 @@ type WorkerMsg =
   | { type: 'replace'; index: number; file: string; line: number; col: string; kind: string; raw: string }
   | { type: 'task'; index: number; parse: Counts; bytes: number; newlines: number }
   | ({ type: 'done' } & WorkerResult)
-  | { type: 'error'; index: number; user: boolean; message: string; hint?: string; stack?: string; code?: string; syscall?: string; path?: string };
+  | ({ type: 'error'; index: number } & ErrorData);
 
 /**
  * Tasks are dealt round-robin to W workers; the main thread consumes them strictly in task order,
@@ -116,8 +116,6 @@ async function runWorkers(W: number, tasks: Task[], base: Omit<WorkerInput, 'tas
     while (queues[w].length === 0) await new Promise<void>((r) => (waiters[w] = r));
     return queues[w].shift()!;
   };
-  const fail = (m: Extract<WorkerMsg, { type: 'error' }>) =>
-    m.user ? new UserError(m.message, m.hint) : Object.assign(new Error(m.message), { code: m.code, syscall: m.syscall, path: m.path, stack: m.stack });
   try {
     for (const t of tasks) {
       const w = owner(t);
@@ -127,7 +125,7 @@ async function runWorkers(W: number, tasks: Task[], base: Omit<WorkerInput, 'tas
       }
       for (;;) {
         const m = await next(w);
-        if (m.type === 'error') throw fail(m);
+        if (m.type === 'error') throw errorFrom(m);
         if (m.type === 'header') hooks.onHeader(t, m.h);
         else if (m.type === 'reject') hooks.onReject(t, m.r);
         else if (m.type === 'newlabel') hooks.onNewLabel(t, m.label, m.file, m.line);
@@ -145,7 +143,7 @@ async function runWorkers(W: number, tasks: Task[], base: Omit<WorkerInput, 'tas
     for (let w = 0; w < W; w++) {
       for (;;) {
         const m = await next(w);
-        if (m.type === 'error') throw fail(m);
+        if (m.type === 'error') throw errorFrom(m);
         if (m.type === 'done') {
           results.push(m);
           break;

@@ -8,7 +8,7 @@ import { loadConfig } from './config.js';
 import { createFront, type FrontOptions } from './front.js';
 import { processTask, type ParseSettings } from './prepfile.js';
 import type { Task } from './chunks.js';
-import { UserError } from './errors.js';
+import { errorData } from './errors.js';
 import { scaleShard, type ShardJob } from '../stages/scale.js';
 import type { ScalerStats } from './manifest.js';
 
@@ -33,9 +33,7 @@ port.on('message', (m: { type: string; id?: number; job?: ShardJob; scaler?: Sca
     try {
       port.postMessage({ type: 'scaled', id: m.id, r: scaleShard(m.job!, m.scaler!, m.features!) });
     } catch (e) {
-      const err = e as Error;
-      const io = err as NodeJS.ErrnoException;
-      port.postMessage({ type: 'error', index: -1, user: err instanceof UserError, message: err.message, hint: (err as UserError).hint, stack: err.stack, code: io.code, syscall: io.syscall, path: io.path });
+      port.postMessage({ type: 'error', index: -1, ...errorData(e) });
     }
     return;
   }
@@ -80,8 +78,7 @@ async function main(): Promise<void> {
     }
     port.postMessage({ type: 'done', counts: front.counts(), vocab: front.labels.vocab, examples: front.examples() });
   } catch (e) {
-    const err = e as NodeJS.ErrnoException;
-    port.postMessage({ type: 'error', index: current, user: err instanceof UserError, message: err.message, hint: (err as UserError).hint, stack: err.stack, code: err.code, syscall: err.syscall, path: err.path });
+    port.postMessage({ type: 'error', index: current, ...errorData(e) });
   }
 }
 

@@ -11,7 +11,7 @@ import { SPLITS, type SplitName } from '../src/batch.js';
 import { decodeSafetensors, encodeSafetensors } from '../src/safetensors.js';
 import { writeFileAtomic } from '../src/atomic.js';
 import { FORMAT, FORMAT_VERSION, MANIFEST, PASS1, safeJoin, writeJsonAtomic, type Manifest, type Pass1, type ScalerStats } from '../src/manifest.js';
-import { UserError, workerExecArgv } from '../src/errors.js';
+import { UserError, errorFrom, workerExecArgv, type ErrorData } from '../src/errors.js';
 import type { DatasetConfig, SanitizePolicy } from '../src/config.js';
 
 export const slog1p = (x: number) => (x < 0 ? -Math.log1p(-x) : Math.log1p(x));
@@ -218,10 +218,10 @@ export async function runShardJobs(jobs: ShardJob[], scaler: ScalerStats, featur
     };
     for (const w of pool) {
       for (const ev of ['message', 'error', 'exit']) w.removeAllListeners(ev);
-      w.on('message', (m: { type: string; id: number; r: ShardJobResult; user?: boolean; message?: string; hint?: string; code?: string; syscall?: string; path?: string }) => {
+      w.on('message', (m: { type: 'scaled'; id: number; r: ShardJobResult } | ({ type: 'error' } & ErrorData) | { type: 'other' }) => {
         if (m.type !== 'scaled' && m.type !== 'error') return;
         busy.delete(w);
-        if (m.type === 'error') return fail(m.user ? new UserError(m.message!, m.hint) : Object.assign(new Error(m.message), { code: m.code, syscall: m.syscall, path: m.path }));
+        if (m.type === 'error') return fail(errorFrom(m));
         results[m.id] = m.r;
         onDone?.(m.r, ++done);
         give(w);

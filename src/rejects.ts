@@ -1,6 +1,6 @@
 // Where quarantined rows go: a file of NDJSON records (file, line, reason, detail, raw) and the log.
 import fs from 'node:fs';
-import path from 'node:path';
+import { tempName } from './atomic.js';
 import type { RejectRecord } from '../stages/parse.js';
 import type { Logger } from './log.js';
 
@@ -24,7 +24,7 @@ export interface RejectSinkOptions {
 
 export function rejectSink(log: Logger, o: RejectSinkOptions = {}): RejectSink {
   const limit = o.logLimit ?? 20;
-  const target = o.file && o.atomic ? path.join(path.dirname(o.file), `.${path.basename(o.file)}.tmp-${process.pid}`) : o.file;
+  const target = o.file && o.atomic ? tempName(o.file) : o.file;
   let fd = -1;
   let count = 0;
   // opened at the first record: prep clears its output folder (temp files included) before any arrive

@@ -59,6 +59,17 @@ export function copyWeights(from: TF.LayersModel, to: TF.LayersModel): void {
   to.setWeights(from.getWeights());
 }
 
+/**
+ * Class probabilities [n][C] of n rows in one model call: tfjs's predict would split them in batches of
+ * 32, and on the wasm backend each of those copied the whole input out again.
+ */
+export async function predictProbs(tf: Tf, model: TF.LayersModel, s: Pick<ModelSpec, 'kind' | 'features' | 'window'>, x: Float32Array, n: number): Promise<Float32Array> {
+  const t = tf.tidy(() => model.predict(tf.tensor(x, batchShape(s, n)), { batchSize: n }) as TF.Tensor);
+  const probs = (await t.data()) as Float32Array;
+  t.dispose();
+  return probs;
+}
+
 /** Input shape of one batch for a model kind. */
 export function batchShape(s: Pick<ModelSpec, 'kind' | 'features' | 'window'>, n: number): number[] {
   return s.kind === 'seed' ? [n, s.features] : [n, s.window, s.features];

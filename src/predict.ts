@@ -4,7 +4,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Readable, Writable } from 'node:stream';
-import type * as TF from '@tensorflow/tfjs';
 import { CsvBatchParser } from '../stages/parse.js';
 import { createFilter } from '../stages/filter.js';
 import { createIpSplit } from '../stages/ipsplit.js';
@@ -16,7 +15,7 @@ import { featureSpec } from './prep.js';
 import { loadConfig } from './config.js';
 import { initBackend, type BackendName } from './backend.js';
 import { loadFused } from './train.js';
-import { batchShape, type ModelSpec } from './models.js';
+import { predictProbs, type ModelSpec } from './models.js';
 import { Confusion, type Report } from './metrics.js';
 import { openInput, describeReadError } from './inputs.js';
 import { UserError, workerExecArgv } from './errors.js';
@@ -158,12 +157,7 @@ export async function predict(o: PredictOptions): Promise<PredictSummary> {
     return { b, ids, rawLabels, input };
   }
 
-  async function inferHere(p: Prepared): Promise<Float32Array> {
-    const probsT = tf.tidy(() => model.predict(tf.tensor(p.input, batchShape(ms, p.b.n)), { batchSize: p.b.n }) as TF.Tensor);
-    const probs = (await probsT.data()) as Float32Array;
-    probsT.dispose();
-    return probs;
-  }
+  const inferHere = (p: Prepared) => predictProbs(tf, model, ms, p.input, p.b.n);
 
   async function emit(p: Prepared, probs: Float32Array): Promise<void> {
     const { b, ids, rawLabels } = p;

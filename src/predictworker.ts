@@ -1,10 +1,9 @@
 // Worker thread of `predict`: holds its own copy of the run's model and scores the batches it is sent,
 // so that two threads share the model's forward pass (the main thread parses, scales and writes too).
 import { parentPort, workerData } from 'node:worker_threads';
-import type * as TF from '@tensorflow/tfjs';
 import { initBackend, type BackendName } from './backend.js';
 import { loadFused } from './train.js';
-import { batchShape, type ModelSpec } from './models.js';
+import { predictProbs, type ModelSpec } from './models.js';
 
 const { model: dir, spec, backend } = workerData as { model: string; spec: ModelSpec; backend: BackendName | 'auto' };
 const port = parentPort!;
@@ -12,16 +11,10 @@ const port = parentPort!;
 async function main(): Promise<void> {
   const { tf } = await initBackend(backend);
   const model = await loadFused(tf, dir, spec);
-  port.on('message', async (m: { id: number; x: Float32Array; n: number } | { stop: true }) => {
-    if ('stop' in m) {
-      model.dispose();
-      port.close();
-      return;
-    }
+  // the main thread terminates this thread when it is done
+  port.on('message', async (m: { id: number; x: Float32Array; n: number }) => {
     try {
-      const t = tf.tidy(() => model.predict(tf.tensor(m.x, batchShape(spec, m.n)), { batchSize: m.n }) as TF.Tensor);
-      const probs = (await t.data()) as Float32Array;
-      t.dispose();
+      const probs = await predictProbs(tf, model, spec, m.x, m.n);
       port.postMessage({ id: m.id, probs }, [probs.buffer as ArrayBuffer]);
     } catch (e) {
       port.postMessage({ id: m.id, error: (e as Error).message });

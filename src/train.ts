@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type * as TF from '@tensorflow/tfjs';
 import { initBackend, type BackendName, type Tf } from './backend.js';
-import { buildModel, buildFused, copyWeights, batchShape, type ModelKind, type ModelSpec } from './models.js';
+import { buildModel, buildFused, copyWeights, batchShape, predictProbs, type ModelKind, type ModelSpec } from './models.js';
 import { openShards, splitBatches, type BatchArrays } from './shardset.js';
 import { saveModel, loadModel, swapDir, findCheckpoint } from './runio.js';
 import { writeJsonAtomic, type Manifest } from './manifest.js';
@@ -111,9 +111,7 @@ export async function evaluateSplit(tf: Tf, model: TF.LayersModel, dir: string, 
   let loss = 0;
   let n = 0;
   for (const b of splitBatches(dir, m, split, { batchSize, window: spec.kind === 'window' ? spec.window : 1 })) {
-    const p = tf.tidy(() => model.predict(tf.tensor(b.x, batchShape(spec, b.n)), { batchSize: b.n }) as TF.Tensor);
-    const probs = (await p.data()) as Float32Array;
-    p.dispose();
+    const probs = await predictProbs(tf, model, spec, b.x, b.n);
     const C = m.num_classes;
     const pred = new Int32Array(b.n);
     for (let i = 0; i < b.n; i++) {

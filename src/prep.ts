@@ -87,7 +87,7 @@ type WorkerMsg =
  */
 async function runWorkers(W: number, tasks: Task[], base: Omit<WorkerInput, 'tasks'>, hooks: WorkerHooks, workers: Worker[], local?: (t: Task) => Promise<void>): Promise<WorkerResult[]> {
   const url = new URL('./prepworker.js', import.meta.url);
-  // with `local`, the main thread is one more participant: it parses every P-th task itself
+  // with `local`, the main thread is one more participant and parses every (W+1)-th task itself
   // (the threads that parse also sanitize and fingerprint their rows; the main thread assigns splits
   // and writes every row, and with one worker that balances at one task in two: docs/BENCHMARKS.md)
   const slots = local ? W + 1 : W;
@@ -193,17 +193,16 @@ export async function prep(opts: PrepOptions): Promise<Manifest> {
   const frontOpts = { dropIdentifiers: opts.dropIdentifiers, allowNewLabels: opts.allowNewLabels, attempted: opts.attempted, sanitize: opts.sanitize };
   const onNewLabel = (label: string, file: string, line: number) => log.warn({ label, file, line }, 'new label added to the vocabulary');
   const onReplace = log.isLevelEnabled('debug') ? (file: string, line: number, col: string, kind: string, raw: string) => log.debug({ file, line, col, kind, raw }, 'value replaced') : undefined;
-  // the main thread's own front: does the work when there are no workers, and names columns and policies
-  // its callbacks go through these, so that a chunk it parses can shift line numbers
-  let mainReject = onReject;
-  let mainNewLabel = onNewLabel;
-  let mainReplace = onReplace;
+  // the main thread's own front: does the work when there are no workers, and names columns and policies;
+  // while it parses a chunk of a file itself, its line numbers are shifted by that chunk's offset
+  let mainOffset = 0;
+  const mainReject = (r: RejectRecord) => onReject({ ...r, line: r.line + mainOffset });
   const front = createFront({
     cfg,
     ...frontOpts,
-    onReject: (r) => mainReject(r),
-    onNewLabel: (l, f, n) => mainNewLabel(l, f, n),
-    onReplace: onReplace && ((f, n, c, k, raw) => mainReplace!(f, n, c, k, raw)),
+    onReject: mainReject,
+    onNewLabel: (l, f, n) => onNewLabel(l, f, n + mainOffset),
+    onReplace: onReplace && ((f, n, c, k, raw) => onReplace(f, n + mainOffset, c, k, raw)),
   });
   const spec = featureSpec(cfg, front.filter.columns);
   const splitter = createSplit({ ratios: opts.ratios ?? cfg.split, dedupe: opts.dedupe, columns: spec.features });
@@ -281,10 +280,7 @@ export async function prep(opts: PrepOptions): Promise<Manifest> {
       const mainParses = (opts.mainParses ?? true) && !opts.allowNewLabels && tasks.length > 1;
       log.info({ workers: W, main_thread_parses: mainParses, tasks: tasks.length }, 'parsing in worker threads');
       const local = async (t: Task) => {
-        const off = lineOffset(t);
-        mainReject = (r) => onReject({ ...r, line: r.line + off });
-        mainNewLabel = (l, f, n) => onNewLabel(l, f, n + off);
-        if (onReplace) mainReplace = (f, n, c, k, raw) => onReplace(f, n + off, c, k, raw);
+        mainOffset = lineOffset(t);
         const res = await processTask(t, front, spec.features, parseSettings(opts), cfg, {
           header: (h) => {
             if (t.chunk === 0) onHeader(t.fileIndex, h);
@@ -293,9 +289,7 @@ export async function prep(opts: PrepOptions): Promise<Manifest> {
           batch: (p, bytesIn) => consume(t, p, bytesIn),
         });
         taskDone(t, res);
-        mainReject = onReject;
-        mainNewLabel = onNewLabel;
-        mainReplace = onReplace;
+        mainOffset = 0;
       };
       const res = await runWorkers(Math.min(W, tasks.length), tasks, { config: opts.config ?? 'cicids2017', front: frontOpts, parse: parseSettings(opts), features: spec.features, credits: 8, logReplaced: !!onReplace }, {
         consume,

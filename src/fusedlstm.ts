@@ -1,17 +1,18 @@
 // FusedLSTM: an LSTM layer with the same weights and maths as tf.layers.lstm (gate order i, f, g, o;
 // sigmoid gates, tanh cell, returns the last output), but faster on the wasm/cpu backends:
 // - the input projection of all steps is one matMul (x·W + b for [B·T, P]);
-// - training (call with training: true, as trainOnBatch does): the recurrence is a custom op: the gate
-//   maths of each step runs fused in one JavaScript loop instead of ~12 tensor ops, the per-step h·U
-//   and dz·Uᵀ products run on the backend's matMul, and the recurrent-kernel gradient is one matMul
-//   over all steps after the loop;
-// - inference (predict, evaluate): the whole recurrence runs in the WebAssembly SIMD kernel
-//   (src/kernels/), which keeps no per-step state; it has no gradient. Without the kernel (not built,
-//   units not a multiple of 8, FLOWTENSOR_LSTM_KERNEL=js) inference takes the training path.
+// - training (call with training: true, as trainOnBatch does): the recurrence is a custom op whose
+//   forward and backward passes run in the WebAssembly SIMD kernel (src/kernels/: lstm_train and
+//   lstm_train_bwd). Without the kernel (not built, units not a multiple of 8,
+//   FLOWTENSOR_LSTM_KERNEL=js) the gate maths of each step run fused in one JavaScript loop instead of
+//   ~12 tensor ops, the per-step h·U and dz·Uᵀ products on the backend's matMul, and the
+//   recurrent-kernel gradient is one matMul over all steps after the loop;
+// - inference (predict, evaluate): the whole recurrence runs in the kernel's `lstm`, which keeps no
+//   per-step state and has no gradient; without the kernel, inference takes the training path.
 // Tests check outputs and gradients against tf.layers.lstm on the same weights, on both paths.
 import type * as TF from '@tensorflow/tfjs';
 import type { Tf } from './backend.js';
-import { lstmKernel, lstmTrainKernel, kernelUnits, type LstmKernel, type TrainState } from './kernels/lstm.js';
+import { lstmKernel, lstmTrainKernel, kernelUnits, transposeInto, type LstmKernel, type TrainState } from './kernels/lstm.js';
 
 // exp without a call into C++ (V8 does not inline Math.exp): 2^(x·log2 e) split into 2^k from a
 // table and 2^f, f in [-0.5, 0.5], from its degree-6 Taylor polynomial (relative error < 2e-7,
@@ -38,13 +39,12 @@ interface Buffers extends TrainState {
 let bufs: Buffers | null = null;
 /** Counts the JavaScript forward passes that filled `bufs` and its reallocations (the kernel counts its own). */
 let jsGeneration = 0;
-/** Scratch of the custom op, kept between batches of the same shape. The per-step state (act, c, h, tc, z) only where the JavaScript forward pass needs it. */
-function buffers(B: number, T: number, H: number, withState: boolean): Buffers {
-  const key = `${B}x${T}x${H}x${withState}`;
+/** Scratch and per-step state of the JavaScript path, kept between batches of the same shape. */
+function buffers(B: number, T: number, H: number): Buffers {
+  const key = `${B}x${T}x${H}`;
   if (!bufs || bufs.key !== key) {
     const G = 4 * H;
-    const n = (len: number) => new Float32Array(withState ? len : 0);
-    bufs = { key, act: n(T * B * G), c: n((T + 1) * B * H), h: n((T + 1) * B * H), z: n(B * G), dz: new Float32Array(T * B * G), tc: n((T + 1) * B * H) };
+    bufs = { key, act: new Float32Array(T * B * G), c: new Float32Array((T + 1) * B * H), h: new Float32Array((T + 1) * B * H), z: new Float32Array(B * G), dz: new Float32Array(T * B * G), tc: new Float32Array((T + 1) * B * H) };
     jsGeneration++; // whatever state the old buffers held is gone
   }
   return bufs;
@@ -156,10 +156,6 @@ function matMulInto(tf: Tf, src: Float32Array, rows: number, cols: number, w: TF
   p.dispose();
 }
 
-function transposeInto(src: Float32Array, rows: number, cols: number, dst: Float32Array): void {
-  for (let r = 0; r < rows; r++) for (let q = 0; q < cols; q++) dst[q * rows + r] = src[r * cols + q];
-}
-
 function lstmCore(tf: Tf, mode: 'gx' | 'scalar', inputs: TF.Tensor[]): TF.Tensor {
   const op = tf.customGrad(((...args: TF.Tensor[]): { value: TF.Tensor; gradFunc: (dy: TF.Tensor) => TF.Tensor[] } => {
     const scalar = mode === 'scalar';
@@ -171,12 +167,12 @@ function lstmCore(tf: Tf, mode: 'gx' | 'scalar', inputs: TF.Tensor[]): TF.Tensor
     const gxa = args[0].dataSync() as Float32Array; // gx (mode gx) or x (mode scalar)
     const av = scalar ? (args[1].dataSync() as Float32Array) : new Float32Array(0);
     const cv = scalar ? (args[2].dataSync() as Float32Array) : new Float32Array(0);
-    // the forward pass in the WebAssembly kernel when it loads, else the JavaScript gate loop
+    // both passes in the WebAssembly kernel when it loads, else the JavaScript gate loop
     const tk = kernelUnits(H) ? lstmTrainKernel() : null;
     const uData = tk ? (uT.dataSync() as Float32Array) : null;
     const forward = (): TrainState => {
       if (tk) return scalar ? tk.forward(gxa, B, T, 1, H, uData!, av, cv) : tk.forward(gxa, B, T, 0, H, uData!);
-      const k = buffers(B, T, H, true);
+      const k = buffers(B, T, H);
       const pre = new Float32Array(G);
       k.c.fill(0, 0, B * H);
       k.h.fill(0, 0, B * H);
@@ -196,7 +192,7 @@ function lstmCore(tf: Tf, mode: 'gx' | 'scalar', inputs: TF.Tensor[]): TF.Tensor
     const gradFunc = (dy: TF.Tensor) => {
       // one forward pass's state is kept (in the kernel's memory or the shared buffers): if another
       // forward pass ran since (a second application before the backward pass), compute it again
-      const st: TrainState = generation() !== forwardGeneration ? forward() : tk ? tk.state() : buffers(B, T, H, true);
+      const st = generation() === forwardGeneration ? state : forward();
       // gradients in the order of the op's inputs: (x, a, c0, u) or (gx, u)
       const grads = (du: TF.Tensor2D, da: Float32Array, dc0: Float32Array, dgx: Float32Array) =>
         scalar ? [tf.zerosLike(args[0]), tf.tensor2d(da, [1, G]), tf.tensor2d(dc0, [1, G]), du] : [tf.tensor3d(dgx, [B, T, G]), du];
@@ -206,7 +202,7 @@ function lstmCore(tf: Tf, mode: 'gx' | 'scalar', inputs: TF.Tensor[]): TF.Tensor
         const none = new Float32Array(0);
         return grads(tf.tensor2d(g.du, [H, G]), g.da ?? none, g.dc0 ?? none, g.dgx ?? none);
       }
-      const kk = buffers(B, T, H, true);
+      const kk = buffers(B, T, H); // st's own buffers, with the dz scratch
       const dh = Float32Array.from(dy.dataSync() as Float32Array);
       const dc = new Float32Array(B * H);
       const dgx = scalar ? new Float32Array(0) : new Float32Array(B * T * G);

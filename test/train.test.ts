@@ -62,7 +62,7 @@ test('backend choice: tfjs-node first, then wasm, then cpu; the reason is kept',
   await initBackend('auto');
 });
 
-test('FusedLSTM matches tf.layers.lstm: outputs and gradients on the same weights (seed and window; JavaScript and WebAssembly forward)', async () => {
+test('FusedLSTM matches tf.layers.lstm: outputs and gradients on the same weights (seed and window; JavaScript path and WebAssembly kernel)', async () => {
   const { tf } = await initBackend('auto');
   assert.ok(lstmTrainKernel(), 'training kernel loaded');
   // 6 units: the JavaScript gate loop (the kernels need a multiple of 8); 8 units: the kernels

@@ -1,6 +1,6 @@
 // Runs the WebAssembly SIMD LSTM kernels (src/kernels/lstmwat.ts): `lstm` for inference (h_T only,
-// no per-step state kept) and `lstm_train`, the forward pass of training, which keeps the gate
-// activations, c, tanh(c) and h of every step for the backward pass in src/fusedlstm.ts.
+// no per-step state kept), and for training `lstm_train`, the forward pass, which keeps the gate
+// activations, c, tanh(c) and h of every step, and `lstm_train_bwd`, the backward pass from them.
 // The module is compiled once per thread; inference and training each get their own instance (and
 // memory), which grows to the largest batch seen and is reused.
 import fs from 'node:fs';
@@ -37,8 +37,6 @@ export interface LstmTrainKernel {
   backward(dy: Float32Array): { du: Float32Array; da?: Float32Array; dc0?: Float32Array; dgx?: Float32Array };
   /** Counts forward calls: a backward pass checks that the state is still its own. */
   readonly generation: number;
-  /** Views of the last forward call's state (fresh views: the memory may have grown since). */
-  state(): TrainState;
 }
 
 /** Rows per inference call: bounds the module's memory. */
@@ -83,13 +81,18 @@ export function lstmKernel(): { kernel: LstmKernel | null; reason: string } {
 }
 
 let training: LstmTrainKernel | null | undefined;
-/** The training forward kernel, or null where the inference kernel is null too. */
+/** The training kernel (both passes), or null where the inference kernel is null too. */
 export function lstmTrainKernel(): LstmTrainKernel | null {
   if (training === undefined) {
     const c = compile();
     training = c.module ? trainKernel(instantiate(c.module)) : null;
   }
   return training;
+}
+
+/** dst[q][r] = src[r][q] for src [rows][cols]. */
+export function transposeInto(src: Float32Array, rows: number, cols: number, dst: Float32Array): void {
+  for (let r = 0; r < rows; r++) for (let q = 0; q < cols; q++) dst[q * rows + r] = src[r * cols + q];
 }
 
 /** Whether the kernels handle this unit count. */
@@ -144,18 +147,14 @@ function inferenceKernel(ex: Exports): LstmKernel {
 }
 
 function trainKernel(ex: Exports): LstmTrainKernel {
-  let last: { B: number; T: number; H: number; projected: boolean; xo: number; ao: number; co: number; to: number; ho: number; uto: number; end: number; A: number; S: number } | null = null;
-  const state = (): TrainState => {
-    if (!last) throw new Error('lstm kernel: no forward pass yet');
-    const view = (o: number, n: number) => new Float32Array(ex.memory.buffer, o, n);
-    return { act: view(last.ao, last.A), c: view(last.co, last.S), tc: view(last.to, last.S), h: view(last.ho, last.S) };
-  };
+  let last: { B: number; T: number; H: number; projected: boolean; xo: number; ao: number; co: number; to: number; ho: number; uto: number; end: number } | null = null;
+  // fresh views each time: the memory may have grown since
+  const view = (o: number, n: number) => new Float32Array(ex.memory.buffer, o, n);
   let generation = 0;
   return {
     get generation() {
       return generation;
     },
-    state,
     backward(dy) {
       if (!last) throw new Error('lstm kernel: no forward pass yet');
       const { B, T, H, projected } = last;
@@ -169,10 +168,9 @@ function trainKernel(ex: Exports): LstmTrainKernel {
       f.set(dy.subarray(0, B * H), (base + dyo) / 4);
       f.fill(0, (base + duo) / 4, (base + dco) / 4 + G); // du, da, dc0 accumulate
       ex.lstm_train_bwd(projected ? 0 : 1, B, T, H, last.xo, last.ao, last.co, last.to, last.ho, last.uto, base + dyo, base + duo, base + dgo, base + dao, base + dco, base + so);
-      const view = (o: number, n: number) => new Float32Array(ex.memory.buffer, base + o, n);
-      const du = view(duo, H * G).slice();
-      if (projected) return { du, da: view(dao, G).slice(), dc0: view(dco, G).slice() };
-      return { du, dgx: view(dgo, B * T * G) };
+      const du = view(base + duo, H * G).slice();
+      if (projected) return { du, da: view(base + dao, G).slice(), dc0: view(base + dco, G).slice() };
+      return { du, dgx: view(base + dgo, B * T * G) };
     },
     forward(x, B, T, P, H, u, w, bias) {
       checkUnits(H);
@@ -196,10 +194,10 @@ function trainKernel(ex: Exports): LstmTrainKernel {
       f.fill(0, ho / 4, ho / 4 + B * H); // h_0 = 0
       ex.lstm_train(projected ? 0 : 1, B, T, projected ? P : 0, H, xo, wo, bo, uo, ao, co, to, ho, so);
       // U transposed [4H][H], for the backward pass's dz·Uᵀ
-      for (let k = 0; k < H; k++) for (let j = 0; j < G; j++) f[uto / 4 + j * H + k] = u[k * G + j];
-      last = { B, T, H, projected, xo, ao, co, to, ho, uto, end, A: T * B * G, S };
+      transposeInto(u, H, G, f.subarray(uto / 4, uto / 4 + G * H));
+      last = { B, T, H, projected, xo, ao, co, to, ho, uto, end };
       generation++;
-      return state();
+      return { act: view(ao, T * B * G), c: view(co, S), tc: view(to, S), h: view(ho, S) };
     },
   };
 }

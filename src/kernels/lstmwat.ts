@@ -1,6 +1,8 @@
-// The LSTM inference kernel in WebAssembly text (SIMD, 4 float32 lanes), generated here and compiled
-// to dist/src/kernels/lstm.wasm by `npm run build` (src/kernels/build.ts, with wabt). Generated rather
+// The LSTM kernels in WebAssembly text (SIMD, 4 float32 lanes), generated here and compiled to
+// dist/src/kernels/lstm.wasm by `npm run build` (src/kernels/build.ts, with wabt). Generated rather
 // than hand-written so that the unrolled parts (8 accumulators, the inlined exp) have one source each.
+// Three functions: lstm (inference, below), lstm_train and lstm_train_bwd (training's two passes,
+// described at lstmFunction and backwardFunction).
 //
 // Exported: lstm(B, T, P, H, x, w, bias, u, out, scratch) -> writes h_T [B][H] at out. Pointers are
 // byte offsets into the module's memory, all 16-byte aligned; H must be a multiple of 8.
@@ -65,6 +67,8 @@ function products(name: string, count: string, vec: string, mat: string, stride 
 
 const I32 = (names: string[]) => names.map((n) => `(local $${n} i32)`).join(' ');
 const V128 = (names: string[]) => names.map((n) => `(local $${n} v128)`).join(' ');
+/** byte offset of gate k (i, f, g, o = 0..3) of units q.. in a row of 4H floats at base local `base` */
+const gateAt = (base: string, k: number) => `(i32.add ${at(base, get('q'))} (i32.mul ${get('H')} (i32.const ${4 * k})))`;
 /** byte offset of row b's vector of `width` floats at step `step` in an array [steps][B][width] */
 const stepRow = (base: string, step: string, width: string) => `(i32.add ${get(base)} (i32.shl (i32.mul (i32.add (i32.mul ${step} ${get('B')}) ${get('b')}) ${width}) (i32.const 2)))`;
 
@@ -80,8 +84,7 @@ function lstmFunction(train: boolean): string {
   const init = each((m) => `(local.set $acc${m} (v128.load offset=${m * 16} ${get('bp')}))`);
   const initGiven = each((m) => `(local.set $acc${m} (v128.load offset=${m * 16} ${get('gp')}))`);
   const store = each((m) => `(v128.store offset=${m * 16} ${get('pp')} ${get(`acc${m}`)})`);
-  const gate = (k: number) => `(v128.load offset=0 ${k === 0 ? get('pp') : `(i32.add ${get('pp')} (i32.mul ${get('H')} (i32.const ${4 * k})))`})`;
-  const actAt = (k: number) => `(i32.add ${at('ap', get('q'))} (i32.mul ${get('H')} (i32.const ${4 * k})))`;
+  const gate = (k: number) => `(v128.load ${gateAt('prep', k)})`;
   const params = train
     ? '(param $mode i32) (param $B i32) (param $T i32) (param $P i32) (param $H i32) (param $x i32) (param $w i32) (param $bias i32) (param $u i32) (param $act i32) (param $cc i32) (param $tcs i32) (param $hh i32) (param $scr i32)'
     : '(param $B i32) (param $T i32) (param $P i32) (param $H i32) (param $x i32) (param $w i32) (param $bias i32) (param $u i32) (param $out i32) (param $scr i32)';
@@ -134,7 +137,6 @@ function lstmFunction(train: boolean): string {
         (local.set $q (i32.const 0))
         (block $units_done (loop $units
           (br_if $units_done (i32.ge_u ${get('q')} ${get('H')}))
-          (local.set $pp ${at('prep', get('q'))})
           ${sigmoid(gate(0), 'i')}
           ${sigmoid(gate(1), 'f')}
           ${tanh(gate(2), 'g')}
@@ -146,10 +148,10 @@ function lstmFunction(train: boolean): string {
           ${
             train
               ? `(v128.store ${at('tn', get('q'))} ${get('tc')})
-          (v128.store ${actAt(0)} ${get('i')})
-          (v128.store ${actAt(1)} ${get('f')})
-          (v128.store ${actAt(2)} ${get('g')})
-          (v128.store ${actAt(3)} ${get('o')})`
+          (v128.store ${gateAt('ap', 0)} ${get('i')})
+          (v128.store ${gateAt('ap', 1)} ${get('f')})
+          (v128.store ${gateAt('ap', 2)} ${get('g')})
+          (v128.store ${gateAt('ap', 3)} ${get('o')})`
               : ''
           }
           (local.set $q (i32.add ${get('q')} (i32.const 4)))
@@ -177,7 +179,6 @@ function backwardFunction(): string {
   const BACC = 2;
   const init = each((m) => `(local.set $acc${m} (v128.const i32x4 0 0 0 0))`, BACC);
   const store = each((m) => `(v128.store offset=${m * 16} ${at('dh', get('j'))} ${get(`acc${m}`)})`, BACC);
-  const gateAt = (base: string, k: number) => `(i32.add ${at(base, get('q'))} (i32.mul ${get('H')} (i32.const ${4 * k})))`;
   const one = splat(1);
   return `
   (func (export "lstm_train_bwd") (param $mode i32) (param $B i32) (param $T i32) (param $H i32) (param $x i32) (param $act i32) (param $cc i32) (param $tcs i32) (param $hh i32) (param $ut i32) (param $dy i32) (param $du i32) (param $dgx i32) (param $da i32) (param $dc0 i32) (param $scr i32)

@@ -12,9 +12,9 @@ import { runParse, runShard, runStage } from './stagecli.js';
 import { scaleDir, startScaleWorkers } from '../stages/scale.js';
 import { accountingOf } from './prep.js';
 import { inspectText } from './inspect.js';
-import { readManifest, PASS1 } from './manifest.js';
+import { readManifest, PASS1, SCALER_METHODS, type ScalerMethod } from './manifest.js';
 import { synthCsv } from './synth.js';
-import { train, evalRun } from './train.js';
+import { train, evalRun, TRAIN_DEFAULTS, MONITORS, OPTIMIZERS, LR_SCHEDULES, type Monitor, type OptimizerName, type LrSchedule } from './train.js';
 import { predict } from './predict.js';
 import { writeReport } from './report.js';
 import { reportText } from './metrics.js';
@@ -105,7 +105,8 @@ export async function main(argv = hideBin(process.argv)): Promise<void> {
           .options(stageOpts)
           .option('strict', { type: 'boolean', describe: 'stop at the first malformed row instead of quarantining it' })
           .option('shard-rows', { type: 'number', default: 65536 })
-          .option('log1p', { type: 'boolean', describe: 'signed log1p before min-max on the heavy-tailed byte/packet columns (config scale.log1p)' })
+          .option('scaler', { choices: SCALER_METHODS, describe: 'fitted on train: log-standard (default: signed log1p, then mean/std), log-minmax, minmax (the seed\'s)' })
+          .option('log1p', { type: 'boolean', describe: 'with --scaler minmax: signed log1p first on the heavy-tailed byte/packet columns (config scale.log1p)' })
           .option('clip', { type: 'boolean', default: true, describe: 'clip val/test values outside the train range to [0,1] (--no-clip keeps them)' })
           .option('delimiter', { type: 'string', default: ',' })
           .option('progress', { type: 'boolean', describe: 'progress line (default: on when stderr is a TTY)' })
@@ -127,6 +128,7 @@ export async function main(argv = hideBin(process.argv)): Promise<void> {
             ratios: ratios(a.ratios as string),
             shardRows: a['shard-rows'] as number,
             log1p: a.log1p as boolean,
+            scaler: a.scaler as ScalerMethod | undefined,
             clip: a.clip as boolean,
             sanitize: sanitizePolicy(a),
             delimiter: a.delimiter as string,
@@ -168,8 +170,8 @@ export async function main(argv = hideBin(process.argv)): Promise<void> {
     .command(
       'shard',
       'stage 8 / pass 1: NDJSON from split -> unscaled shards + pass1.json',
-      (c: Argv) => c.option('out', { alias: 'o', type: 'string', demandOption: true }).option('shard-rows', { type: 'number', default: 65536 }).option('log1p', { type: 'boolean' }).option('clip', { type: 'boolean', default: true }),
-      (a) => run(a as unknown as Common, (log) => runShard(loadConfig(a.config as string), { out: a.out as string, shardRows: a['shard-rows'] as number, log1p: a.log1p as boolean, clip: a.clip as boolean }, log)),
+      (c: Argv) => c.option('out', { alias: 'o', type: 'string', demandOption: true }).option('shard-rows', { type: 'number', default: 65536 }).option('scaler', { choices: SCALER_METHODS, describe: 'the scaler pass 2 fits on train (default log-standard)' }).option('log1p', { type: 'boolean' }).option('clip', { type: 'boolean', default: true }),
+      (a) => run(a as unknown as Common, (log) => runShard(loadConfig(a.config as string), { out: a.out as string, shardRows: a['shard-rows'] as number, log1p: a.log1p as boolean, scaler: a.scaler as ScalerMethod | undefined, clip: a.clip as boolean }, log)),
     )
     .command(
       'scale <dir>',
@@ -207,15 +209,18 @@ export async function main(argv = hideBin(process.argv)): Promise<void> {
         c
           .option('shards', { alias: 's', type: 'string', demandOption: true, describe: 'shard folder written by prep' })
           .option('out', { alias: 'o', type: 'string', demandOption: true, describe: 'run folder' })
-          .option('model', { choices: ['seed', 'window'], default: 'seed', describe: 'seed: F features as F steps; window: W flows x F features' })
-          .option('units', { type: 'number', default: 32 })
-          .option('project', { type: 'number', default: 32, describe: 'per-step projection width (seed model)' })
-          .option('window', { type: 'number', default: 8, describe: 'flows per example (window model)' })
-          .option('lr', { type: 'number', default: 0.001, describe: 'RMSprop learning rate' })
-          .option('batch-size', { alias: 'b', type: 'number', default: 64 })
-          .option('epochs', { alias: 'e', type: 'number', default: 10 })
-          .option('patience', { type: 'number', default: 2, describe: 'epochs without a better val_loss before stopping' })
-          .option('class-weights', { choices: ['none', 'auto'], default: 'none' })
+          .option('model', { choices: ['seed', 'window'], default: TRAIN_DEFAULTS.model, describe: 'seed: F features as F steps; window: W flows x F features' })
+          .option('units', { type: 'number', default: TRAIN_DEFAULTS.units, describe: 'LSTM units' })
+          .option('project', { type: 'number', default: TRAIN_DEFAULTS.project, describe: 'per-step projection width (seed model)' })
+          .option('window', { type: 'number', default: TRAIN_DEFAULTS.window, describe: 'flows per example (window model)' })
+          .option('lr', { type: 'number', default: TRAIN_DEFAULTS.learning_rate, describe: 'initial learning rate' })
+          .option('optimizer', { choices: OPTIMIZERS, default: TRAIN_DEFAULTS.optimizer })
+          .option('lr-schedule', { choices: LR_SCHEDULES, default: TRAIN_DEFAULTS.lr_schedule, describe: 'plateau: halve the rate after a third of --patience epochs without improvement' })
+          .option('batch-size', { alias: 'b', type: 'number', default: TRAIN_DEFAULTS.batch_size })
+          .option('epochs', { alias: 'e', type: 'number', default: TRAIN_DEFAULTS.epochs, describe: 'at most this many epochs' })
+          .option('patience', { type: 'number', default: TRAIN_DEFAULTS.patience, describe: 'epochs without a better --monitor value before stopping' })
+          .option('monitor', { choices: MONITORS, default: TRAIN_DEFAULTS.monitor, describe: 'what early stopping, the best checkpoint and the schedule watch' })
+          .option('class-weights', { choices: ['none', 'auto'], default: TRAIN_DEFAULTS.class_weights, describe: 'auto: n / (classes × n_class), capped at 100' })
           .option('max-benign-ratio', { type: 'number', describe: 'per epoch, keep BENIGN rows at most R x the other rows' })
           .option('seed', { type: 'number', default: 1 })
           .option('backend', { choices: ['auto', 'tensorflow', 'wasm', 'cpu'], default: 'auto' })
@@ -245,6 +250,9 @@ export async function main(argv = hideBin(process.argv)): Promise<void> {
             batchSize: a['batch-size'] as number,
             epochs: a.epochs as number,
             patience: a.patience as number,
+            monitor: a.monitor as Monitor,
+            optimizer: a.optimizer as OptimizerName,
+            lrSchedule: a['lr-schedule'] as LrSchedule,
             classWeights: a['class-weights'] as 'auto',
             maxBenignRatio: a['max-benign-ratio'] as number | undefined,
             seed: a.seed as number,

@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
+import type { ScalerMethod } from './manifest.js';
 
 export type NanPolicy = 'zero' | 'drop' | 'quarantine';
 export type InfPolicy = 'train_max' | 'train_min' | 'zero' | 'drop' | 'quarantine';
@@ -31,7 +32,7 @@ export interface DatasetConfig {
   merged_labels: Record<string, string>;
   attempted: { suffix_key: string; default_policy: 'benign' | 'attack' | 'drop'; policies: string[] };
   split: { train: number; val: number; test: number };
-  scale: { method: 'minmax'; clip: boolean; log1p: string[] };
+  scale: { method: ScalerMethod; clip: boolean; log1p: string[] };
   sanitize: { default: SanitizePolicy; columns: Record<string, Partial<SanitizePolicy>> };
   /** The raw 85-column header of the original TrafficLabelling files (synth writes it). */
   trafficlabelling_header: string[];

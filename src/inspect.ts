@@ -8,11 +8,24 @@ function pad(s: string, w: number, right = false): string {
   return right ? s.padStart(w) : s.padEnd(w);
 }
 
+/** One phrase for the scaler, e.g. 'log-standard on train (signed log1p, then mean/std), val/test clipped to the train range'. */
+export function scalerText(m: Pick<Manifest, 'scaler' | 'num_features'>): string {
+  const sc = m.scaler;
+  const how =
+    sc.method === 'log-standard'
+      ? 'log-standard on train (signed log1p, then mean/std)'
+      : sc.method === 'log-minmax'
+        ? 'log-minmax on train (signed log1p, then min-max)'
+        : `min-max on train${sc.log1p.length ? ` (log1p on ${sc.log1p.length} features)` : ''}`;
+  const clip = sc.clip ? (sc.method === 'log-standard' ? ', val/test clipped to the train range' : ', val/test clipped to [0,1]') : '';
+  return how + clip;
+}
+
 export function inspectText(dir: string, m: Manifest = readManifest(dir)): string {
   const out: string[] = [];
   const a = m.accounting;
   out.push(`shards    ${dir}  (flowtensor ${m.flowtensor_version}, data set ${m.dataset})`);
-  out.push(`features  ${m.num_features}   classes ${m.num_classes}   rows per shard ${n(m.shard_rows)}   scaler min-max on train${m.scaler.log1p.length ? ` (log1p on ${m.scaler.log1p.length} features)` : ''}${m.scaler.clip ? ', val/test clipped to [0,1]' : ''}`);
+  out.push(`features  ${m.num_features}   classes ${m.num_classes}   rows per shard ${n(m.shard_rows)}   scaler ${scalerText(m)}`);
   // feature names in column order, wrapped
   let fl = 'columns  ';
   const flines: string[] = [];

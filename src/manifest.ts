@@ -5,11 +5,14 @@ import crypto from 'node:crypto';
 import { UserError } from './errors.js';
 import type { Counts, SplitName } from './batch.js';
 import { writeFileAtomic } from './atomic.js';
+import type { MomentsJson } from './moments.js';
 
 export const MANIFEST = 'manifest.json';
 export const PASS1 = 'pass1.json';
 export const FORMAT = 'flowtensor-shards';
-export const FORMAT_VERSION = 1;
+export const FORMAT_VERSION = 2;
+/** Manifest format versions this code reads (1: min-max scalers only). */
+export const READS_FORMAT_VERSIONS = [1, 2];
 
 export interface ShardInfo {
   file: string; // relative to the folder, e.g. train/shard-00000.safetensors
@@ -25,17 +28,31 @@ export interface SplitInfo {
   shards: ShardInfo[];
 }
 
+export type ScalerMethod = 'minmax' | 'log-minmax' | 'log-standard';
+export const SCALER_METHODS: ScalerMethod[] = ['log-standard', 'log-minmax', 'minmax'];
+
 export interface ScalerStats {
-  method: 'minmax';
+  /**
+   * minmax: y = (t - t_min) / (t_max - t_min); log-minmax: the same after a signed log1p of every
+   * feature; log-standard: y = (t - mean) / std of the signed log1p over train (format 2).
+   */
+  method: ScalerMethod;
   fitted_on: 'train';
   clip: boolean;
+  /** Features that get the signed log1p first: t = sign(x)·log1p(|x|); others t = x. */
   log1p: string[];
   /** Per feature, over finite train values (float32-rounded), before log1p. */
   min: number[];
   max: number[];
-  /** Per feature, after the optional log1p: scaled = (t(x) - t_min) / (t_max - t_min). */
+  /** Per feature, after the optional log1p. */
   t_min: number[];
   t_max: number[];
+  /** Per feature (format 2): y = (t - center) / scale; scale 1 for a feature constant in train. */
+  center?: number[];
+  scale?: number[];
+  /** Per feature (format 2): with clip, y is clipped to [y_min, y_max] (the train range; [0, 1] for min-max). */
+  y_min?: number[];
+  y_max?: number[];
   /** +Infinity / -Infinity replacement per feature: 'train_max' | 'train_min' | 'zero'. */
   posinf: string[];
   neginf: string[];
@@ -50,6 +67,10 @@ export interface Pass1 {
   shard_rows: number;
   raw_min: number[];
   raw_max: number[];
+  /** The scaler pass 2 fits (absent in folders from before format 2: minmax). */
+  scaler?: ScalerMethod;
+  /** Exact moments of the signed log1p of finite train values (log-standard). */
+  moments?: MomentsJson;
   posinf: string[];
   neginf: string[];
   log1p: string[];
@@ -115,7 +136,7 @@ export function readManifest(dir: string, opts: { verify?: 'size' | 'sha256' } =
     throw new UserError(`${file}: not valid JSON (${(e as Error).message})`);
   }
   if (m.format !== FORMAT) throw new UserError(`${file}: not a flowtensor manifest (format ${JSON.stringify(m.format)})`);
-  if (m.format_version !== FORMAT_VERSION) throw new UserError(`${file}: format version ${m.format_version}, this flowtensor reads ${FORMAT_VERSION}`);
+  if (!READS_FORMAT_VERSIONS.includes(m.format_version)) throw new UserError(`${file}: format version ${m.format_version}, this flowtensor reads ${READS_FORMAT_VERSIONS.join(' and ')}`);
   if (!Array.isArray(m.features) || m.features.length !== m.num_features) throw new UserError(`${file}: features do not match num_features`);
   if (!Array.isArray(m.labels) || m.labels.length !== m.num_classes) throw new UserError(`${file}: labels do not match num_classes`);
   for (const [split, info] of Object.entries(m.splits)) {

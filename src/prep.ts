@@ -20,7 +20,7 @@ import { addCounts, sortCounts, type Counts } from './batch.js';
 import { loadConfig, packageVersion, type DatasetConfig, type SanitizePolicy } from './config.js';
 import { expandInputs } from './inputs.js';
 import { rejectSink } from './rejects.js';
-import { PASS1, writeJsonAtomic, type Manifest, type Pass1 } from './manifest.js';
+import { PASS1, writeJsonAtomic, type Manifest, type Pass1, type ScalerMethod } from './manifest.js';
 import { Progress, silentLogger, type Logger } from './log.js';
 import { errorFrom, workerExecArgv, type ErrorData } from './errors.js';
 
@@ -37,6 +37,8 @@ export interface PrepOptions {
   shardRows?: number;
   batchSize?: number;
   log1p?: boolean;
+  /** Scaler fitted on train in pass 2 (default: the config's scale.method). */
+  scaler?: ScalerMethod;
   clip?: boolean;
   sanitize?: Partial<SanitizePolicy>;
   maxLineBytes?: number;
@@ -206,11 +208,13 @@ export async function prep(opts: PrepOptions): Promise<Manifest> {
   });
   const spec = featureSpec(cfg, front.filter.columns);
   const splitter = createSplit({ ratios: opts.ratios ?? cfg.split, dedupe: opts.dedupe, columns: spec.features });
+  const scaler = opts.scaler ?? cfg.scale.method;
   const writer = new ShardWriter({
     dir: opts.out,
     features: spec.features,
     labels: front.labels.vocab,
     shardRows: opts.shardRows,
+    logMoments: scaler === 'log-standard',
     onShard: (s) => log.debug({ shard: s.file, rows: s.rows }, 'shard written (unscaled)'),
   });
 
@@ -328,7 +332,8 @@ export async function prep(opts: PrepOptions): Promise<Manifest> {
     shard_rows: writer.shardRows,
     raw_min: Array.from(writer.min),
     raw_max: Array.from(writer.max),
-    ...scaleSettings(cfg, spec.features, (f) => front.sanitize.policyFor(f), !!opts.log1p),
+    moments: writer.moments?.toJSON(),
+    ...scaleSettings(cfg, spec.features, (f) => front.sanitize.policyFor(f), !!opts.log1p, scaler),
     clip: opts.clip ?? cfg.scale.clip,
     splits,
     stages: sortCounts({ parse: parseTotals, ...stageTotals, split: splitter.counts }),
@@ -343,6 +348,7 @@ export async function prep(opts: PrepOptions): Promise<Manifest> {
       attempted: opts.attempted ?? cfg.attempted.default_policy,
       ratios: opts.ratios ?? cfg.split,
       log1p: !!opts.log1p,
+      scaler,
       inputs: files.map((f) => path.basename(f)),
       duplicate_inputs: duplicates.length,
     },

@@ -14,7 +14,7 @@ import { addCounts, sortCounts, type Counts } from './batch.js';
 import type { DatasetConfig, SanitizePolicy } from './config.js';
 import { isMeta, ndjsonDecodeStream, ndjsonEncodeStream, stageStream, type Item, type Meta } from './ndjson.js';
 import { openInput, expandInputs } from './inputs.js';
-import { PASS1, writeJsonAtomic, type Pass1 } from './manifest.js';
+import { PASS1, writeJsonAtomic, type Pass1, type ScalerMethod } from './manifest.js';
 import { packageVersion } from './config.js';
 import type { Logger } from './log.js';
 import { rejectSink } from './rejects.js';
@@ -108,10 +108,11 @@ export async function runStage(cfg: DatasetConfig, stage: string, o: StageCliOpt
 }
 
 /** `shard --out DIR`: the end of the stage pipe; writes unscaled shards and pass1.json. */
-export async function runShard(cfg: DatasetConfig, o: { out: string; shardRows?: number; log1p?: boolean; clip?: boolean }, log: Logger): Promise<void> {
+export async function runShard(cfg: DatasetConfig, o: { out: string; shardRows?: number; log1p?: boolean; scaler?: ScalerMethod; clip?: boolean }, log: Logger): Promise<void> {
   let writer: ShardWriter | null = null;
   let features: string[] = [];
   const metas: Record<string, Meta['_meta']> = {};
+  const scaler = o.scaler ?? cfg.scale.method;
   let rows = 0;
   const sink = new Writable({
     objectMode: true,
@@ -124,7 +125,7 @@ export async function runShard(cfg: DatasetConfig, o: { out: string; shardRows?:
         if (!x.split || !x.label) throw new Error('shard reads the output of `split` (rows need _label_id and _split)');
         if (!writer) {
           features = x.order ?? [...x.num.keys()];
-          writer = new ShardWriter({ dir: o.out, features, labels: cfg.classes, shardRows: o.shardRows });
+          writer = new ShardWriter({ dir: o.out, features, labels: cfg.classes, shardRows: o.shardRows, logMoments: scaler === 'log-standard' });
         }
         writer.add(x);
         rows += x.n;
@@ -151,14 +152,15 @@ export async function runShard(cfg: DatasetConfig, o: { out: string; shardRows?:
     shard_rows: w.shardRows,
     raw_min: Array.from(w.min),
     raw_max: Array.from(w.max),
+    moments: w.moments?.toJSON(),
     // the sanitize stage's policy, with the config's per-column overrides as prep applies them
-    ...scaleSettings(cfg, features, (f) => ({ ...pol, ...cfg.sanitize.columns[f] }), !!o.log1p),
+    ...scaleSettings(cfg, features, (f) => ({ ...pol, ...cfg.sanitize.columns[f] }), !!o.log1p, scaler),
     clip: o.clip ?? cfg.scale.clip,
     splits,
     stages: sortCounts(stages),
     examples: (metas.sanitize?.examples as Record<string, unknown>) ?? {},
     sources: (metas.parse?.sources as unknown[]) ?? [],
-    options: { config: cfg.name, via: 'stage commands', log1p: !!o.log1p },
+    options: { config: cfg.name, via: 'stage commands', log1p: !!o.log1p, scaler },
   };
   writeJsonAtomic(path.join(o.out, PASS1), p1);
   log.info({ rows, out: o.out, train: splits.train.rows, val: splits.val.rows, test: splits.test.rows }, 'pass 1 done: unscaled shards written; run `flowtensor scale` next');

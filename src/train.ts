@@ -28,6 +28,11 @@ export interface TrainOptions {
   batchSize?: number;
   epochs?: number;
   patience?: number;
+  /** What early stopping, the best checkpoint and the learning-rate schedule watch. */
+  monitor?: Monitor;
+  optimizer?: OptimizerName;
+  /** plateau: halve the learning rate after a third of `patience` epochs without improvement; constant: never. */
+  lrSchedule?: LrSchedule;
   classWeights?: 'auto' | 'none';
   maxBenignRatio?: number;
   seed?: number;
@@ -42,12 +47,39 @@ export interface TrainOptions {
   stop?: { requested: boolean };
 }
 
+export type Monitor = 'val_loss' | 'val_macro_f1';
+export type OptimizerName = 'adam' | 'rmsprop';
+export type LrSchedule = 'plateau' | 'constant';
+export const MONITORS: Monitor[] = ['val_macro_f1', 'val_loss'];
+export const OPTIMIZERS: OptimizerName[] = ['adam', 'rmsprop'];
+export const LR_SCHEDULES: LrSchedule[] = ['plateau', 'constant'];
+
+/** Training defaults, chosen by measurement on the real samples (docs/RESULTS.md). */
+export const TRAIN_DEFAULTS = {
+  model: 'seed' as ModelKind,
+  units: 32,
+  project: 32,
+  window: 8,
+  learning_rate: 0.003,
+  batch_size: 128,
+  epochs: 40,
+  patience: 8,
+  monitor: 'val_macro_f1' as Monitor,
+  optimizer: 'rmsprop' as OptimizerName,
+  lr_schedule: 'plateau' as LrSchedule,
+  class_weights: 'auto' as 'auto' | 'none',
+};
+
 export interface EpochMetrics {
   epoch: number;
   loss: number;
   acc: number;
   val_loss: number;
   val_acc: number;
+  /** Macro-F1 over the classes present in val (as scikit-learn), the headline metric. */
+  val_macro_f1: number;
+  /** Learning rate used in this epoch. */
+  lr: number;
   samples_per_s: number;
   seconds: number;
   samples: number;
@@ -64,10 +96,22 @@ export interface TrainResult {
 
 interface State {
   epoch: number; // last completed epoch (1-based)
-  best_val_loss: number;
+  /** Best value of the monitored metric so far (null in JSON for none yet). */
+  best: number | null;
+  /** val_loss at the best epoch: breaks ties of val_macro_f1. */
+  best_val_loss: number | null;
   best_epoch: number;
   bad_epochs: number;
+  /** Learning rate for the next epoch. */
+  lr: number;
   stopped_early: boolean;
+}
+
+/** Whether an epoch's result beats the best so far: a higher macro-F1 (a tie with a lower val_loss), or a lower val_loss. */
+export function improves(monitor: Monitor, s: Pick<State, 'best' | 'best_val_loss'>, e: Pick<EpochMetrics, 'val_loss' | 'val_macro_f1'>): boolean {
+  if (s.best === null) return true;
+  if (monitor === 'val_loss') return e.val_loss < s.best;
+  return e.val_macro_f1 > s.best || (e.val_macro_f1 === s.best && s.best_val_loss !== null && e.val_loss < s.best_val_loss);
 }
 
 /** Class weights from the manifest's train counts: n / (k * n_c), capped at 100. */
@@ -89,9 +133,9 @@ function weightedCE(tf: Tf, weights: number[]) {
     });
 }
 
-function compile(tf: Tf, model: TF.LayersModel, lr: number, weights: number[] | null): void {
+function compile(tf: Tf, model: TF.LayersModel, lr: number, weights: number[] | null, optimizer: OptimizerName): void {
   model.compile({
-    optimizer: tf.train.rmsprop(lr),
+    optimizer: optimizer === 'adam' ? tf.train.adam(lr) : tf.train.rmsprop(lr),
     loss: weights ? weightedCE(tf, weights) : 'sparseCategoricalCrossentropy',
     metrics: [weights ? tf.metrics.categoricalAccuracy : tf.metrics.sparseCategoricalAccuracy],
   });
@@ -199,19 +243,27 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     // a resumed run keeps its settings, except how long it may go on
     if (o.epochs !== undefined) config.epochs = o.epochs;
     if (o.patience !== undefined) config.patience = o.patience;
+    // runs from before these settings existed trained this way
+    config.monitor ??= 'val_loss';
+    config.optimizer ??= 'rmsprop';
+    config.lr_schedule ??= 'constant';
     if (config.shards_features && JSON.stringify(config.shards_features) !== JSON.stringify(m.features)) throw new UserError(`${o.shards}: features differ from the run being resumed`);
   } else {
-    const kind = o.model ?? 'seed';
+    const d = TRAIN_DEFAULTS;
+    const kind = o.model ?? d.model;
     config = {
       model: kind,
-      units: o.units ?? 32,
-      project: o.project ?? 32,
-      window: kind === 'window' ? (o.window ?? 8) : 1,
-      learning_rate: o.learningRate ?? 0.001,
-      batch_size: o.batchSize ?? 64,
-      epochs: o.epochs ?? 10,
-      patience: o.patience ?? 2,
-      class_weights: o.classWeights ?? 'none',
+      units: o.units ?? d.units,
+      project: o.project ?? d.project,
+      window: kind === 'window' ? (o.window ?? d.window) : 1,
+      learning_rate: o.learningRate ?? d.learning_rate,
+      batch_size: o.batchSize ?? d.batch_size,
+      epochs: o.epochs ?? d.epochs,
+      patience: o.patience ?? d.patience,
+      monitor: o.monitor ?? d.monitor,
+      optimizer: o.optimizer ?? d.optimizer,
+      lr_schedule: o.lrSchedule ?? d.lr_schedule,
+      class_weights: o.classWeights ?? d.class_weights,
       max_benign_ratio: o.maxBenignRatio ?? null,
       seed: o.seed ?? 1,
       buffer_size: o.bufferSize ?? 65536,
@@ -247,22 +299,29 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     std = await loadModel(tf, ckpt);
     model = buildFused(tf, spec);
     copyWeights(std, model);
-    compile(tf, model, config.learning_rate as number, weights);
+    compile(tf, model, config.learning_rate as number, weights, config.optimizer as OptimizerName);
     await loadOptimizer(tf, model, ckpt);
     state = JSON.parse(fs.readFileSync(path.join(ckpt, 'state.json'), 'utf8'));
     state.stopped_early = false; // asked to go on
-    if (state.best_val_loss === null) state.best_val_loss = Infinity; // JSON has no Infinity
+    // states written before the monitor existed watched val_loss
+    if (state.best === undefined) state.best = state.best_val_loss;
+    state.lr ??= config.learning_rate as number;
     log.info({ run, from: path.basename(ckpt), epoch: state.epoch }, 'resuming');
   } else {
     std = buildModel(tf, spec);
     model = buildFused(tf, spec); // the same network and weights, computed by FusedLSTM (src/fusedlstm.ts)
     copyWeights(std, model);
-    compile(tf, model, config.learning_rate as number, weights);
-    state = { epoch: 0, best_val_loss: Infinity, best_epoch: 0, bad_epochs: 0, stopped_early: false };
+    compile(tf, model, config.learning_rate as number, weights, config.optimizer as OptimizerName);
+    state = { epoch: 0, best: null, best_val_loss: null, best_epoch: 0, bad_epochs: 0, lr: config.learning_rate as number, stopped_early: false };
     fs.rmSync(path.join(run, 'metrics.ndjson'), { force: true });
   }
   const epochs = config.epochs as number;
   const B = config.batch_size as number;
+  const monitor = config.monitor as Monitor;
+  const patience = config.patience as number;
+  // plateau schedule: halve the rate after a third of the patience without improvement
+  const reduceAfter = Math.max(1, Math.round(patience / 3));
+  const optimizer = model.optimizer as unknown as { learningRate: number };
   const metricsFile = path.join(run, 'metrics.ndjson');
   const history: EpochMetrics[] = [];
   const prog = new TrainProgress(o.progress ?? process.stderr.isTTY === true);
@@ -277,6 +336,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   let interrupted = false;
   while (state.epoch < epochs && !state.stopped_early) {
     const epoch = state.epoch + 1;
+    optimizer.learningRate = state.lr;
     const t0 = performance.now();
     let seen = 0;
     let lossSum = 0;
@@ -308,7 +368,8 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       break;
     }
     const val = await evaluateSplit(tf, model, o.shards, m, 'val', spec);
-    const em: EpochMetrics = { epoch, loss: lossSum / seen, acc: accSum / seen, val_loss: val.loss, val_acc: val.acc, samples_per_s: Math.round(seen / trainSeconds), seconds: +((performance.now() - t0) / 1000).toFixed(2), samples: seen };
+    const valF1 = val.confusion.report().macro_f1;
+    const em: EpochMetrics = { epoch, loss: lossSum / seen, acc: accSum / seen, val_loss: val.loss, val_acc: val.acc, val_macro_f1: valF1, lr: state.lr, samples_per_s: Math.round(seen / trainSeconds), seconds: +((performance.now() - t0) / 1000).toFixed(2), samples: seen };
     history.push(em);
     fs.appendFileSync(metricsFile, JSON.stringify(em) + '\n');
     log.info(em, 'epoch');
@@ -317,16 +378,20 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       tb.flush();
     }
     state.epoch = epoch;
-    if (val.loss < state.best_val_loss) {
-      state.best_val_loss = val.loss;
+    if (improves(monitor, state, em)) {
+      state.best = monitor === 'val_loss' ? em.val_loss : em.val_macro_f1;
+      state.best_val_loss = em.val_loss;
       state.best_epoch = epoch;
       state.bad_epochs = 0;
       await writeCheckpoint(tf, model, std, run, 'best', state, false);
     } else {
       state.bad_epochs++;
-      if (state.bad_epochs >= (config.patience as number)) {
+      if (state.bad_epochs >= patience) {
         state.stopped_early = true;
-        log.info({ epoch, best_epoch: state.best_epoch, patience: config.patience }, 'early stopping: val_loss stopped improving');
+        log.info({ epoch, best_epoch: state.best_epoch, patience, monitor }, `early stopping: ${monitor} stopped improving`);
+      } else if (config.lr_schedule === 'plateau' && state.bad_epochs % reduceAfter === 0) {
+        state.lr /= 2;
+        log.info({ epoch, lr: state.lr, monitor }, `learning rate halved: ${monitor} did not improve for ${reduceAfter} epochs`);
       }
     }
     await writeCheckpoint(tf, model, std, run, 'last', state, true);

@@ -10,7 +10,8 @@ import os from 'node:os';
 import { SPLITS, type SplitName } from '../src/batch.js';
 import { decodeSafetensors, encodeSafetensors } from '../src/safetensors.js';
 import { writeFileAtomic } from '../src/atomic.js';
-import { FORMAT, FORMAT_VERSION, MANIFEST, PASS1, safeJoin, writeJsonAtomic, type Manifest, type Pass1, type ScalerStats } from '../src/manifest.js';
+import { FORMAT, FORMAT_VERSION, MANIFEST, PASS1, safeJoin, writeJsonAtomic, type Manifest, type Pass1, type ScalerMethod, type ScalerStats } from '../src/manifest.js';
+import { meanStd, type MomentsJson } from '../src/moments.js';
 import { UserError, errorFrom, workerExecArgv, type ErrorData } from '../src/errors.js';
 import type { DatasetConfig, SanitizePolicy } from '../src/config.js';
 
@@ -18,34 +19,81 @@ export const slog1p = (x: number) => (x < 0 ? -Math.log1p(-x) : Math.log1p(x));
 
 /**
  * What pass 2 needs besides the statistics, decided before it: the ±Infinity replacement per feature
- * (from the sanitize policy, 'drop'/'quarantine' having removed those rows already) and the log1p columns.
+ * (from the sanitize policy, 'drop'/'quarantine' having removed those rows already) and the features
+ * that get the signed log1p (every feature for the log-* scalers; the config's heavy-tailed columns
+ * for min-max with --log1p).
  */
-export function scaleSettings(cfg: DatasetConfig, features: string[], policyFor: (feature: string) => SanitizePolicy, log1p: boolean): { posinf: string[]; neginf: string[]; log1p: string[] } {
+export function scaleSettings(cfg: DatasetConfig, features: string[], policyFor: (feature: string) => SanitizePolicy, log1p: boolean, method: ScalerMethod = 'minmax'): { posinf: string[]; neginf: string[]; log1p: string[]; scaler: ScalerMethod } {
   const pol = features.map(policyFor);
   return {
     posinf: pol.map((p) => (p.posinf === 'zero' ? 'zero' : p.posinf === 'train_min' ? 'train_min' : 'train_max')),
     neginf: pol.map((p) => (p.neginf === 'zero' ? 'zero' : p.neginf === 'train_max' ? 'train_max' : 'train_min')),
-    log1p: log1p ? cfg.scale.log1p.filter((c) => features.includes(c)) : [],
+    log1p: method !== 'minmax' ? [...features] : log1p ? cfg.scale.log1p.filter((c) => features.includes(c)) : [],
+    scaler: method,
   };
 }
 
-/** Build scaler statistics from train min/max. A feature with no finite train value gets min = max = 0. */
-export function fitScaler(features: string[], rawMin: ArrayLike<number>, rawMax: ArrayLike<number>, opts: { log1p: string[]; clip: boolean; posinf: string[]; neginf: string[] }): ScalerStats {
+/**
+ * Build scaler statistics from train min/max (and, for log-standard, the moments of the signed log1p).
+ * A feature with no finite train value gets min = max = 0.
+ */
+export function fitScaler(
+  features: string[],
+  rawMin: ArrayLike<number>,
+  rawMax: ArrayLike<number>,
+  opts: { log1p: string[]; clip: boolean; posinf: string[]; neginf: string[]; method?: ScalerMethod; moments?: MomentsJson },
+): ScalerStats {
+  const method = opts.method ?? 'minmax';
   const logSet = new Set(opts.log1p);
+  if (method === 'log-standard' && !opts.moments) throw new Error('fitScaler: log-standard needs the train moments from pass 1');
+  const ms = opts.moments ? meanStd(opts.moments) : null;
   const min: number[] = [];
   const max: number[] = [];
   const tMin: number[] = [];
   const tMax: number[] = [];
+  const center: number[] = [];
+  const scale: number[] = [];
+  const yMin: number[] = [];
+  const yMax: number[] = [];
   features.forEach((f, k) => {
     let lo = rawMin[k];
     let hi = rawMax[k];
     if (!(lo <= hi)) lo = hi = 0;
     min.push(lo);
     max.push(hi);
-    tMin.push(logSet.has(f) ? slog1p(lo) : lo);
-    tMax.push(logSet.has(f) ? slog1p(hi) : hi);
+    const tl = logSet.has(f) ? slog1p(lo) : lo;
+    const th = logSet.has(f) ? slog1p(hi) : hi;
+    tMin.push(tl);
+    tMax.push(th);
+    if (method === 'log-standard') {
+      // constant in train: centred on its value exactly, scale 1 (as scikit-learn), never a division by zero
+      const c = th > tl ? ms!.mean[k] : tl;
+      const sd = th > tl && ms!.std[k] > 0 ? ms!.std[k] : 1;
+      center.push(c);
+      scale.push(sd);
+      // the bounds computed exactly as applyScaler computes y, so a train value maps onto them bit for bit
+      yMin.push((tl - c) * (1 / sd));
+      yMax.push((th - c) * (1 / sd));
+    } else {
+      center.push(tl);
+      scale.push(th > tl ? th - tl : 1);
+      yMin.push(0);
+      yMax.push(1);
+    }
   });
-  return { method: 'minmax', fitted_on: 'train', clip: opts.clip, log1p: features.filter((f) => logSet.has(f)), min, max, t_min: tMin, t_max: tMax, posinf: opts.posinf, neginf: opts.neginf };
+  return { method, fitted_on: 'train', clip: opts.clip, log1p: features.filter((f) => logSet.has(f)), min, max, t_min: tMin, t_max: tMax, center, scale, y_min: yMin, y_max: yMax, posinf: opts.posinf, neginf: opts.neginf };
+}
+
+/** y = (t - center) / scale and the clip bounds, also for format-1 scalers (min-max only, clipped to [0, 1]). */
+function scalerParams(sc: ScalerStats, F: number): { center: ArrayLike<number>; inv: Float64Array; yMin: ArrayLike<number>; yMax: ArrayLike<number> } {
+  const center = sc.center ?? sc.t_min;
+  const inv = new Float64Array(F);
+  for (let f = 0; f < F; f++) {
+    const s = sc.scale ? sc.scale[f] : sc.t_max[f] > sc.t_min[f] ? sc.t_max[f] - sc.t_min[f] : 1;
+    inv[f] = 1 / s;
+  }
+  const ones = new Float64Array(F).fill(1);
+  return { center, inv, yMin: sc.y_min ?? new Float64Array(F), yMax: sc.y_max ?? ones };
 }
 
 export interface ScaleCounts {
@@ -60,18 +108,14 @@ export interface ScaleCounts {
 export function applyScaler(x: Float32Array, F: number, sc: ScalerStats, counts?: { clipped?: Record<string, number>; inf?: Record<string, number> }, features?: string[]): void {
   const logSet = new Set(sc.log1p);
   const useLog = new Uint8Array(F);
-  const lo = new Float64Array(F);
-  const inv = new Float64Array(F); // 1 / range, 0 for a constant feature
   const posRep = new Float64Array(F);
   const negRep = new Float64Array(F);
   for (let f = 0; f < F; f++) {
     useLog[f] = features && logSet.has(features[f]) ? 1 : 0;
-    lo[f] = sc.t_min[f];
-    const range = sc.t_max[f] - sc.t_min[f];
-    inv[f] = range > 0 ? 1 / range : 0;
     posRep[f] = sc.posinf[f] === 'zero' ? 0 : sc.posinf[f] === 'train_min' ? sc.min[f] : sc.max[f];
     negRep[f] = sc.neginf[f] === 'zero' ? 0 : sc.neginf[f] === 'train_max' ? sc.max[f] : sc.min[f];
   }
+  const { center, inv, yMin, yMax } = scalerParams(sc, F);
   const clipped = new Float64Array(F);
   const infs = new Float64Array(F);
   const clip = sc.clip;
@@ -85,15 +129,14 @@ export function applyScaler(x: Float32Array, F: number, sc: ScalerStats, counts?
         v = v > 0 ? posRep[f] : v < 0 ? negRep[f] : 0;
       }
       const t = useLog[f] === 1 ? slog1p(v) : v;
-      let y: number;
-      if (inv[f] > 0) y = (t - lo[f]) * inv[f];
-      else y = t - lo[f]; // constant in train: scale 1 as scikit-learn does (0 on the train value), never NaN
+      let y = (t - center[f]) * inv[f];
       if (clip) {
-        if (y < 0) {
-          y = 0;
+        // outside the train range (val, test, predict): clipped to it, counted
+        if (y < yMin[f]) {
+          y = yMin[f];
           clipped[f]++;
-        } else if (y > 1) {
-          y = 1;
+        } else if (y > yMax[f]) {
+          y = yMax[f];
           clipped[f]++;
         }
       }
@@ -271,7 +314,7 @@ export async function scaleDir(opts: ScaleOptions): Promise<Manifest> {
   }
   const p1 = JSON.parse(fs.readFileSync(p1file, 'utf8')) as Pass1;
   const F = p1.features.length;
-  const scaler = fitScaler(p1.features, p1.raw_min, p1.raw_max, { log1p: p1.log1p, clip: p1.clip, posinf: p1.posinf, neginf: p1.neginf });
+  const scaler = fitScaler(p1.features, p1.raw_min, p1.raw_max, { log1p: p1.log1p, clip: p1.clip, posinf: p1.posinf, neginf: p1.neginf, method: p1.scaler, moments: p1.moments });
   const counts: ScaleCounts = { clipped: { train: {}, val: {}, test: {} }, inf_replaced: {} };
   const jobs: ShardJob[] = [];
   for (const split of SPLITS) for (const sh of p1.splits[split].shards) jobs.push({ full: safeJoin(dir, sh.file, PASS1), file: sh.file, split, rows: sh.rows });

@@ -6,12 +6,16 @@ import { SPLITS, type Batch, type SplitName } from '../src/batch.js';
 import { toRowMajor } from './split.js';
 import { ensureDir, isTempName, tempName, writeAll } from '../src/atomic.js';
 import { MANIFEST, PASS1, type ShardInfo, type SplitInfo } from '../src/manifest.js';
+import { Moments } from '../src/moments.js';
+import { slog1p } from './scale.js';
 
 export interface ShardOptions {
   dir: string;
   features: string[];
   labels: string[];
   shardRows?: number;
+  /** Also gather the exact moments of the signed log1p of finite train values (the log-standard scaler). */
+  logMoments?: boolean;
   onShard?: (info: ShardInfo) => void;
 }
 
@@ -49,6 +53,8 @@ export class ShardWriter {
   readonly shardRows: number;
   readonly min: Float64Array;
   readonly max: Float64Array;
+  /** Moments of slog1p over finite train values, when asked for. */
+  readonly moments: Moments | null;
   private open: Open[];
   readonly splits: Record<SplitName, SplitInfo>;
 
@@ -57,6 +63,7 @@ export class ShardWriter {
     this.shardRows = opts.shardRows ?? 65536;
     this.min = new Float64Array(this.F).fill(Infinity);
     this.max = new Float64Array(this.F).fill(-Infinity);
+    this.moments = opts.logMoments ? new Moments(this.F) : null;
     ensureDir(opts.dir);
     clearShardDir(opts.dir);
     for (const s of SPLITS) ensureDir(path.join(opts.dir, s));
@@ -101,6 +108,7 @@ export class ShardWriter {
     const F = this.F;
     const min = this.min;
     const max = this.max;
+    const mom = this.moments;
     for (let i = 0; i < n; i++) {
       if (keep && !keep[i]) continue;
       const s = split[i];
@@ -117,8 +125,10 @@ export class ShardWriter {
           if (v - v === 0) {
             if (v < min[f]) min[f] = v;
             if (v > max[f]) max[f] = v;
+            if (mom) mom.add(f, slog1p(v));
           }
         }
+        if (mom) mom.endRow();
       }
       const lab = label[i];
       o.labels[o.n] = lab;

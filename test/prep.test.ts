@@ -13,7 +13,7 @@ function listShards(dir: string): string[] {
   return SPLITS.flatMap((s) => fs.readdirSync(path.join(dir, s)).sort().map((f) => path.join(s, f)));
 }
 
-test('prep on synth: row accounting adds up, train features in [0,1], shards match the manifest', async () => {
+test('prep on synth: row accounting adds up, train features standardised (log-standard), val/test inside the train range, shards match the manifest', async () => {
   const d = tmpdir();
   const a = synthFile(d, 'a.csv', { rows: 6000, seed: 3 });
   const b = synthFile(d, 'b.csv', { rows: 3000, seed: 4, ipv6: 0.2, crlf: true, bom: true });
@@ -27,6 +27,12 @@ test('prep on synth: row accounting adds up, train features in [0,1], shards mat
   assert.equal(acc.blank_rows, 8);
   assert.ok((m.quality.ip as { ipv6: Record<string, number> }).ipv6.source_ip > 300);
   assert.deepEqual(m.labels, readManifest(out).labels);
+  assert.equal(m.scaler.method, 'log-standard');
+  const F = m.num_features;
+  const yMin = m.scaler.y_min!;
+  const yMax = m.scaler.y_max!;
+  const sum = new Float64Array(F);
+  const sq = new Float64Array(F);
   let rows = 0;
   for (const s of SPLITS) {
     const counts: Record<string, number> = {};
@@ -37,7 +43,14 @@ test('prep on synth: row accounting adds up, train features in [0,1], shards mat
       assert.equal(y.length, sh.rows);
       assert.equal(x.length, sh.rows * m.num_features);
       assert.equal(st.metadata.scaled, 'true');
-      for (const v of x) assert.ok(v >= 0 && v <= 1, `${s}: ${v}`);
+      for (let i = 0; i < x.length; i++) {
+        const f = i % F;
+        assert.ok(x[i] >= yMin[f] - 1e-5 && x[i] <= yMax[f] + 1e-5, `${s}: ${m.features[f]} ${x[i]} outside [${yMin[f]}, ${yMax[f]}]`);
+        if (s === 'train') {
+          sum[f] += x[i];
+          sq[f] += x[i] * x[i];
+        }
+      }
       for (const l of y) counts[m.labels[l]] = (counts[m.labels[l]] ?? 0) + 1;
       rows += y.length;
     }
@@ -45,6 +58,16 @@ test('prep on synth: row accounting adds up, train features in [0,1], shards mat
     for (const cls of m.labels) if ((m.splits.train.class_counts[cls] ?? 0) + (m.splits.val.class_counts[cls] ?? 0) + (m.splits.test.class_counts[cls] ?? 0) >= 3) assert.ok((m.splits[s].class_counts[cls] ?? 0) > 0, `${cls} in ${s}`);
   }
   assert.equal(rows, acc.rows_in_shards);
+  // the scaler was fitted on train rows only: every train feature has mean 0 and variance 1, or is constant
+  const n = m.splits.train.rows;
+  const infs = m.quality.infinities_replaced as Record<string, number>;
+  for (let f = 0; f < F; f++) {
+    if (infs[m.features[f]]) continue; // ±Infinity became the train max/min after the moments were taken
+    const mean = sum[f] / n;
+    const v = sq[f] / n - mean * mean;
+    assert.ok(Math.abs(mean) < 1e-3, `${m.features[f]} train mean ${mean}`);
+    if (m.scaler.scale![f] !== 1 || v > 1e-6) assert.ok(Math.abs(v - 1) < 1e-3, `${m.features[f]} train variance ${v}`);
+  }
   assert.equal(fs.readFileSync(path.join(out, 'rejects.ndjson'), 'utf8'), '');
   // the scaler was fitted on train rows only: every train feature reaches 0 and 1 or is constant
   readManifest(out, { verify: 'sha256' });
@@ -77,7 +100,7 @@ test('val/test are scaled with train statistics: a larger test maximum is clippe
   for (let i = 0; i < 50; i++) rows.push(tlRow({ 7: i, 8: i, 84: 'BENIGN' }));
   const f = writeCsv(d, 'small.csv', `${tlHeader()}\n${rows.join('\n')}\n`);
   const out = path.join(d, 'o');
-  const m = await prep({ out, inputs: [f], workers: 0 });
+  const m = await prep({ out, inputs: [f], workers: 0, scaler: 'minmax' });
   const k = m.features.indexOf('flow_duration');
   assert.ok(m.scaler.max[k] <= 49, `train max ${m.scaler.max[k]}`);
   const clipped = (m.quality.clipped_to_train_range as Record<string, Record<string, number>>).test;
@@ -88,6 +111,14 @@ test('val/test are scaled with train statistics: a larger test maximum is clippe
   const hb = m.labels.indexOf('Heartbleed');
   const row = Array.from(y).indexOf(hb);
   assert.equal(x[row * m.num_features + k], 1);
+  // the same with the default scaler: clipped to the largest train value's standardised value
+  const out2 = path.join(d, 'o2');
+  const m2 = await prep({ out: out2, inputs: [f], workers: 0 });
+  assert.equal(m2.scaler.method, 'log-standard');
+  assert.ok((m2.quality.clipped_to_train_range as Record<string, Record<string, number>>).test.flow_duration >= 1);
+  const x2 = readSafetensors(path.join(out2, m2.splits.test.shards[0].file)).get('features') as Float32Array;
+  assert.ok(Math.abs(x2[row * m2.num_features + k] - m2.scaler.y_max![k]) < 1e-5);
+  assert.ok(Math.abs(m2.scaler.y_max![k] - (Math.log1p(49) - m2.scaler.center![k]) / m2.scaler.scale![k]) < 1e-9);
 });
 
 test('shards are readable without flowtensor (Python standard library)', async (t) => {
@@ -118,7 +149,7 @@ print(json.dumps({'rows': rows, 'F': F, 'min': min(vals), 'max': max(vals), 'lab
   assert.equal(got.F, m.num_features);
   assert.equal(got.labsum, y.reduce((a, b) => a + b, 0));
   assert.deepEqual(got.first, Array.from((st.get('features') as Float32Array).subarray(0, 5)));
-  assert.ok(got.min >= 0 && got.max <= 1);
+  assert.ok(got.min >= Math.min(...m.scaler.y_min!) - 1e-5 && got.max <= Math.max(...m.scaler.y_max!) + 1e-5);
   assert.equal(got.meta.split, 'train');
 });
 

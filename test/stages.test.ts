@@ -5,7 +5,9 @@ import { createLabels } from '../stages/labels.js';
 import { createSanitize } from '../stages/sanitize.js';
 import { createSplit } from '../stages/split.js';
 import { createFilter } from '../stages/filter.js';
-import { fitScaler, applyScaler, runShardJobs } from '../stages/scale.js';
+import { fitScaler, applyScaler, runShardJobs, slog1p } from '../stages/scale.js';
+import { Moments, mergeMoments, meanStd } from '../src/moments.js';
+import { rng } from '../src/synth.js';
 import { EventEmitter } from 'node:events';
 import type { Worker } from 'node:worker_threads';
 import { loadConfig } from '../src/config.js';
@@ -198,4 +200,57 @@ test('scale jobs: after a failure nothing is handed out and the error waits for 
   );
   assert.deepEqual(events, ['worker answered 0', 'rejected']);
   assert.deepEqual(posted, [0], 'no job handed to the worker after the failure');
+});
+
+test('moments: exact and order-free (any order, any partitioning, the same integers); mean and std match a direct computation', () => {
+  const r = rng(17);
+  const F = 3;
+  const rows: number[][] = [];
+  for (let i = 0; i < 5000; i++) rows.push([r() * 100 - 50, slog1p(Math.exp(r() * 80)), i % 7 === 0 ? Infinity : r()]);
+  const whole = new Moments(F);
+  for (const row of rows) whole.addRow(row, 0);
+  const a = whole.toJSON();
+  // shuffled and cut into 4 parts, merged in two different tree orders
+  const shuffled = [...rows].sort(() => r() - 0.5);
+  const parts = [0, 1, 2, 3].map((k) => {
+    const m = new Moments(F);
+    for (const row of shuffled.slice(k * 1250, (k + 1) * 1250)) m.addRow(row, 0);
+    return m.toJSON();
+  });
+  assert.deepEqual(mergeMoments([mergeMoments([parts[3], parts[0]]), mergeMoments([parts[2], parts[1]])]), a);
+  assert.deepEqual(mergeMoments(parts), a);
+  assert.equal(a.n[2], rows.filter((x) => Number.isFinite(x[2])).length, 'non-finite values are not counted');
+  const { mean, std } = meanStd(a);
+  for (let f = 0; f < F; f++) {
+    const v = rows.map((x) => x[f]).filter(Number.isFinite);
+    const mu = v.reduce((s, x) => s + x, 0) / v.length;
+    const sd = Math.sqrt(v.reduce((s, x) => s + (x - mu) ** 2, 0) / v.length);
+    assert.ok(Math.abs(mean[f] - mu) < 1e-6 * Math.max(1, Math.abs(mu)), `mean ${f}: ${mean[f]} vs ${mu}`);
+    assert.ok(Math.abs(std[f] - sd) < 1e-6 * Math.max(1, sd), `std ${f}: ${std[f]} vs ${sd}`);
+  }
+});
+
+test('scale: log-standard is (signed log1p - train mean) / train std, clipped to the train range; a constant feature gets scale 1', () => {
+  const features = ['a', 'b'];
+  const train = [[0, 5], [10, 5], [1000, 5], [-3, 5]];
+  const m = new Moments(2);
+  for (const row of train) m.addRow(row.map(slog1p), 0);
+  const sc = fitScaler(features, [-3, 5], [1000, 5], { log1p: features, clip: true, posinf: ['train_max', 'train_max'], neginf: ['train_min', 'train_min'], method: 'log-standard', moments: m.toJSON() });
+  const t = train.map((row) => slog1p(row[0]));
+  const mu = t.reduce((s, x) => s + x, 0) / t.length;
+  const sd = Math.sqrt(t.reduce((s, x) => s + (x - mu) ** 2, 0) / t.length);
+  assert.ok(Math.abs(sc.center![0] - mu) < 1e-6 && Math.abs(sc.scale![0] - sd) < 1e-6);
+  assert.equal(sc.scale![1], 1);
+  const x = new Float32Array([10, 5, 1e6, 5, -Infinity, 7, Infinity, 4]);
+  const counts = { clipped: {} as Record<string, number>, inf: {} as Record<string, number> };
+  applyScaler(x, 2, sc, counts, features);
+  assert.ok(Math.abs(x[0] - (Math.log1p(10) - mu) / sd) < 1e-5);
+  assert.equal(x[1], 0); // the constant feature at its train value
+  assert.ok(Math.abs(x[2] - sc.y_max![0]) < 1e-6, '1e6 > train max: clipped to it');
+  assert.ok(Math.abs(x[4] - sc.y_min![0]) < 1e-6, '-Infinity -> train min');
+  assert.ok(Math.abs(x[6] - sc.y_max![0]) < 1e-6, '+Infinity -> train max');
+  assert.equal(x[3], 0);
+  assert.equal(x[5], 0); // 7 on a feature constant at 5 in train: clipped to its train value
+  assert.deepEqual(counts.clipped, { a: 1, b: 2 });
+  assert.deepEqual(counts.inf, { a: 2 });
 });

@@ -17,6 +17,7 @@ import { packageVersion } from './config.js';
 import type { SplitName } from './batch.js';
 import { kernelUnits, lstmKernel } from './kernels/lstm.js';
 import { TensorBoardWriter } from './tensorboard.js';
+import { reportEpoch } from './epochline.js';
 
 export interface TrainOptions {
   shards: string;
@@ -310,7 +311,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     const em: EpochMetrics = { epoch, loss: lossSum / seen, acc: accSum / seen, val_loss: val.loss, val_acc: val.acc, samples_per_s: Math.round(seen / trainSeconds), seconds: +((performance.now() - t0) / 1000).toFixed(2), samples: seen };
     history.push(em);
     fs.appendFileSync(metricsFile, JSON.stringify(em) + '\n');
-    log.info(em, 'epoch');
+    reportEpoch(log, em, epochs, o.progress ?? process.stderr.isTTY === true);
     tb.epoch(em);
     state.epoch = epoch;
     if (val.loss < state.best_val_loss) {

@@ -29,9 +29,18 @@ export function createLogger(opts: LogOptions = {}): Logger {
         cb();
       },
     });
-    return pino({ level, base }, pretty({ destination: dest, colorize: true, ignore: 'pid,hostname,name' }));
+    const log = pino({ level, base }, pretty({ destination: dest, colorize: true, ignore: 'pid,hostname,name' }));
+    prettyLoggers.add(log);
+    return log;
   }
   return pino({ level, base }, pino.destination({ dest: 2, sync: true }));
+}
+
+const prettyLoggers = new WeakSet<Logger>();
+
+/** Whether the logger prints pretty lines on the terminal (train then prints its own epoch line instead). */
+export function isPretty(log: Logger): boolean {
+  return prettyLoggers.has(log);
 }
 
 /** A logger that drops everything (library use without logging). */

@@ -16,6 +16,8 @@ import { UserError } from './errors.js';
 import { packageVersion } from './config.js';
 import type { SplitName } from './batch.js';
 import { kernelUnits, lstmKernel } from './kernels/lstm.js';
+import { TensorBoardWriter } from './tensorboard.js';
+import { reportEpoch } from './epochline.js';
 
 export interface TrainOptions {
   shards: string;
@@ -329,10 +331,8 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   const perEpoch = Math.ceil((config.max_benign_ratio !== null ? expectedRows(m, config.max_benign_ratio as number) : m.splits.train.rows) / B);
   const batchesPerEpoch = config.max_batches_per_epoch ? Math.min(perEpoch, config.max_batches_per_epoch as number) : perEpoch;
   log.info({ model: spec.kind, features: spec.features, classes: spec.classes, steps: spec.kind === 'seed' ? spec.features : spec.window, batch: B, batches_per_epoch: batchesPerEpoch, params: model.countParams() }, 'training');
-  // TensorBoard scalars exist only in tfjs-node (tf.node.summaryFileWriter); other backends skip them
-  const tbNode = (tf as unknown as { node?: { summaryFileWriter?: (dir: string) => { scalar(n: string, v: number, s: number): void; flush(): void } } }).node;
-  const tb = backend === 'tensorflow' && tbNode?.summaryFileWriter ? tbNode.summaryFileWriter(path.join(run, 'tensorboard')) : null;
-  if (tb) log.info({ dir: path.join(run, 'tensorboard') }, 'TensorBoard scalars');
+  // TensorBoard event files on every backend (src/tensorboard.ts); a resumed run appends a new file per run
+  const tb = new TensorBoardWriter(path.join(run, 'tb'), { fresh: !ckpt, firstStep: state.epoch + 1 });
   let interrupted = false;
   while (state.epoch < epochs && !state.stopped_early) {
     const epoch = state.epoch + 1;
@@ -372,11 +372,8 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     const em: EpochMetrics = { epoch, loss: lossSum / seen, acc: accSum / seen, val_loss: val.loss, val_acc: val.acc, val_macro_f1: valF1, lr: state.lr, samples_per_s: Math.round(seen / trainSeconds), seconds: +((performance.now() - t0) / 1000).toFixed(2), samples: seen };
     history.push(em);
     fs.appendFileSync(metricsFile, JSON.stringify(em) + '\n');
-    log.info(em, 'epoch');
-    if (tb) {
-      for (const k of ['loss', 'acc', 'val_loss', 'val_acc', 'samples_per_s'] as const) tb.scalar(k, em[k], epoch);
-      tb.flush();
-    }
+    reportEpoch(log, em, epochs, o.progress ?? process.stderr.isTTY === true);
+    tb.epoch(em);
     state.epoch = epoch;
     if (improves(monitor, state, em)) {
       state.best = monitor === 'val_loss' ? em.val_loss : em.val_macro_f1;

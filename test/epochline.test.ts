@@ -32,7 +32,7 @@ test('the epoch line: Keras-style, 4 significant digits, new fields shown as the
   assert.equal(r.status, 0, r.stderr);
   const shown = r.stderr.replace(/\x1b\[[0-9;]*[A-Za-z]/g, '').split(/[\r\n]/).filter((l) => l.startsWith('epoch ') && !l.includes('ETA'));
   assert.equal(shown.length, 2, r.stderr);
-  assert.match(shown[1], /^epoch 2\/2  loss \d\.\d{3}\S*  acc [\d.]+  val_loss [\d.]+  val_acc [\d.]+  [\d,]+ samples\/s  [\d.]+ s$/);
+  assert.match(shown[1], /^epoch 2\/2  loss \d\.\d{3}\S*  acc [\d.]+  val_loss [\d.]+  val_acc [\d.]+  val_macro_f1 [\d.]+  lr [\d.]+  [\d,]+ samples\/s  [\d.]+ s$/);
   const records = fs.readFileSync(log, 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((l) => l.msg === 'epoch');
   const lines = metricsOf(path.join(d, 'run'));
   assert.equal(records.length, 2);

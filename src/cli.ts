@@ -6,14 +6,14 @@ import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { UserError, formatUserError } from './errors.js';
 import { createLogger, type Logger } from './log.js';
-import { loadConfig, packageVersion, type SanitizePolicy } from './config.js';
+import { loadConfig, packageVersion, shippedConfigs, type SanitizePolicy } from './config.js';
 import { prep } from './prep.js';
 import { runParse, runShard, runStage } from './stagecli.js';
 import { scaleDir, startScaleWorkers } from '../stages/scale.js';
 import { accountingOf } from './prep.js';
 import { inspectText } from './inspect.js';
 import { readManifest, PASS1, SCALER_METHODS, type ScalerMethod } from './manifest.js';
-import { synthCsv } from './synth.js';
+import { synthCsv, synthLayouts } from './synth.js';
 import { train, evalRun, TRAIN_DEFAULTS, MONITORS, OPTIMIZERS, LR_SCHEDULES, type Monitor, type OptimizerName, type LrSchedule } from './train.js';
 import { predict } from './predict.js';
 import { writeReport } from './report.js';
@@ -91,7 +91,7 @@ export async function main(argv = hideBin(process.argv)): Promise<void> {
   const y = yargs(argv)
     .scriptName('flowtensor')
     .version(packageVersion())
-    .option('config', { type: 'string', default: 'cicids2017', describe: 'data-set config name (config/NAME.json) or path' })
+    .option('config', { type: 'string', describe: `data-set config name (config/NAME.json: ${shippedConfigs().join(', ')}) or path; prep detects it from the headers, the stage commands default to cicids2017` })
     .option('log-level', { type: 'string', default: process.env.FLOWTENSOR_LOG_LEVEL ?? 'info', choices: ['trace', 'debug', 'info', 'warn', 'error', 'silent'] })
     .option('log-file', { type: 'string', describe: 'write JSON logs here instead of stderr' })
     .option('quiet', { alias: 'q', type: 'boolean', describe: 'warnings and errors only' })
@@ -104,6 +104,8 @@ export async function main(argv = hideBin(process.argv)): Promise<void> {
           .option('out', { alias: 'o', type: 'string', demandOption: true, describe: 'output folder' })
           .options(stageOpts)
           .option('strict', { type: 'boolean', describe: 'stop at the first malformed row instead of quarantining it' })
+          .option('allow-mixed-releases', { type: 'boolean', describe: 'accept inputs of different releases (original and improved CICIDS2017 features differ in meaning); recorded' })
+          .option('allow-missing-features', { type: 'boolean', describe: 'accept inputs whose header lacks model columns (zero-filled, counted); recorded' })
           .option('shard-rows', { type: 'number', default: 65536 })
           .option('scaler', { choices: SCALER_METHODS, describe: 'fitted on train: log-standard (default: signed log1p, then mean/std), log-minmax, minmax (the seed\'s)' })
           .option('log1p', { type: 'boolean', describe: 'with --scaler minmax: signed log1p first on the heavy-tailed byte/packet columns (config scale.log1p)' })
@@ -119,7 +121,9 @@ export async function main(argv = hideBin(process.argv)): Promise<void> {
           await prep({
             out: a.out as string,
             inputs: a.files as string[],
-            config: a.config as string,
+            config: a.config as string | undefined,
+            allowMixedReleases: a['allow-mixed-releases'] as boolean,
+            allowMissingFeatures: a['allow-missing-features'] as boolean,
             dropIdentifiers: a['drop-identifiers'] as boolean,
             dedupe: a.dedupe as boolean,
             strict: a.strict as boolean,
@@ -299,15 +303,18 @@ export async function main(argv = hideBin(process.argv)): Promise<void> {
           .option('batch-size', { type: 'number', default: 1024 })
           .option('threads', { type: 'number', default: 2, choices: [1, 2], describe: '2: a worker thread with its own model copy scores every other batch' })
           .option('rejects', stageOpts.rejects)
+          .option('allow-missing-features', { type: 'boolean', describe: 'score inputs whose header lacks model columns (zero-filled; the summary says so)' })
           .option('backend', { choices: ['auto', 'tensorflow', 'wasm', 'cpu'], default: 'auto' })
           .option('progress', { type: 'boolean' })
           .example('$0 predict --model runs/first < Friday.csv > scored.ndjson', ''),
       (a) =>
         run(a as unknown as Common, async (log) => {
-          const s = await predict({ model: a.model as string, inputs: (a.files as string[]) ?? [], output: process.stdout, format: a.format as 'csv', batchSize: a['batch-size'] as number, threads: a.threads as number, rejects: a.rejects as string, backend: a.backend as 'auto', logger: log, progress: a.progress as boolean | undefined });
+          const s = await predict({ model: a.model as string, inputs: (a.files as string[]) ?? [], output: process.stdout, format: a.format as 'csv', batchSize: a['batch-size'] as number, threads: a.threads as number, rejects: a.rejects as string, backend: a.backend as 'auto', logger: log, progress: a.progress as boolean | undefined, allowMissingFeatures: a['allow-missing-features'] as boolean });
           const { report, ...rest } = s;
           log.info({ ...rest, macro_f1: report ? +report.macro_f1.toFixed(4) : undefined }, 'predict done');
           if (report && !(a as unknown as Common).quiet) process.stderr.write(reportText(report, `labelled input: ${report.rows} rows`));
+          for (const m of s.release_mismatch) process.stderr.write(`warning: ${m.file} is ${m.release}; the run was trained on ${m.run_releases.join(' + ')}: features differ in meaning, these scores are not to be trusted\n`);
+          for (const m of s.missing_features) process.stderr.write(`warning: ${m.file} lacks model columns ${m.missing.join(', ')}: scored with them zero-filled\n`);
         }),
     )
     .command(
@@ -333,11 +340,12 @@ export async function main(argv = hideBin(process.argv)): Promise<void> {
           .option('crlf', { type: 'boolean' })
           .option('bom', { type: 'boolean' })
           .option('quirks', { type: 'boolean', default: true, describe: '--no-quirks writes clean rows only' })
-          .option('balanced', { type: 'boolean', describe: 'equal class shares instead of CICIDS2017-like BENIGN-heavy' }),
+          .option('balanced', { type: 'boolean', describe: 'equal class shares instead of CICIDS2017-like BENIGN-heavy' })
+          .option('layout', { choices: Object.keys(synthLayouts()), default: 'trafficlabelling', describe: 'the published layout to write (the flows are the same)' }),
       (a) =>
         run(a as unknown as Common, () => {
           const fd = a.out ? fs.openSync(a.out as string, 'w') : 1;
-          for (const b of synthCsv({ rows: a.rows as number, seed: a.seed as number, ipv6: a.ipv6 as number, crlf: a.crlf as boolean, bom: a.bom as boolean, quirks: a.quirks as boolean, mix: a.balanced ? 'balanced' : 'realistic' })) fs.writeSync(fd, b);
+          for (const b of synthCsv({ rows: a.rows as number, seed: a.seed as number, ipv6: a.ipv6 as number, crlf: a.crlf as boolean, bom: a.bom as boolean, quirks: a.quirks as boolean, mix: a.balanced ? 'balanced' : 'realistic', layout: a.layout as string })) fs.writeSync(fd, b);
           if (fd !== 1) fs.closeSync(fd);
         }),
     )

@@ -1,5 +1,5 @@
 // Data-set knowledge lives in config/*.json; this module loads it and derives lookup tables.
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import type { ScalerMethod } from './manifest.js';
@@ -25,7 +25,22 @@ export interface DatasetConfig {
   aliases: Record<string, string>;
   derived_columns: Record<string, string>;
   unused_fields: string[];
-  formats: Record<string, { detect_any?: string[]; detect_all?: string[]; detect_raw_any?: string[]; note: string }>;
+  /**
+   * Published layouts, tried in order: a rule matches on canonical names (detect_any / detect_all) or on
+   * raw header names, trimmed (detect_raw_any / detect_raw_all); a format without a rule is the fallback.
+   * `release` names the feature extractor's release: files of different releases are not mixed.
+   */
+  formats: Record<string, FormatRule>;
+  /** Model columns a file may lack without being refused (zero-filled with a missing flag, counted). */
+  optional_columns: string[];
+  /** The class of normal traffic (the --max-benign-ratio cap, reports). */
+  benign_class: string;
+  /** 12-hour timestamps without AM/PM: hours below this are afternoon (null: 24-hour clocks). */
+  timestamp_pm_below_hour: number | null;
+  /** Raw headers of the layouts `synth --layout` writes. */
+  layouts: Record<string, string[]>;
+  /** synth's class profiles (CICIDS2017 classes) -> this data set's label spelling. */
+  synth_labels?: Record<string, string>;
   classes: string[];
   label_spellings: Record<string, string>;
   format_label_spellings: Record<string, Record<string, string>>;
@@ -34,8 +49,17 @@ export interface DatasetConfig {
   split: { train: number; val: number; test: number };
   scale: { method: ScalerMethod; clip: boolean; log1p: string[] };
   sanitize: { default: SanitizePolicy; columns: Record<string, Partial<SanitizePolicy>> };
-  /** The raw 85-column header of the original TrafficLabelling files (synth writes it). */
-  trafficlabelling_header: string[];
+}
+
+export interface FormatRule {
+  detect_any?: string[];
+  detect_all?: string[];
+  detect_raw_any?: string[];
+  detect_raw_all?: string[];
+  release: string;
+  /** ymd: 2017-07-06 12:39:06.818901; mdy12: 7/6/2017 3:30 (12-hour, no AM/PM); dmy24: 28/02/2018 08:22:13. */
+  timestamp?: 'ymd' | 'mdy12' | 'dmy24';
+  note: string;
 }
 
 /** Root of the installed package (holds config/, package.json). Works from src/ and dist/src/. */
@@ -58,12 +82,27 @@ export function packageVersion(): string {
 
 const cache = new Map<string, DatasetConfig>();
 
+/** Names of the data-set configs shipped in config/ (cicids2017 first). */
+export function shippedConfigs(): string[] {
+  const names = readdirSync(path.join(packageRoot(), 'config'))
+    .filter((f) => f.endsWith('.json'))
+    .map((f) => f.slice(0, -5))
+    .sort();
+  return ['cicids2017', ...names.filter((n) => n !== 'cicids2017')];
+}
+
 /** Load a data-set config by name (config/NAME.json) or by path. */
 export function loadConfig(nameOrPath = 'cicids2017'): DatasetConfig {
   const hit = cache.get(nameOrPath);
   if (hit) return hit;
   const file = nameOrPath.endsWith('.json') ? nameOrPath : path.join(packageRoot(), 'config', `${nameOrPath}.json`);
   const cfg = JSON.parse(readFileSync(file, 'utf8')) as DatasetConfig;
+  // fields added later: a config written for an older flowtensor still loads
+  cfg.optional_columns ??= [];
+  cfg.benign_class ??= 'BENIGN';
+  cfg.timestamp_pm_below_hour ??= null;
+  cfg.layouts ??= {};
+  for (const rule of Object.values(cfg.formats ?? {})) rule.release ??= cfg.name;
   cache.set(nameOrPath, cfg);
   return cfg;
 }
@@ -92,12 +131,18 @@ export function canonicalHeader(rawNames: string[], cfg: DatasetConfig): string[
 export function detectFormat(rawNames: string[], canonical: string[], cfg: DatasetConfig): string {
   const set = new Set(canonical);
   const raw = new Set(rawNames.map((r) => r.trim()));
+  let fallback = 'derived';
   for (const [fmt, rule] of Object.entries(cfg.formats)) {
+    if (!rule.detect_any && !rule.detect_all && !rule.detect_raw_any && !rule.detect_raw_all) {
+      fallback = fmt;
+      continue;
+    }
     if (rule.detect_any && rule.detect_any.some((c) => set.has(c))) return fmt;
     if (rule.detect_raw_any && rule.detect_raw_any.some((c) => raw.has(c))) return fmt;
     if (rule.detect_all && rule.detect_all.every((c) => set.has(c))) return fmt;
+    if (rule.detect_raw_all && rule.detect_raw_all.every((c) => raw.has(c))) return fmt;
   }
-  return 'derived';
+  return fallback;
 }
 
 /** Label key: lower-case letters and digits only. */

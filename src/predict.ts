@@ -4,7 +4,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Readable, Writable } from 'node:stream';
-import { CsvBatchParser } from '../stages/parse.js';
+import { CsvBatchParser, type HeaderInfo } from '../stages/parse.js';
+import { missingModelColumns } from './releases.js';
 import { createFilter } from '../stages/filter.js';
 import { createIpSplit } from '../stages/ipsplit.js';
 import { createLabels } from '../stages/labels.js';
@@ -39,6 +40,8 @@ export interface PredictOptions {
   progress?: boolean;
   /** 2 (default): a worker thread scores every other batch; 1: this thread only. */
   threads?: number;
+  /** Score inputs whose header lacks model columns (zero-filled, counted in the summary). */
+  allowMissingFeatures?: boolean;
 }
 
 /** Start the predict worker and wait until its model is loaded. */
@@ -66,6 +69,10 @@ export interface PredictSummary {
   clipped: Record<string, number>;
   replaced: Counts;
   report?: Report;
+  /** Inputs whose release differs from the one the run was trained on (scores there are not to be trusted). */
+  release_mismatch: { file: string; release: string; run_releases: string[] }[];
+  /** Inputs scored with model columns zero-filled (--allow-missing-features). */
+  missing_features: { file: string; missing: string[] }[];
   seconds: number;
   flows_per_s: number;
 }
@@ -79,7 +86,7 @@ interface RunInfo {
   labels: string[];
   scaler: ScalerStats;
   dataset: string;
-  shards_manifest?: { options?: { drop_identifiers?: boolean } };
+  shards_manifest?: { options?: { drop_identifiers?: boolean; releases?: string[] } };
 }
 
 function csvCell(v: unknown): string {
@@ -262,11 +269,28 @@ export async function predict(o: PredictOptions): Promise<PredictSummary> {
     }
   };
 
+  // the run's release(s): runs from before releases were recorded have none, and are not checked
+  const runReleases = run.shards_manifest?.options?.releases ?? [];
+  const releaseMismatch: PredictSummary['release_mismatch'] = [];
+  const missingFeatures: PredictSummary['missing_features'] = [];
+  const onHeader = (h: HeaderInfo) => {
+    const missing = missingModelColumns(h.canonical, filter.columns, cfg);
+    if (missing.length > 0) {
+      if (!o.allowMissingFeatures)
+        throw new UserError(`${h.file}: its header (${h.format}) lacks model columns ${missing.join(', ')}: they would be zero-filled`, 'add --allow-missing-features to score it anyway (the summary says so)');
+      missingFeatures.push({ file: h.file, missing });
+      log.warn({ file: h.file, format: h.format, missing }, 'model columns missing from the input: zero-filled (--allow-missing-features)');
+    }
+    if (runReleases.length > 0 && !runReleases.includes(h.release)) {
+      releaseMismatch.push({ file: h.file, release: h.release, run_releases: runReleases });
+      log.warn({ file: h.file, release: h.release, run_releases: runReleases }, `input is ${h.release}, the run was trained on ${runReleases.join(' + ')}: features differ in meaning, scores are not to be trusted`);
+    }
+  };
   const sources = o.inputs.length ? o.inputs : ['-'];
   try {
     for (const f of sources) {
       const name = f === '-' ? 'stdin' : f;
-      const parser = new CsvBatchParser({ file: name, cfg, want: new Set([...filter.wanted, ...ID_COLUMNS]), requireLabel: false, batchSize: B, onReject });
+      const parser = new CsvBatchParser({ file: name, cfg, want: new Set([...filter.wanted, ...ID_COLUMNS]), requireLabel: false, batchSize: B, onReject, onHeader });
       const context = { rows: null as Float32Array | null };
       const src = f === '-' ? (o.input ?? process.stdin) : openInput(f);
       try {
@@ -299,6 +323,8 @@ export async function predict(o: PredictOptions): Promise<PredictSummary> {
     seconds: +seconds.toFixed(3),
     flows_per_s: Math.round(totals.rows_scored / seconds),
     report: labelled > 0 ? conf.report() : undefined,
+    release_mismatch: releaseMismatch,
+    missing_features: missingFeatures,
   };
   return summary;
 }

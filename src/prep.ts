@@ -17,17 +17,23 @@ import { createSplit } from '../stages/split.js';
 import { ShardWriter, clearShardDir } from '../stages/shard.js';
 import { scaleDir, scaleSettings } from '../stages/scale.js';
 import { addCounts, sortCounts, type Counts } from './batch.js';
-import { loadConfig, packageVersion, type DatasetConfig, type SanitizePolicy } from './config.js';
+import { canonicalHeader, detectFormat, loadConfig, modelColumns, packageVersion, type DatasetConfig, type SanitizePolicy } from './config.js';
+import { describeReleases, detectLayout, misreadError, missingModelColumns, readHeaderLine, type InputLayout } from './releases.js';
 import { expandInputs } from './inputs.js';
 import { rejectSink } from './rejects.js';
 import { PASS1, writeJsonAtomic, type Manifest, type Pass1, type ScalerMethod } from './manifest.js';
 import { Progress, silentLogger, type Logger } from './log.js';
-import { errorFrom, workerExecArgv, type ErrorData } from './errors.js';
+import { UserError, errorFrom, workerExecArgv, type ErrorData } from './errors.js';
 
 export interface PrepOptions {
   out: string;
   inputs: string[];
+  /** Data-set config; default: detected from the inputs' headers (cicids2017 when nothing else matches). */
   config?: string;
+  /** Accept inputs of more than one release (recorded); by default prep refuses to mix them. */
+  allowMixedReleases?: boolean;
+  /** Accept inputs that lack model columns (zero-filled, counted, recorded); by default refused. */
+  allowMissingFeatures?: boolean;
   dropIdentifiers?: boolean;
   dedupe?: boolean;
   strict?: boolean;
@@ -180,12 +186,65 @@ export function featureSpec(cfg: DatasetConfig, columns: string[]): FeatureSpec 
 /** Worker heaps: small young generation (batches die young) keeps RSS flat; measured in docs/BENCHMARKS.md. */
 const WORKER_LIMITS = { maxYoungGenerationSizeMb: 8, maxOldGenerationSizeMb: 64 };
 
+/**
+ * Before any row is read: each input's layout and release from its header, the data-set config (given, or
+ * the one every input's layout belongs to), no mixing of releases, no model column left unmapped.
+ */
+export function preflight(files: string[], o: Pick<PrepOptions, 'config' | 'allowMixedReleases' | 'allowMissingFeatures' | 'dropIdentifiers' | 'delimiter'>, log: Logger): { cfg: DatasetConfig; layouts: InputLayout[] } {
+  const found = files.map((file) => {
+    const raw = readHeaderLine(file, o.delimiter);
+    return { file, raw, layout: detectLayout(raw) };
+  });
+  let cfgName = o.config;
+  if (!cfgName) {
+    const names = [...new Set(found.map((f) => f.layout?.config).filter((c): c is string => !!c))];
+    if (names.length > 1)
+      throw new UserError(
+        `inputs belong to different data sets: ${names.map((n) => `${n} (${found.filter((f) => f.layout?.config === n).map((f) => path.basename(f.file)).slice(0, 3).join(', ')})`).join('; ')}`,
+        'prepare each data set into its own shard folder',
+      );
+    cfgName = names[0] ?? 'cicids2017';
+    if (names.length === 1 && cfgName !== 'cicids2017') log.info({ config: cfgName }, `data set detected from the headers: ${cfgName}`);
+  }
+  const cfg = loadConfig(cfgName);
+  const columns = modelColumns(cfg, { dropIdentifiers: o.dropIdentifiers });
+  const known = new Set(cfg.columns);
+  const layouts: InputLayout[] = [];
+  for (const { file, raw } of found) {
+    const canonical = canonicalHeader(raw, cfg);
+    const k = canonical.filter((c) => known.has(c)).length;
+    // not a CICFlowMeter header at all: the parser says precisely why when it reads the file
+    if (k < 8) continue;
+    const misread = misreadError(path.basename(file), raw, cfg, k);
+    if (misread) throw misread;
+    const format = detectFormat(raw, canonical, cfg);
+    layouts.push({ file, config: cfg.name, format, release: cfg.formats[format]?.release ?? cfg.name, known: k, missing: missingModelColumns(canonical, columns, cfg) });
+  }
+  const releases = new Set(layouts.map((l) => l.release));
+  if (releases.size > 1) {
+    const what = describeReleases(layouts, (f) => path.basename(f));
+    if (!o.allowMixedReleases)
+      throw new UserError(`inputs mix releases whose features differ in meaning: ${what}`, 'prepare each release into its own shard folder, or add --allow-mixed-releases (recorded in the manifest)');
+    log.warn({ releases: [...releases] }, `mixing releases (--allow-mixed-releases): ${what}`);
+  }
+  const lacking = layouts.filter((l) => l.missing.length > 0);
+  if (lacking.length > 0) {
+    const first = lacking[0];
+    const what = `${path.basename(first.file)} (${first.format}) lacks model columns ${first.missing.join(', ')}${lacking.length > 1 ? ` (and ${lacking.length - 1} more file${lacking.length > 2 ? 's' : ''})` : ''}`;
+    const idsOnly = lacking.every((l) => l.missing.every((c) => cfg.identifier_columns.includes(c)));
+    if (!o.allowMissingFeatures)
+      throw new UserError(`${what}: they would be zero-filled`, `${idsOnly ? 'add --drop-identifiers (the missing columns are identifiers), or ' : ''}add --allow-missing-features to zero-fill them (counted and recorded)`);
+    log.warn({ files: lacking.map((l) => ({ file: l.file, missing: l.missing })) }, `${what}: zero-filled (--allow-missing-features)`);
+  }
+  return { cfg, layouts };
+}
+
 export async function prep(opts: PrepOptions): Promise<Manifest> {
   const log = opts.logger ?? silentLogger;
-  const cfg = loadConfig(opts.config ?? 'cicids2017');
   const t0 = Date.now();
   const { files, duplicates, totalBytes } = expandInputs(opts.inputs);
   for (const d of duplicates) log.warn({ file: d }, 'input given twice: read once');
+  const { cfg, layouts } = preflight(files, opts, log);
   log.info({ files: files.length, bytes: totalBytes, out: opts.out }, 'prep: start');
 
   ensureDir(opts.out);
@@ -261,7 +320,7 @@ export async function prep(opts: PrepOptions): Promise<Manifest> {
     const file = files[t.fileIndex];
     addCounts(parseTotals, f.parse);
     const h = headers.get(t.fileIndex);
-    sources.push({ file, format: h?.format, bytes: f.bytes, missing_columns: h?.missing ?? [], extra_columns: h?.extra ?? [], ...f.parse });
+    sources.push({ file, format: h?.format, release: h?.release, bytes: f.bytes, missing_columns: h?.missing ?? [], extra_columns: h?.extra ?? [], ...f.parse });
     log.info({ file, ...f.parse, seconds: (Date.now() - f.start) / 1000 }, 'file done');
   };
   const onHeader = (fileIndex: number, h: HeaderInfo) => {
@@ -295,7 +354,7 @@ export async function prep(opts: PrepOptions): Promise<Manifest> {
         taskDone(t, res);
         mainOffset = 0;
       };
-      const res = await runWorkers(Math.min(W, tasks.length), tasks, { config: opts.config ?? 'cicids2017', front: frontOpts, parse: parseSettings(opts), features: spec.features, credits: 8, logReplaced: !!onReplace }, {
+      const res = await runWorkers(Math.min(W, tasks.length), tasks, { config: cfg.name, front: frontOpts, parse: parseSettings(opts), features: spec.features, credits: 8, logReplaced: !!onReplace }, {
         consume,
         taskDone,
         onHeader: (t, h) => onHeader(t.fileIndex, h),
@@ -341,6 +400,9 @@ export async function prep(opts: PrepOptions): Promise<Manifest> {
     sources,
     options: {
       config: cfg.name,
+      releases: [...new Set(layouts.map((l) => l.release))].sort(),
+      allow_mixed_releases: !!opts.allowMixedReleases,
+      allow_missing_features: !!opts.allowMissingFeatures,
       drop_identifiers: !!opts.dropIdentifiers,
       dedupe: !!opts.dedupe,
       strict: !!opts.strict,

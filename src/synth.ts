@@ -3,8 +3,12 @@
 // leading spaces and a repeated `Fwd Header Length` in the header, Infinity/NaN/empty rates for
 // zero-duration flows, cp1252 byte 0x96 in web-attack labels, negative durations, a repeated
 // header line, comma-only blank rows, optional CRLF / BOM / IPv6, and a last line without newline.
+// `layout` writes the same flows in another published layout (config `layouts`): MachineLearningCVE,
+// the improved CNS2022 release, CSE-CIC-IDS2018 / CICFlowMeter-V4 (80 or 84 columns), with that
+// layout's timestamps and label spellings.
 import fs from 'node:fs';
-import { loadConfig } from './config.js';
+import { canonicalHeader, loadConfig, shippedConfigs, type DatasetConfig } from './config.js';
+import { UserError } from './errors.js';
 
 export interface SynthOptions {
   rows: number;
@@ -17,6 +21,64 @@ export interface SynthOptions {
   mix?: 'realistic' | 'balanced';
   /** Only these classes (canonical names). */
   classes?: string[];
+  /** A layout of a shipped config (`synthLayouts()`); default trafficlabelling. */
+  layout?: string;
+}
+
+/** Every layout synth can write, with the config that reads it. */
+export function synthLayouts(): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const name of shippedConfigs()) for (const l of Object.keys(loadConfig(name).layouts)) out[l] ??= name;
+  return out;
+}
+
+/** Columns of the improved and CICFlowMeter-V4 layouts that CICIDS2017's TrafficLabelling rows lack. */
+const FILLERS: Record<string, (i: number) => string> = {
+  id: (i) => String(i + 1),
+  fwd_rst_flags: () => '0',
+  bwd_rst_flags: () => '0',
+  icmp_code: () => '-1',
+  icmp_type: () => '-1',
+  total_tcp_flow_time: () => '0',
+  attempted_category: () => '-1',
+};
+
+interface Renderer {
+  header: string[];
+  /** raw column j <- index into the TrafficLabelling row (or -1: a filler) */
+  from: number[];
+  fill: ((i: number) => string)[];
+  time: (d: Date) => string;
+  label: (tlLabel: string) => string;
+  cfg: DatasetConfig;
+}
+
+const pad2 = (n: number) => String(n).padStart(2, '0');
+
+function renderer(layout: string): Renderer {
+  const cfgName = synthLayouts()[layout];
+  if (!cfgName) throw new UserError(`--layout ${layout}: unknown layout`, `choose one of: ${Object.keys(synthLayouts()).join(', ')}`);
+  const cfg = loadConfig(cfgName);
+  const tl = loadConfig('cicids2017');
+  const tlCanon = canonicalHeader(tl.layouts.trafficlabelling, tl);
+  const header = cfg.layouts[layout];
+  const canon = canonicalHeader(header, cfg);
+  const fmt = Object.entries(cfg.formats).find(([f]) => f === layout)?.[1]?.timestamp ?? 'mdy12';
+  const time =
+    fmt === 'ymd'
+      ? (d: Date) => `${d.getUTCFullYear()}-${pad2(d.getUTCMonth() + 1)}-${pad2(d.getUTCDate())} ${pad2(d.getUTCHours())}:${pad2(d.getUTCMinutes())}:${pad2(d.getUTCSeconds())}.${String(d.getUTCMilliseconds() * 1000).padStart(6, '0')}`
+      : fmt === 'dmy24'
+        ? (d: Date) => `${pad2(d.getUTCDate())}/${pad2(d.getUTCMonth() + 1)}/${d.getUTCFullYear()} ${pad2(d.getUTCHours())}:${pad2(d.getUTCMinutes())}:${pad2(d.getUTCSeconds())}`
+        : (d: Date) => `${d.getUTCMonth() + 1}/${d.getUTCDate()}/${d.getUTCFullYear()} ${((d.getUTCHours() + 11) % 12) + 1}:${pad2(d.getUTCMinutes())}`;
+  const from = canon.map((c) => tlCanon.indexOf(c));
+  const fill = canon.map((c) => FILLERS[c] ?? (() => '0'));
+  const label =
+    cfg.synth_labels
+      ? (l: string) => cfg.synth_labels![canonicalOf(l)] ?? l
+      : layout === 'trafficlabelling'
+        ? (l: string) => l
+        : (l: string) => l.replace(/\x96/g, '-'); // later releases write a hyphen where the original has cp1252's en dash
+  return { header, from, fill, time, label, cfg };
 }
 
 /** mulberry32: small, fast, deterministic. */
@@ -103,8 +165,9 @@ const fi = (x: number) => String(Math.round(x));
 
 /** Yield the CSV as Buffers of about 1 MiB. */
 export function* synthCsv(opts: SynthOptions): Generator<Buffer> {
-  const cfg = loadConfig();
-  const header = cfg.trafficlabelling_header as unknown as string[];
+  const layout = opts.layout ?? 'trafficlabelling';
+  const rd = renderer(layout);
+  const header = rd.header;
   const r = rng(opts.seed ?? 1);
   const quirks = opts.quirks !== false;
   const eol = opts.crlf ? '\r\n' : '\n';
@@ -135,7 +198,8 @@ export function* synthCsv(opts: SynthOptions): Generator<Buffer> {
   const repeatHeaderAt = quirks && opts.rows > 20 ? Math.floor(opts.rows / 2) : -1;
   const blankAt = quirks && opts.rows > 10 ? opts.rows - 5 : -1;
   const v6 = opts.ipv6 ?? 0;
-  const t0 = Date.UTC(2017, 6, 3, 8, 55);
+  const t0 = rd.cfg.name === 'cicids2017' ? Date.UTC(2017, 6, 3, 8, 55) : Date.UTC(2018, 1, 28, 8, 22);
+  const labelCol = rd.header.length - 1 - [...rd.header].reverse().findIndex((h) => /^\s*label\s*$/i.test(h));
   for (let i = 0; i < opts.rows; i++) {
     if (i === repeatHeaderAt) emit(header.join(',') + eol);
     if (i === blankAt) {
@@ -184,9 +248,8 @@ export function* synthCsv(opts: SynthOptions): Generator<Buffer> {
     const iat = fwd + bwd > 1 ? dur / (fwd + bwd - 1) : 0;
     const flag = (x: number) => (r() < x ? 1 : 0);
     const pktMean = (fwdBytes + bwdBytes) / (fwd + bwd);
-    const ts = new Date(t0 + Math.floor((i / Math.max(1, opts.rows)) * 8 * 3600e3));
-    const h12 = ((ts.getUTCHours() + 11) % 12) + 1;
-    const stamp = `${ts.getUTCMonth() + 1}/${ts.getUTCDate()}/${ts.getUTCFullYear()} ${h12}:${String(ts.getUTCMinutes()).padStart(2, '0')}`;
+    const ts = new Date(t0 + Math.floor((i / Math.max(1, opts.rows)) * 8 * 3600e3 * 1000) / 1000);
+    const stamp = rd.time(ts);
     const row = [
       `${src}-${dst}-${sport}-${dport}-${proto}`, src, sport, dst, dport, proto, stamp,
       dur, fwd, bwd, fwdBytes, bwdBytes,
@@ -205,7 +268,8 @@ export function* synthCsv(opts: SynthOptions): Generator<Buffer> {
       0, 0, 0, 0, fi(dur > 1e7 ? dur / 2 : 0), 0, fi(dur > 1e7 ? dur / 2 : 0), fi(dur > 1e7 ? dur / 3 : 0),
       p.label,
     ];
-    emit(row.join(',') + (i === opts.rows - 1 && quirks ? '' : eol));
+    const cells = layout === 'trafficlabelling' ? row : rd.from.map((k, j) => (j === labelCol ? rd.label(p.label) : k >= 0 ? row[k] : rd.fill[j](i)));
+    emit(cells.join(',') + (i === opts.rows - 1 && quirks ? '' : eol));
     if (size > 1 << 20) parts.push(take());
     while (parts.length) yield parts.shift()!;
   }

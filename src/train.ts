@@ -52,7 +52,7 @@ export interface TrainOptions {
 export type Monitor = 'val_loss' | 'val_macro_f1';
 export type OptimizerName = 'adam' | 'rmsprop';
 export type LrSchedule = 'plateau' | 'constant';
-export const MONITORS: Monitor[] = ['val_macro_f1', 'val_loss'];
+export const MONITORS: Monitor[] = ['val_loss', 'val_macro_f1'];
 export const OPTIMIZERS: OptimizerName[] = ['adam', 'rmsprop'];
 export const LR_SCHEDULES: LrSchedule[] = ['plateau', 'constant'];
 
@@ -66,7 +66,7 @@ export const TRAIN_DEFAULTS = {
   batch_size: 128,
   epochs: 40,
   patience: 8,
-  monitor: 'val_macro_f1' as Monitor,
+  monitor: 'val_loss' as Monitor,
   optimizer: 'rmsprop' as OptimizerName,
   lr_schedule: 'plateau' as LrSchedule,
   class_weights: 'auto' as 'auto' | 'none',

@@ -2,6 +2,7 @@
 import { Transform, type TransformCallback } from 'node:stream';
 import { CsvTokenizer, decodeText, fieldEnd, lastDecodeWasCp1252, numKind, parseNumber, parseNumberAt, parseNumberSlow, type RowView } from '../src/csv.js';
 import { canonicalHeader, detectFormat, type DatasetConfig } from '../src/config.js';
+import { misreadError } from '../src/releases.js';
 import { bump, type Batch, type Counts } from '../src/batch.js';
 import { UserError } from '../src/errors.js';
 
@@ -31,6 +32,8 @@ export interface ParseOptions {
 export interface HeaderInfo {
   file: string;
   format: string;
+  /** the feature extractor's release this layout belongs to (config formats.*.release) */
+  release: string;
   raw: string[];
   canonical: string[];
   missing: string[];
@@ -144,6 +147,10 @@ export class CsvBatchParser {
       );
     }
     const format = detectFormat(raw, canonical, cfg);
+    // a layout another data-set config knows better (CSE-CIC-IDS2018's abbreviated names read with the
+    // CICIDS2017 config would zero-fill most features): say which config reads it
+    const misread = misreadError(`${this.opts.file}:${r.line}`, raw, cfg, knownCount);
+    if (misread) throw misread;
     let labelField = -1;
     for (const lc of cfg.label_columns) {
       const k = canonical.indexOf(lc);
@@ -173,6 +180,7 @@ export class CsvBatchParser {
     this.header = {
       file: this.opts.file,
       format,
+      release: cfg.formats[format]?.release ?? cfg.name,
       raw,
       canonical,
       missing: wanted.filter((c) => !canonical.includes(c) && !cfg.label_columns.includes(c)),

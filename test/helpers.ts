@@ -46,7 +46,7 @@ export function writeCsv(dir: string, name: string, text: string | Buffer): stri
 
 /** The raw TrafficLabelling header as in the original files. */
 export function tlHeader(): string {
-  return (JSON.parse(fs.readFileSync(path.join(ROOT, 'config', 'cicids2017.json'), 'utf8')).trafficlabelling_header as string[]).join(',');
+  return (JSON.parse(fs.readFileSync(path.join(ROOT, 'config', 'cicids2017.json'), 'utf8')).layouts.trafficlabelling as string[]).join(',');
 }
 
 /** A TrafficLabelling data row with given overrides by raw column index. */

@@ -212,35 +212,70 @@ test('parse | head exits quietly (EPIPE)', () => {
   assert.doesNotMatch(r.stderr, /Error|at /);
 });
 
-test('real CICIDS2017 samples: every original-layout file prepares; derived merged labels give a clear error', async (t) => {
+test('real CICIDS2017 samples: each release prepares on its own; derived merged labels give a clear error', async (t) => {
   const files = realSamples();
   if (!files) return t.skip(NO_REAL_DATA);
   const d = tmpdir();
   const ok = files.filter((f) => !/Derived-(Kaggle|WesternOC2)/.test(path.basename(f)));
-  const m = await prep({ out: path.join(d, 'real'), inputs: ok });
-  const expectRows = 88754 - 12000 - 6311;
-  assert.equal(m.accounting.data_rows, expectRows);
-  assert.equal(m.accounting.unaccounted, 0);
-  assert.equal(m.accounting.rows_in_shards, expectRows);
-  const all = { ...m.splits.train.class_counts };
-  for (const s of ['val', 'test'] as const) for (const [k, v] of Object.entries(m.splits[s].class_counts)) all[k] = (all[k] ?? 0) + v;
-  // label spellings of three layouts reach the same classes
-  assert.equal(all.XSS, 1 + 652);
-  assert.equal(all.SQLInjection, 13 + 21);
-  assert.equal(all.BruteForce, 73 + 6 + 1507);
-  assert.equal(all.PortScan, 688 + 5000 + 2500);
-  assert.equal(all.DoSSlowloris, 22 + 3859);
-  const q = m.quality as Record<string, Record<string, number>>;
+  const improved = ok.filter((f) => /^Improved-/.test(path.basename(f)));
+  const original = ok.filter((f) => !improved.includes(f));
+  // MachineLearningCVE has no IPs, source port or protocol: refused unless zero-filling is asked for
+  await assert.rejects(prep({ out: path.join(d, 'orig0'), inputs: original }), /lacks model columns source_ip, source_port, destination_ip, protocol/);
+  const mo = await prep({ out: path.join(d, 'orig'), inputs: original, allowMissingFeatures: true });
+  const mi = await prep({ out: path.join(d, 'imp'), inputs: improved });
+  assert.deepEqual(mo.options.releases, ['cicids2017']);
+  assert.deepEqual(mi.options.releases, ['cicids2017-improved']);
+  assert.ok((mi.sources as { release: string }[]).every((s) => s.release === 'cicids2017-improved'));
+  assert.equal(mo.accounting.data_rows + mi.accounting.data_rows, 88754 - 12000 - 6311);
+  assert.equal(mi.accounting.data_rows, 40878);
+  for (const m of [mo, mi]) {
+    assert.equal(m.accounting.unaccounted, 0);
+    assert.equal(m.accounting.rows_in_shards, m.accounting.data_rows);
+  }
+  const all = (m: typeof mo) => {
+    const a = { ...m.splits.train.class_counts };
+    for (const s of ['val', 'test'] as const) for (const [k, v] of Object.entries(m.splits[s].class_counts)) a[k] = (a[k] ?? 0) + v;
+    return a;
+  };
+  const ao = all(mo);
+  const ai = all(mi);
+  // label spellings of four layouts reach the same classes
+  assert.equal(ao.XSS, 1 + 652);
+  assert.deepEqual([ao.SQLInjection, ai.SQLInjection], [21, 13]);
+  assert.deepEqual([ao.BruteForce, ai.BruteForce], [6 + 1507, 73]);
+  assert.deepEqual([ao.PortScan, ai.PortScan], [688, 5000 + 2500]);
+  assert.deepEqual([ao.DoSSlowloris, ai.DoSSlowloris], [22, 3859]);
+  const q = mo.quality as Record<string, Record<string, number>>;
   assert.equal(q.infinities_replaced_at_scale.flow_bytes_per_s + q.infinities_replaced_at_scale.flow_packets_per_s > 0, true);
   assert.ok((q.ip as unknown as Record<string, Record<string, number>>).invalid.source_ip >= 7267, 'label-encoded IPs are counted as invalid');
+  assert.ok(q.filled_missing_column.protocol > 0, 'the zero-filled columns are counted');
   // negative durations and header lengths of the real files are kept and counted (PROVENANCE.md lists them)
-  assert.ok(q.negative_values.flow_duration >= 1 && q.negative_values.fwd_header_length >= 1, JSON.stringify(q.negative_values));
+  const qi = mi.quality as Record<string, Record<string, number>>;
+  assert.ok(q.negative_values.flow_duration >= 1 && qi.negative_values.fwd_header_length >= 1, JSON.stringify([q.negative_values, qi.negative_values]));
   for (const derived of files.filter((f) => /Derived-(Kaggle|WesternOC2)/.test(path.basename(f)))) {
-    const r = cli(['prep', '--out', path.join(d, 'x'), derived]);
+    const r = cli(['prep', '--log-level', 'error', '--out', path.join(d, 'x'), '--allow-missing-features', derived]);
     assert.equal(r.status, 2);
     assert.match(r.stderr, /unknown label "DoS": a merged label from a derived data set/);
     assert.equal(r.stderr.trim().split('\n').length, 2);
   }
+});
+
+test('releases are not mixed: one line naming files and releases, no output; --allow-mixed-releases is recorded', async (t) => {
+  const files = realSamples();
+  if (!files) return t.skip(NO_REAL_DATA);
+  const d = tmpdir();
+  const pick = [files.find((f) => /^TrafficLabelling__/.test(path.basename(f)))!, files.find((f) => /^Improved-.*SQL-Injection/.test(path.basename(f)))!];
+  const out = path.join(d, 'mixed');
+  const r = cli(['prep', '--out', out, ...pick]);
+  assert.equal(r.status, 2, r.stderr);
+  const lines = r.stderr.trim().split('\n');
+  assert.equal(lines.length, 2, r.stderr);
+  assert.match(lines[0], /mix releases .*cicids2017: 1 file \(TrafficLabelling__.*cicids2017-improved: 1 file \(Improved-/);
+  assert.match(lines[1], /--allow-mixed-releases/);
+  assert.ok(!fs.existsSync(path.join(out, 'manifest.json')) && !fs.existsSync(path.join(out, 'train')), 'no output');
+  const m = await prep({ out, inputs: pick, allowMixedReleases: true });
+  assert.deepEqual(m.options.releases, ['cicids2017', 'cicids2017-improved']);
+  assert.equal(m.options.allow_mixed_releases, true);
 });
 
 test('sanitize examples: the first five in input order with true lines, whichever threads noted them', async () => {

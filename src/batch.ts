@@ -29,6 +29,15 @@ export interface Batch {
   label?: Int32Array;
   /** Split per row (0 train, 1 val, 2 test), set by the split stage. */
   split?: Uint8Array;
+  /** Per-row keys from the identifiers, set by the keys stage before filter may drop those columns. */
+  keys?: RowKeys;
+}
+
+export interface RowKeys {
+  /** 64-bit split group per row ([2n] words): the connection or the host, for leakage-aware splits. */
+  group?: Uint32Array;
+  /** 32-bit hash of the source address per row, 0 when unknown: per-host windows. */
+  host?: Uint32Array;
 }
 
 export const SPLITS = ['train', 'val', 'test'] as const;
@@ -62,6 +71,21 @@ export function compact(b: Batch, keep: Uint8Array): Batch {
     for (let i = 0; i < b.n; i++) if (keep[i]) out.split[remap[i]] = b.split[i];
   }
   for (const is of b.issues) if (keep[is.row]) out.issues.push({ ...is, row: remap[is.row] });
+  if (b.keys) {
+    out.keys = {};
+    const g = b.keys.group;
+    if (g) {
+      const a = new Uint32Array(2 * m);
+      for (let i = 0; i < b.n; i++) if (keep[i]) a.set(g.subarray(2 * i, 2 * i + 2), 2 * remap[i]);
+      out.keys.group = a;
+    }
+    const h = b.keys.host;
+    if (h) {
+      const a = new Uint32Array(m);
+      for (let i = 0; i < b.n; i++) if (keep[i]) a[remap[i]] = h[i];
+      out.keys.host = a;
+    }
+  }
   return out;
 }
 

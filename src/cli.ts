@@ -8,6 +8,7 @@ import { UserError, formatUserError } from './errors.js';
 import { createLogger, type Logger } from './log.js';
 import { loadConfig, packageVersion, shippedConfigs, type SanitizePolicy } from './config.js';
 import { prep } from './prep.js';
+import { SPLIT_MODES, type SplitBy } from '../stages/keys.js';
 import { runParse, runShard, runStage } from './stagecli.js';
 import { scaleDir, startScaleWorkers } from '../stages/scale.js';
 import { accountingOf } from './prep.js';
@@ -51,6 +52,7 @@ const stageOpts = {
   neginf: { choices: ['train_min', 'zero', 'drop', 'quarantine'], describe: '-Infinity (default: the column\'s smallest finite train value)' },
   dedupe: { type: 'boolean', describe: 'drop exact duplicate rows (features + label); they otherwise leak across splits' },
   ratios: { type: 'string', describe: 'train,val,test shares (default 70,15,15)' },
+  'split-by': { choices: SPLIT_MODES, describe: 'hash: each row by its content (duplicates together); connection: all flows of a five-tuple (both directions) in one split; host: all flows of a source address; file: whole input files (docs/RESULTS.md compares them)' },
   rejects: { type: 'string', describe: 'append quarantined rows (NDJSON with file, line, reason) to this file' },
 } as const;
 
@@ -104,6 +106,7 @@ export async function main(argv = hideBin(process.argv)): Promise<void> {
           .option('out', { alias: 'o', type: 'string', demandOption: true, describe: 'output folder' })
           .options(stageOpts)
           .option('strict', { type: 'boolean', describe: 'stop at the first malformed row instead of quarantining it' })
+          .option('test-files', { type: 'string', array: true, describe: 'with --split-by file: inputs (globs on name or path) that go to test whole; the rest to train/val by --ratios' })
           .option('allow-mixed-releases', { type: 'boolean', describe: 'accept inputs of different releases (original and improved CICIDS2017 features differ in meaning); recorded' })
           .option('allow-missing-features', { type: 'boolean', describe: 'accept inputs whose header lacks model columns (zero-filled, counted); recorded' })
           .option('shard-rows', { type: 'number', default: 65536 })
@@ -123,6 +126,8 @@ export async function main(argv = hideBin(process.argv)): Promise<void> {
             inputs: a.files as string[],
             config: a.config as string | undefined,
             allowMixedReleases: a['allow-mixed-releases'] as boolean,
+            splitBy: a['split-by'] as SplitBy | undefined,
+            testFiles: a['test-files'] as string[] | undefined,
             allowMissingFeatures: a['allow-missing-features'] as boolean,
             dropIdentifiers: a['drop-identifiers'] as boolean,
             dedupe: a.dedupe as boolean,
@@ -168,8 +173,8 @@ export async function main(argv = hideBin(process.argv)): Promise<void> {
     .command('sanitize', 'stage 5: NaN / empty / text / ±Infinity by policy, counted (NDJSON in/out)', (c: Argv) => c.option('nan', stageOpts.nan).option('text', stageOpts.text).option('posinf', stageOpts.posinf).option('neginf', stageOpts.neginf).option('rejects', stageOpts.rejects), (a) =>
       run(a as unknown as Common, (log) => runStage(loadConfig(a.config as string), 'sanitize', { sanitize: sanitizePolicy(a), rejects: a.rejects as string }, log)),
     )
-    .command('split', 'stage 6: deterministic train/val/test assignment (NDJSON in/out)', (c: Argv) => c.option('dedupe', stageOpts.dedupe).option('ratios', stageOpts.ratios), (a) =>
-      run(a as unknown as Common, (log) => runStage(loadConfig(a.config as string), 'split', { dedupe: a.dedupe as boolean, ratios: ratios(a.ratios as string) }, log)),
+    .command('split', 'stage 6: deterministic train/val/test assignment (NDJSON in/out)', (c: Argv) => c.option('dedupe', stageOpts.dedupe).option('ratios', stageOpts.ratios).option('split-by', { choices: ['hash', 'connection'], describe: 'hash, or connection (the five-tuple key the filter stage computed); prep also splits by host and file' }), (a) =>
+      run(a as unknown as Common, (log) => runStage(loadConfig(a.config as string), 'split', { dedupe: a.dedupe as boolean, ratios: ratios(a.ratios as string), splitBy: a['split-by'] as SplitBy | undefined }, log)),
     )
     .command(
       'shard',

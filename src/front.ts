@@ -1,6 +1,7 @@
 // The front of the pipeline, shared by prep (in-process or in workers) and predict:
-// filter -> ipsplit -> labels -> sanitize on each parsed batch.
+// keys -> filter -> ipsplit -> labels -> sanitize on each parsed batch.
 import { createFilter, type Filter } from '../stages/filter.js';
+import { createKeys, type Keys, type SplitBy } from '../stages/keys.js';
 import { createIpSplit, type IpSplit } from '../stages/ipsplit.js';
 import { createLabels, type AttemptedPolicy, type Labels } from '../stages/labels.js';
 import { createSanitize, type Example, type Sanitize } from '../stages/sanitize.js';
@@ -14,6 +15,10 @@ export interface FrontOptions {
   allowNewLabels?: boolean;
   attempted?: AttemptedPolicy;
   sanitize?: Partial<SanitizePolicy>;
+  /** Split groups to key rows by (connection, host); hash and file need no row keys. */
+  splitBy?: SplitBy;
+  /** Key rows by source host for per-host windows. */
+  hostKeys?: boolean;
   /** No labels stage (predict on unlabelled flows). */
   noLabels?: boolean;
   vocab?: string[];
@@ -23,7 +28,10 @@ export interface FrontOptions {
 }
 
 export interface Front {
+  keys: Keys;
   filter: Filter;
+  /** Every column the parser must materialise for these stages. */
+  wanted: Set<string>;
   ipsplit: IpSplit;
   labels: Labels;
   sanitize: Sanitize;
@@ -34,22 +42,25 @@ export interface Front {
 }
 
 export function createFront(o: FrontOptions): Front {
+  const keys = createKeys({ splitBy: o.splitBy, host: o.hostKeys });
   const filter = createFilter({ cfg: o.cfg, dropIdentifiers: o.dropIdentifiers });
   const ipsplit = createIpSplit(o.cfg.ip_columns);
   const labels = createLabels({ cfg: o.cfg, allowNewLabels: o.allowNewLabels, attempted: o.attempted, vocab: o.vocab, onReject: o.onReject, onNewLabel: o.onNewLabel });
   const sanitize = createSanitize({ cfg: o.cfg, policy: o.sanitize, onReject: o.onReject, onReplace: o.onReplace });
   return {
+    keys,
     filter,
+    wanted: new Set([...filter.wanted, ...keys.wanted]),
     ipsplit,
     labels,
     sanitize,
     apply(b) {
-      let x = filter.apply(b);
+      let x = filter.apply(keys.apply(b));
       x = ipsplit.apply(x);
       if (!o.noLabels) x = labels.apply(x);
       return sanitize.apply(x);
     },
-    counts: () => ({ filter: filter.counts, ipsplit: ipsplit.counts, labels: labels.counts, sanitize: sanitize.counts }),
+    counts: () => ({ ...(Object.keys(keys.counts).length ? { keys: keys.counts } : {}), filter: filter.counts, ipsplit: ipsplit.counts, labels: labels.counts, sanitize: sanitize.counts }),
     examples: () => sanitize.examples,
   };
 }

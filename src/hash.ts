@@ -67,3 +67,20 @@ export class FingerprintSet {
     return this.slots.byteLength;
   }
 }
+
+/** 64-bit hash of a string (two 32-bit lanes, as rowHash32) into out[at], out[at + 1]. */
+export function strHash64(s: string, out: Uint32Array, at: number): void {
+  let h1 = 0x9e3779b9;
+  let h2 = 0x7f4a7c15;
+  for (let i = 0; i < s.length; i++) {
+    const w = s.charCodeAt(i);
+    h1 = Math.imul(h1 ^ w, 0xcc9e2d51);
+    h1 = (h1 << 15) | (h1 >>> 17);
+    h1 = Math.imul(h1, 0x1b873593) + 0xe6546b64;
+    h2 = Math.imul(h2 ^ w, 0x85ebca6b);
+    h2 = (h2 << 13) | (h2 >>> 19);
+    h2 = Math.imul(h2, 0xc2b2ae35) + 0x561ccd1b;
+  }
+  out[at] = fmix(h1 ^ s.length);
+  out[at + 1] = fmix(h2 ^ Math.imul(s.length, 0x165667b1));
+}

@@ -44,6 +44,9 @@ export function batchToNdjson(b: Batch, vocab?: string[]): string {
       if (vocab) o.label = vocab[b.label[i]];
     }
     if (b.split) o._split = SPLITS[b.split[i]];
+    // row keys (stages/keys.ts) travel as hex words: `_host` the source host, `_group` the split group
+    if (b.keys?.host) o._host = b.keys.host[i].toString(16);
+    if (b.keys?.group) o._group = `${b.keys.group[2 * i].toString(16)}:${b.keys.group[2 * i + 1].toString(16)}`;
     lines.push(JSON.stringify(o));
   }
   return lines.length ? lines.join('\n') + '\n' : '';
@@ -107,6 +110,9 @@ export function recordsToBatch(rows: Record<string, unknown>[], cfg: DatasetConf
   }
   if (first._label_id !== undefined) b.label = new Int32Array(n);
   if (first._split !== undefined) b.split = new Uint8Array(n);
+  if (first._host !== undefined || first._group !== undefined) b.keys = {};
+  if (first._host !== undefined) b.keys!.host = new Uint32Array(n);
+  if (first._group !== undefined) b.keys!.group = new Uint32Array(2 * n);
   for (let i = 0; i < n; i++) {
     const o = rows[i];
     b.line[i] = Number(o._line ?? i + 1);
@@ -127,6 +133,12 @@ export function recordsToBatch(rows: Record<string, unknown>[], cfg: DatasetConf
     }
     if (b.label) b.label[i] = Number(o._label_id);
     if (b.split) b.split[i] = Math.max(0, SPLITS.indexOf(o._split as (typeof SPLITS)[number]));
+    if (b.keys?.host) b.keys.host[i] = parseInt(String(o._host ?? '0'), 16) >>> 0;
+    if (b.keys?.group) {
+      const [w0, w1] = String(o._group ?? '0:0').split(':');
+      b.keys.group[2 * i] = parseInt(w0, 16) >>> 0;
+      b.keys.group[2 * i + 1] = parseInt(w1 ?? '0', 16) >>> 0;
+    }
   }
   b.order = keys.filter((k) => b.num.has(k) || (b.str.has(k) && k !== 'label'));
   return b;

@@ -7,6 +7,7 @@ import type { Readable, Writable } from 'node:stream';
 import { CsvBatchParser, type HeaderInfo } from '../stages/parse.js';
 import { missingModelColumns } from './releases.js';
 import { createFilter } from '../stages/filter.js';
+import { createKeys } from '../stages/keys.js';
 import { createIpSplit } from '../stages/ipsplit.js';
 import { createLabels } from '../stages/labels.js';
 import { createSanitize } from '../stages/sanitize.js';
@@ -65,6 +66,8 @@ export interface PredictSummary {
   quarantined: number;
   blank_rows: number;
   header_rows: number;
+  /** window models: hosts whose context was dropped to stay within MAX_HOSTS */
+  hosts_forgotten: number;
   unknown_labels: Record<string, number>;
   clipped: Record<string, number>;
   replaced: Counts;
@@ -80,7 +83,11 @@ export interface PredictSummary {
 const ID_COLUMNS = ['flow_id', 'source_ip', 'source_port', 'destination_ip', 'destination_port', 'protocol', 'timestamp'];
 const CSV_COLUMNS = ['file', 'line', ...ID_COLUMNS, 'predicted', 'probability', 'top2', 'p2', 'top3', 'p3', 'label'];
 
+/** Hosts whose last flows predict keeps for window models; beyond, the least recently seen is forgotten (counted). */
+export const MAX_HOSTS = 32768;
+
 interface RunInfo {
+  window_context?: 'host' | 'rows' | null;
   config: { model: 'seed' | 'window'; units: number; project: number; window: number; seed: number };
   features: string[];
   labels: string[];
@@ -105,6 +112,9 @@ export async function predict(o: PredictOptions): Promise<PredictSummary> {
   const spec = featureSpec(cfg, filter.columns);
   if (JSON.stringify(spec.features) !== JSON.stringify(run.features)) throw new UserError(`${o.model}: the run's features do not match what this flowtensor computes`, 'predict with the flowtensor version and config the run was trained with');
   const ipsplit = createIpSplit(cfg.ip_columns);
+  // windows of a run trained on per-host context follow each source host; older runs: the stream's last rows
+  const hostContext = run.config.model === 'window' && run.window_context !== 'rows' && run.window_context !== undefined;
+  const keys = createKeys({ host: hostContext });
   // every quarantined row is logged (predict promises one output line or one quarantine record per row)
   const rejects = rejectSink(log, { file: o.rejects, logLimit: Infinity });
   const onReject = rejects.onReject;
@@ -123,7 +133,7 @@ export async function predict(o: PredictOptions): Promise<PredictSummary> {
   let labelled = 0;
   const unknown: Record<string, number> = {};
   const clipped: Record<string, number> = {};
-  const totals = { rows_in: 0, rows_scored: 0, blank_rows: 0, header_rows: 0 };
+  const totals = { rows_in: 0, rows_scored: 0, blank_rows: 0, header_rows: 0, hosts_forgotten: 0 };
   const t0 = performance.now();
   const progress = new Progress('predict', 0, o.progress);
   if (fmt === 'csv') out.write(CSV_COLUMNS.join(',') + '\n');
@@ -140,18 +150,48 @@ export async function predict(o: PredictOptions): Promise<PredictSummary> {
   }
 
   /** The run's preprocessing, unchanged: filter, ipsplit, sanitize, the saved scaler, window context. */
-  function prepare(b: Batch, context: { rows: Float32Array | null }): Prepared {
+  function prepare(b: Batch, context: { rows: Float32Array | null; hosts: Map<number, Float32Array> }): Prepared {
     // identifiers and labels as given, before the model's stages drop them
     const ids = ID_COLUMNS.map((c) => b.str.get(c) ?? b.num.get(c));
     const rawLabels = b.str.get('label') ?? b.str.get('attack_type');
-    let x = filter.apply(b);
+    const keyed = keys.apply(b);
+    const host = keyed.keys?.host;
+    let x = filter.apply(keyed);
     x = ipsplit.apply(x);
     x = sanitize.apply(x);
     if (x.n !== b.n) throw new Error('predict: sanitize dropped rows; only the zero policies are used here');
     const rows = toRowMajor(x, run.features);
     applyScaler(rows, F, run.scaler, { clipped }, run.features);
     let input = rows;
-    if (W > 1) {
+    if (W > 1 && hostContext) {
+      // each row after its host's last W-1 flows in this input (as the trainer's windows); zeros before
+      // a host's first flows and for rows without a source address
+      input = new Float32Array(b.n * W * F);
+      const ctxLen = (W - 1) * F;
+      for (let i = 0; i < b.n; i++) {
+        const at = i * W * F;
+        const h = host ? host[i] : 0;
+        const row = rows.subarray(i * F, (i + 1) * F);
+        input.set(row, at + ctxLen);
+        if (h === 0) continue;
+        let ctx = context.hosts.get(h);
+        if (ctx) {
+          input.set(ctx, at);
+          context.hosts.delete(h); // re-inserted below: the map's order is least recently seen first
+        } else {
+          ctx = new Float32Array(ctxLen);
+          if (context.hosts.size >= MAX_HOSTS) {
+            const oldest = context.hosts.keys().next().value as number;
+            ctx = context.hosts.get(oldest)!.fill(0);
+            context.hosts.delete(oldest);
+            totals.hosts_forgotten++;
+          }
+        }
+        ctx.copyWithin(0, F);
+        ctx.set(row, ctxLen - F);
+        context.hosts.set(h, ctx);
+      }
+    } else if (W > 1) {
       // windows of the last W flows of this stream; before its first flows, zeros
       const prev = context.rows ?? new Float32Array((W - 1) * F);
       const all = new Float32Array((W - 1 + b.n) * F);
@@ -290,8 +330,8 @@ export async function predict(o: PredictOptions): Promise<PredictSummary> {
   try {
     for (const f of sources) {
       const name = f === '-' ? 'stdin' : f;
-      const parser = new CsvBatchParser({ file: name, cfg, want: new Set([...filter.wanted, ...ID_COLUMNS]), requireLabel: false, batchSize: B, onReject, onHeader });
-      const context = { rows: null as Float32Array | null };
+      const parser = new CsvBatchParser({ file: name, cfg, want: new Set([...filter.wanted, ...ID_COLUMNS, ...keys.wanted]), requireLabel: false, batchSize: B, onReject, onHeader });
+      const context = { rows: null as Float32Array | null, hosts: new Map<number, Float32Array>() };
       const src = f === '-' ? (o.input ?? process.stdin) : openInput(f);
       try {
         for await (const chunk of src) {

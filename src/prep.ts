@@ -2,6 +2,8 @@
 // Stages are chained as plain function calls on batches (the same functions their stream
 // wrappers call in the stage commands); reading is the only asynchronous step.
 import { ensureDir } from './atomic.js';
+import fs from 'node:fs';
+import { strHash64 } from './hash.js';
 import path from 'node:path';
 import os from 'node:os';
 import { Worker } from 'node:worker_threads';
@@ -14,9 +16,10 @@ import { processTask, type Packed, type ParseSettings } from './prepfile.js';
 import { planTasks, type Task } from './chunks.js';
 import type { WorkerInput } from './prepworker.js';
 import { createSplit } from '../stages/split.js';
+import { GROUP_COLUMNS, type SplitBy } from '../stages/keys.js';
 import { ShardWriter, clearShardDir } from '../stages/shard.js';
 import { scaleDir, scaleSettings } from '../stages/scale.js';
-import { addCounts, sortCounts, type Counts } from './batch.js';
+import { addCounts, sortCounts, SPLITS, type Counts } from './batch.js';
 import { canonicalHeader, detectFormat, loadConfig, modelColumns, packageVersion, type DatasetConfig, type SanitizePolicy } from './config.js';
 import { describeReleases, detectLayout, misreadError, missingModelColumns, readHeaderLine, type InputLayout } from './releases.js';
 import { expandInputs } from './inputs.js';
@@ -34,6 +37,10 @@ export interface PrepOptions {
   allowMixedReleases?: boolean;
   /** Accept inputs that lack model columns (zero-filled, counted, recorded); by default refused. */
   allowMissingFeatures?: boolean;
+  /** How rows are assigned to splits (stages/keys.ts, stages/split.ts); default hash. */
+  splitBy?: SplitBy;
+  /** --split-by file: input files (globs on the name or path) that go to test whole. */
+  testFiles?: string[];
   dropIdentifiers?: boolean;
   dedupe?: boolean;
   strict?: boolean;
@@ -190,7 +197,7 @@ const WORKER_LIMITS = { maxYoungGenerationSizeMb: 8, maxOldGenerationSizeMb: 64 
  * Before any row is read: each input's layout and release from its header, the data-set config (given, or
  * the one every input's layout belongs to), no mixing of releases, no model column left unmapped.
  */
-export function preflight(files: string[], o: Pick<PrepOptions, 'config' | 'allowMixedReleases' | 'allowMissingFeatures' | 'dropIdentifiers' | 'delimiter'>, log: Logger): { cfg: DatasetConfig; layouts: InputLayout[] } {
+export function preflight(files: string[], o: Pick<PrepOptions, 'config' | 'allowMixedReleases' | 'allowMissingFeatures' | 'dropIdentifiers' | 'delimiter' | 'splitBy'>, log: Logger): { cfg: DatasetConfig; layouts: (InputLayout & { hasSource: boolean; canonical: string[] })[] } {
   const found = files.map((file) => {
     const raw = readHeaderLine(file, o.delimiter);
     return { file, raw, layout: detectLayout(raw) };
@@ -209,7 +216,7 @@ export function preflight(files: string[], o: Pick<PrepOptions, 'config' | 'allo
   const cfg = loadConfig(cfgName);
   const columns = modelColumns(cfg, { dropIdentifiers: o.dropIdentifiers });
   const known = new Set(cfg.columns);
-  const layouts: InputLayout[] = [];
+  const layouts: (InputLayout & { hasSource: boolean; canonical: string[] })[] = [];
   for (const { file, raw } of found) {
     const canonical = canonicalHeader(raw, cfg);
     const k = canonical.filter((c) => known.has(c)).length;
@@ -218,7 +225,18 @@ export function preflight(files: string[], o: Pick<PrepOptions, 'config' | 'allo
     const misread = misreadError(path.basename(file), raw, cfg, k);
     if (misread) throw misread;
     const format = detectFormat(raw, canonical, cfg);
-    layouts.push({ file, config: cfg.name, format, release: cfg.formats[format]?.release ?? cfg.name, known: k, missing: missingModelColumns(canonical, columns, cfg) });
+    layouts.push({ file, config: cfg.name, format, release: cfg.formats[format]?.release ?? cfg.name, known: k, missing: missingModelColumns(canonical, columns, cfg), hasSource: canonical.includes('source_ip'), canonical });
+  }
+  // a group split needs the identifiers it groups on, in every file
+  const by = o.splitBy ?? 'hash';
+  if (by === 'connection' || by === 'host') {
+    const need = GROUP_COLUMNS[by];
+    const bad = layouts.filter((l) => need.some((c) => !l.canonical.includes(c)) && !(by === 'connection' && l.canonical.includes('flow_id')));
+    if (bad.length)
+      throw new UserError(
+        `--split-by ${by} needs ${need.join(', ')}${by === 'connection' ? ' (or Flow ID)' : ''} in every input; ${bad.map((l) => `${path.basename(l.file)} (${l.format})`).slice(0, 3).join(', ')}${bad.length > 3 ? ', …' : ''} ha${bad.length === 1 ? 's' : 've'} none`,
+        'use --split-by hash or file for layouts without identifiers (MachineLearningCVE, the 80-column CICFlowMeter-V4 files)',
+      );
   }
   const releases = new Set(layouts.map((l) => l.release));
   if (releases.size > 1) {
@@ -239,6 +257,61 @@ export function preflight(files: string[], o: Pick<PrepOptions, 'config' | 'allo
   return { cfg, layouts };
 }
 
+/** A shell-style glob (`*`, `?`, `**`) as a regular expression over a whole name or path. */
+export function globRegex(glob: string): RegExp {
+  let re = '';
+  for (let i = 0; i < glob.length; i++) {
+    const c = glob[i];
+    if (c === '*') {
+      if (glob[i + 1] === '*') {
+        re += '.*';
+        i++;
+      } else re += '[^/]*';
+    } else if (c === '?') re += '[^/]';
+    else re += c.replace(/[.+^${}()|[\]\\]/g, '\\$&');
+  }
+  return new RegExp(`^${re}$`);
+}
+
+/**
+ * --split-by file: whole files to splits. Files matching a --test-files glob go to test; the others are
+ * taken in the order of a hash of their name (independent of the command line) and cut by the ratios
+ * on their byte sizes (a file goes where the middle of its bytes falls).
+ */
+export function assignFiles(files: string[], ratios: { train: number; val: number; test: number }, testGlobs: string[], log: Logger): Map<string, number> {
+  const res = testGlobs.map(globRegex);
+  const isTest = (f: string) => res.some((r) => r.test(path.basename(f)) || r.test(f));
+  const out = new Map<string, number>();
+  const rest = files.filter((f) => {
+    if (testGlobs.length && isTest(f)) {
+      out.set(f, 2);
+      return false;
+    }
+    return true;
+  });
+  if (testGlobs.length && out.size === 0) throw new UserError(`--test-files ${testGlobs.join(' ')}: matches none of the ${files.length} inputs`);
+  const r = testGlobs.length ? { train: ratios.train, val: ratios.val, test: 0 } : ratios;
+  const total = r.train + r.val + r.test;
+  const key = (f: string) => {
+    const h = new Uint32Array(2);
+    strHash64(path.basename(f), h, 0);
+    return h[0] * 2 ** 32 + h[1];
+  };
+  const ordered = [...rest].sort((a, b) => key(a) - key(b) || (a < b ? -1 : 1));
+  const bytes = ordered.map((f) => fs.statSync(f).size);
+  const all = bytes.reduce((a, b) => a + b, 0) || 1;
+  let acc = 0;
+  ordered.forEach((f, k) => {
+    const mid = (acc + bytes[k] / 2) / all;
+    acc += bytes[k];
+    out.set(f, mid < r.train / total ? 0 : mid < (r.train + r.val) / total ? 1 : 2);
+  });
+  const by = SPLITS.map((_, s) => files.filter((f) => out.get(f) === s).map((f) => path.basename(f)));
+  log.info({ train: by[0], val: by[1], test: by[2] }, '--split-by file: files assigned to splits');
+  if (by[0].length === 0) throw new UserError(`--split-by file: no input file falls in train (${files.length} files)`, 'give more files, or other --ratios / --test-files');
+  return out;
+}
+
 export async function prep(opts: PrepOptions): Promise<Manifest> {
   const log = opts.logger ?? silentLogger;
   const t0 = Date.now();
@@ -251,7 +324,11 @@ export async function prep(opts: PrepOptions): Promise<Manifest> {
   const rejects = rejectSink(log, { file: path.join(opts.out, 'rejects.ndjson'), atomic: true });
   const onReject = rejects.onReject;
 
-  const frontOpts = { dropIdentifiers: opts.dropIdentifiers, allowNewLabels: opts.allowNewLabels, attempted: opts.attempted, sanitize: opts.sanitize };
+  const splitBy = opts.splitBy ?? 'hash';
+  const fileSplit = splitBy === 'file' ? assignFiles(files, opts.ratios ?? cfg.split, opts.testFiles ?? [], log) : null;
+  // per-host context (the window model) needs the source address; every file with one gets it
+  const hostKeys = layouts.some((l) => l.hasSource);
+  const frontOpts = { dropIdentifiers: opts.dropIdentifiers, allowNewLabels: opts.allowNewLabels, attempted: opts.attempted, sanitize: opts.sanitize, splitBy, hostKeys };
   const onNewLabel = (label: string, file: string, line: number) => log.warn({ label, file, line }, 'new label added to the vocabulary');
   const onReplace = log.isLevelEnabled('debug') ? (file: string, line: number, col: string, kind: string, raw: string) => log.debug({ file, line, col, kind, raw }, 'value replaced') : undefined;
   // the main thread's own front: does the work when there are no workers, and names columns and policies;
@@ -266,7 +343,7 @@ export async function prep(opts: PrepOptions): Promise<Manifest> {
     onReplace: onReplace && ((f, n, c, k, raw) => onReplace(f, n + mainOffset, c, k, raw)),
   });
   const spec = featureSpec(cfg, front.filter.columns);
-  const splitter = createSplit({ ratios: opts.ratios ?? cfg.split, dedupe: opts.dedupe, columns: spec.features });
+  const splitter = createSplit({ ratios: opts.ratios ?? cfg.split, dedupe: opts.dedupe, columns: spec.features, grouped: splitBy !== 'hash' });
   const scaler = opts.scaler ?? cfg.scale.method;
   const writer = new ShardWriter({
     dir: opts.out,
@@ -274,6 +351,7 @@ export async function prep(opts: PrepOptions): Promise<Manifest> {
     labels: front.labels.vocab,
     shardRows: opts.shardRows,
     logMoments: scaler === 'log-standard',
+    hostContext: hostKeys,
     onShard: (s) => log.debug({ shard: s.file, rows: s.rows }, 'shard written (unscaled)'),
   });
 
@@ -302,9 +380,14 @@ export async function prep(opts: PrepOptions): Promise<Manifest> {
   const taskOffsets = new Map<number, number>();
   // rows arrive sanitized, as float32 with their fingerprints: the main thread assigns splits (in task
   // order: the first rows of each class, duplicates) and writes the shards
+  let lastFile = -1;
   const consume = (t: Task, p: Packed, bytesIn: number) => {
-    const r = splitter.assignHashed(p.hash, p.n, p.label);
-    writer.addRows(p.x, p.n, p.label, r.split, r.keep);
+    if (t.fileIndex !== lastFile) {
+      writer.newFile();
+      lastFile = t.fileIndex;
+    }
+    const r = splitter.assignHashed(p.hash, p.n, p.label, p.group, fileSplit?.get(files[t.fileIndex]));
+    writer.addRows(p.x, p.n, p.label, r.split, r.keep, p.host);
     rowsDone += p.n;
     progress.update(rowsDone, bytesDone + bytesIn);
   };
@@ -409,6 +492,10 @@ export async function prep(opts: PrepOptions): Promise<Manifest> {
       allow_new_labels: !!opts.allowNewLabels,
       attempted: opts.attempted ?? cfg.attempted.default_policy,
       ratios: opts.ratios ?? cfg.split,
+      split_by: splitBy,
+      ...(fileSplit ? { file_splits: Object.fromEntries([...fileSplit].map(([f, s]) => [path.basename(f), SPLITS[s]])) } : {}),
+      ...(opts.testFiles?.length ? { test_files: opts.testFiles } : {}),
+      row_context: hostKeys ? 'host' : null,
       log1p: !!opts.log1p,
       scaler,
       inputs: files.map((f) => path.basename(f)),

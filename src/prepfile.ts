@@ -27,12 +27,19 @@ export interface Packed {
   x: Float32Array;
   label: Int32Array;
   hash: Uint32Array;
+  /** split group per row ([2n] words; 0,0 = none: split by the row's fingerprint), --split-by connection|host */
+  group?: Uint32Array;
+  /** source host per row (0 = unknown), for per-host windows */
+  host?: Uint32Array;
 }
 
 export function pack(b: Batch, features: string[]): Packed {
   const x = toRowMajor(b, features);
   const label = b.label ? b.label.slice(0, b.n) : new Int32Array(b.n);
-  return { n: b.n, x, label, hash: rowHashes(x, features.length, b.n, label) };
+  const p: Packed = { n: b.n, x, label, hash: rowHashes(x, features.length, b.n, label) };
+  if (b.keys?.group) p.group = b.keys.group.length === 2 * b.n ? b.keys.group : b.keys.group.slice(0, 2 * b.n);
+  if (b.keys?.host) p.host = b.keys.host.length === b.n ? b.keys.host : b.keys.host.slice(0, b.n);
+  return p;
 }
 
 export interface FileEvents {
@@ -46,7 +53,7 @@ export async function processTask(t: Task, front: Front, features: string[], ps:
   const parser = new CsvBatchParser({
     file: t.file,
     cfg,
-    want: front.filter.wanted,
+    want: front.wanted,
     batchSize: ps.batchSize,
     strict: ps.strict,
     maxLineBytes: ps.maxLineBytes,

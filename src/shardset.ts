@@ -1,11 +1,16 @@
 // Reading a split for training and evaluation without loading it whole: one shard at a time,
-// a bounded shuffle buffer of rows (or windows of consecutive rows), batches as typed arrays.
+// a bounded shuffle buffer of rows (or windows), batches as typed arrays.
+// A window ends at its row and holds the W-1 flows before it from the same source host, following the
+// shard's `prev` pointers (written by prep: the host's previous row in the shard, in input order, not
+// across input files); where the chain ends, zeros. Shards without `prev` (no source addresses, older
+// folders) give windows of W consecutive rows, which on per-class files leak the label: the trainer warns.
 import path from 'node:path';
 import { readManifest, safeJoin, type Manifest } from './manifest.js';
 import { readSafetensors } from './safetensors.js';
 import type { SplitName } from './batch.js';
 import { rng as makeRng } from './synth.js';
 import { UserError } from './errors.js';
+import { loadConfig } from './config.js';
 
 export interface BatchArrays {
   /** [n, F] (window 1) or [n, W, F] flattened. */
@@ -16,7 +21,7 @@ export interface BatchArrays {
 
 export interface StreamOptions {
   batchSize: number;
-  /** Consecutive rows per example (1 = one flow; W > 1 = the window model, zero-padded at a shard's start). */
+  /** Flows per example (1 = one flow; W > 1 = the window model: the row and its host's W-1 previous flows). */
   window?: number;
   shuffle?: boolean;
   seed?: number;
@@ -26,12 +31,26 @@ export interface StreamOptions {
   maxBenignRatio?: number;
 }
 
+/** The class of normal traffic in a shard folder (its config's benign_class). */
+export function benignClass(m: Manifest): string {
+  try {
+    return loadConfig(m.dataset).benign_class;
+  } catch {
+    return m.labels.includes('BENIGN') ? 'BENIGN' : m.labels[0];
+  }
+}
+
 export function openShards(dir: string, verify: 'size' | 'sha256' = 'size'): Manifest {
   return readManifest(dir, { verify });
 }
 
+/** Whether a shard folder's windows follow hosts (its shards carry `prev`). */
+export function hasHostContext(m: Manifest): boolean {
+  return m.options?.row_context === 'host';
+}
+
 /** Read one shard, checking it against the manifest entry. */
-export function loadShard(dir: string, m: Manifest, file: string, rows: number): { x: Float32Array; y: Int32Array } {
+export function loadShard(dir: string, m: Manifest, file: string, rows: number): { x: Float32Array; y: Int32Array; prev: Int32Array | null } {
   const full = safeJoin(dir, file, path.join(dir, 'manifest.json'));
   const st = readSafetensors(full);
   const x = st.get('features') as Float32Array;
@@ -40,7 +59,14 @@ export function loadShard(dir: string, m: Manifest, file: string, rows: number):
     throw new UserError(`${full}: holds ${y.length} rows of ${x.length / Math.max(1, y.length)} features; the manifest says ${rows} × ${m.num_features}`, 'the folder is damaged; prepare it again');
   if (st.metadata.scaled !== 'true') throw new UserError(`${full}: shard is not scaled (pass 2 did not finish)`, `run: flowtensor scale ${dir}`);
   for (let i = 0; i < y.length; i++) if (y[i] < 0 || y[i] >= m.num_classes) throw new UserError(`${full}: label ${y[i]} outside the ${m.num_classes} classes`);
-  return { x, y };
+  let prev: Int32Array | null = null;
+  if (st.tensors.prev) {
+    prev = st.get('prev') as Int32Array;
+    if (prev.length !== rows) throw new UserError(`${full}: prev holds ${prev.length} rows, the manifest says ${rows}`, 'the folder is damaged; prepare it again');
+    // a pointer must go back within the shard: anything else is damage (and could loop)
+    for (let i = 0; i < rows; i++) if (prev[i] >= i || prev[i] < -1) throw new UserError(`${full}: prev[${i}] = ${prev[i]} does not point to an earlier row`, 'the folder is damaged; prepare it again');
+  }
+  return { x, y, prev };
 }
 
 /** Number of examples in a split (after the benign cap, an expectation). */
@@ -60,11 +86,11 @@ export function* splitBatches(dir: string, m: Manifest, split: SplitName, o: Str
     const j = Math.floor(r() * (i + 1));
     [shards[i], shards[j]] = [shards[j], shards[i]];
   }
-  const benign = m.labels.indexOf('BENIGN');
+  const benign = m.labels.indexOf(benignClass(m));
   let keepBenign = 1;
   if (o.maxBenignRatio !== undefined && benign >= 0) {
     const cc = m.splits[split].class_counts;
-    const nb = cc.BENIGN ?? 0;
+    const nb = cc[benignClass(m)] ?? 0;
     const others = m.splits[split].rows - nb;
     if (nb > 0) keepBenign = Math.min(1, (o.maxBenignRatio * others) / nb);
   }
@@ -99,12 +125,21 @@ export function* splitBatches(dir: string, m: Manifest, split: SplitName, o: Str
     }
   }
   for (const sh of shards) {
-    const { x, y } = loadShard(dir, m, sh.file, sh.rows);
+    const { x, y, prev } = loadShard(dir, m, sh.file, sh.rows);
     for (let i = 0; i < y.length; i++) {
       if (y[i] === benign && keepBenign < 1 && r() >= keepBenign) continue;
       const at = size * unit;
       if (W === 1) poolX.set(x.subarray(i * F, (i + 1) * F), at);
-      else {
+      else if (prev) {
+        // the row last, its host's earlier flows before it, zeros where the chain ends
+        let src = i;
+        for (let w = W - 1; w >= 0; w--) {
+          if (src >= 0) {
+            poolX.set(x.subarray(src * F, (src + 1) * F), at + w * F);
+            src = prev[src];
+          } else poolX.fill(0, at + w * F, at + (w + 1) * F);
+        }
+      } else {
         // window ending at row i; rows before the shard's start are zeros
         for (let w = 0; w < W; w++) {
           const src = i - (W - 1) + w;

@@ -4,6 +4,8 @@ import { pipeline } from 'node:stream/promises';
 import { Readable, Transform, Writable } from 'node:stream';
 import { parseStream } from '../stages/parse.js';
 import { createFilter } from '../stages/filter.js';
+import { createKeys, type SplitBy } from '../stages/keys.js';
+import { UserError } from './errors.js';
 import { createIpSplit } from '../stages/ipsplit.js';
 import { createLabels, type AttemptedPolicy } from '../stages/labels.js';
 import { createSanitize } from '../stages/sanitize.js';
@@ -55,6 +57,7 @@ export interface StageCliOptions {
   dedupe?: boolean;
   ratios?: { train: number; val: number; test: number };
   rejects?: string;
+  splitBy?: SplitBy;
 }
 
 export async function runStage(cfg: DatasetConfig, stage: string, o: StageCliOptions, log: Logger): Promise<void> {
@@ -63,8 +66,11 @@ export async function runStage(cfg: DatasetConfig, stage: string, o: StageCliOpt
   let vocab: (() => string[] | undefined) | undefined;
   switch (stage) {
     case 'filter': {
+      // the row keys come first, from the identifiers filter may drop: the source host (per-host
+      // windows) and the connection (split --split-by connection)
+      const k = createKeys({ splitBy: 'connection', host: true });
       const f = createFilter({ cfg, dropIdentifiers: o.dropIdentifiers });
-      t = stageStream('filter', f.apply, () => ({ counts: f.counts, columns: f.columns }));
+      t = stageStream('filter', (b) => f.apply(k.apply(b)), () => ({ counts: f.counts, columns: f.columns, keys: k.counts }));
       break;
     }
     case 'ipsplit': {
@@ -84,7 +90,9 @@ export async function runStage(cfg: DatasetConfig, stage: string, o: StageCliOpt
       break;
     }
     case 'split': {
-      const s = createSplit({ ratios: o.ratios ?? cfg.split, dedupe: o.dedupe });
+      const by = o.splitBy ?? 'hash';
+      if (by !== 'hash' && by !== 'connection') throw new UserError(`split --split-by ${by}: the stage commands split by hash or connection`, 'prep splits by host or file');
+      const s = createSplit({ ratios: o.ratios ?? cfg.split, dedupe: o.dedupe, grouped: by === 'connection' });
       t = stageStream('split', s.apply, () => ({ counts: s.counts }));
       break;
     }
@@ -125,7 +133,7 @@ export async function runShard(cfg: DatasetConfig, o: { out: string; shardRows?:
         if (!x.split || !x.label) throw new Error('shard reads the output of `split` (rows need _label_id and _split)');
         if (!writer) {
           features = x.order ?? [...x.num.keys()];
-          writer = new ShardWriter({ dir: o.out, features, labels: cfg.classes, shardRows: o.shardRows, logMoments: scaler === 'log-standard' });
+          writer = new ShardWriter({ dir: o.out, features, labels: cfg.classes, shardRows: o.shardRows, logMoments: scaler === 'log-standard', hostContext: !!x.keys?.host });
         }
         writer.add(x);
         rows += x.n;

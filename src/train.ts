@@ -6,7 +6,7 @@ import path from 'node:path';
 import type * as TF from '@tensorflow/tfjs';
 import { initBackend, type BackendName, type Tf } from './backend.js';
 import { buildModel, buildFused, copyWeights, batchShape, predictProbs, type ModelKind, type ModelSpec } from './models.js';
-import { openShards, splitBatches, type BatchArrays } from './shardset.js';
+import { benignClass, hasHostContext, openShards, splitBatches, type BatchArrays } from './shardset.js';
 import { saveModel, loadModel, swapDir, findCheckpoint } from './runio.js';
 import { writeJsonAtomic, type Manifest } from './manifest.js';
 import { ensureDir, writeFileAtomic } from './atomic.js';
@@ -275,11 +275,16 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   }
   const spec: ModelSpec = { kind: config.model as ModelKind, features: m.num_features, classes: m.num_classes, units: config.units as number, project: config.project as number, window: config.window as number, seed: config.seed as number };
   const weights = config.class_weights === 'auto' ? autoClassWeights(m) : null;
+  const windowContext = spec.kind !== 'window' ? null : hasHostContext(m) ? 'host' : 'rows';
+  if (windowContext === 'rows')
+    log.warn({ shards: o.shards }, 'these shards carry no per-host context (no source addresses, or prepared by an older flowtensor): windows are consecutive rows, which on per-class files share a label and inflate scores');
   writeJsonAtomic(path.join(run, 'run.json'), {
     flowtensor_version: packageVersion(),
     config,
     backend: { name: backend, reason, lstm: kernelUnits(spec.units) ? lstmKernel().reason : `JavaScript gate loop (${spec.units} units: the kernel needs a multiple of 8)` },
     class_weights: weights ? Object.fromEntries(m.labels.map((l, i) => [l, weights[i]])) : null,
+    // window model: each example is a row and its source host's previous flows ('host'), or consecutive rows
+    window_context: windowContext,
     features: m.features,
     labels: m.labels,
     scaler: m.scaler,
@@ -430,7 +435,7 @@ export async function loadFused(tf: Tf, dir: string, spec: ModelSpec): Promise<T
 }
 
 function expectedRows(m: Manifest, ratio: number): number {
-  const nb = m.splits.train.class_counts.BENIGN ?? 0;
+  const nb = m.splits.train.class_counts[benignClass(m)] ?? 0;
   const others = m.splits.train.rows - nb;
   return others + Math.min(nb, Math.round(ratio * others));
 }

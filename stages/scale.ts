@@ -205,8 +205,15 @@ export function scaleShard(job: ShardJob, scaler: ScalerStats, features: string[
   const clipped: Record<string, number> = {};
   const inf: Record<string, number> = {};
   if (!scaledAlready) applyScaler(x, F, scaler, { clipped, inf }, features);
+  // per-host context pointers travel unchanged
+  const prev = st.tensors.prev ? (st.get('prev') as Int32Array) : null;
+  if (prev && prev.length !== job.rows) throw new UserError(`${job.full}: prev holds ${prev.length} rows, pass1.json says ${job.rows}`);
   const parts = encodeSafetensors(
-    { features: { dtype: 'F32', shape: [job.rows, F], data: x }, labels: { dtype: 'I32', shape: [job.rows], data: y } },
+    {
+      features: { dtype: 'F32', shape: [job.rows, F], data: x },
+      labels: { dtype: 'I32', shape: [job.rows], data: y },
+      ...(prev ? { prev: { dtype: 'I32' as const, shape: [job.rows], data: prev } } : {}),
+    },
     { format: 'flowtensor', split: job.split, shard: String(Number(job.file.match(/(\d+)\.safetensors$/)?.[1] ?? 0)), scaled: 'true' },
   );
   if (!scaledAlready) writeFileAtomic(job.full, parts);

@@ -16,6 +16,8 @@ export interface ShardOptions {
   shardRows?: number;
   /** Also gather the exact moments of the signed log1p of finite train values (the log-standard scaler). */
   logMoments?: boolean;
+  /** Write each row's `prev`: the previous row of the same source host in this shard (per-host windows). */
+  hostContext?: boolean;
   onShard?: (info: ShardInfo) => void;
 }
 
@@ -24,6 +26,10 @@ interface Open {
   block: Float32Array;
   bn: number;
   labels: Int32Array;
+  /** per row: index of the same host's previous row in this shard, -1 for none (with hostContext) */
+  prev: Int32Array | null;
+  /** host -> its last row in this shard */
+  lastOfHost: Map<number, number>;
   n: number;
   index: number;
   classCounts: Map<number, number>;
@@ -72,7 +78,7 @@ export class ShardWriter {
   }
 
   private fresh(index: number): Open {
-    return { block: new Float32Array(BLOCK_ROWS * this.F), bn: 0, labels: new Int32Array(this.shardRows), n: 0, index, classCounts: new Map(), fd: -1, tmp: '' };
+    return { block: new Float32Array(BLOCK_ROWS * this.F), bn: 0, labels: new Int32Array(this.shardRows), prev: this.opts.hostContext ? new Int32Array(this.shardRows) : null, lastOfHost: new Map(), n: 0, index, classCounts: new Map(), fd: -1, tmp: '' };
   }
 
   /** Write the pending block of split s at its place in the shard's temp file. */
@@ -100,11 +106,24 @@ export class ShardWriter {
   /** Add a batch that carries split and labels (the stage-command path). */
   add(b: Batch): void {
     if (!b.split || !b.label) throw new Error('shard needs split and labels');
-    this.addRows(toRowMajor(b, this.opts.features), b.n, b.label, b.split, null);
+    if (b.file !== this.lastFile) {
+      this.newFile();
+      this.lastFile = b.file;
+    }
+    this.addRows(toRowMajor(b, this.opts.features), b.n, b.label, b.split, null, b.keys?.host);
+  }
+  private lastFile: string | undefined;
+
+  /**
+   * A new input file starts: a host's earlier flows in another file (another day, another capture) are
+   * no context for its next ones.
+   */
+  newFile(): void {
+    for (const o of this.open) o.lastOfHost.clear();
   }
 
   /** Add rows of a row-major float32 matrix [n][F]; rows whose keep byte is 0 are skipped. */
-  addRows(x: Float32Array, n: number, label: Int32Array, split: Uint8Array, keep: Uint8Array | null): void {
+  addRows(x: Float32Array, n: number, label: Int32Array, split: Uint8Array, keep: Uint8Array | null, host?: Uint32Array): void {
     const F = this.F;
     const min = this.min;
     const max = this.max;
@@ -132,6 +151,14 @@ export class ShardWriter {
       }
       const lab = label[i];
       o.labels[o.n] = lab;
+      if (o.prev) {
+        const h = host ? host[i] : 0;
+        if (h === 0) o.prev[o.n] = -1;
+        else {
+          o.prev[o.n] = o.lastOfHost.get(h) ?? -1;
+          o.lastOfHost.set(h, o.n);
+        }
+      }
       o.classCounts.set(lab, (o.classCounts.get(lab) ?? 0) + 1);
       o.n++;
       if (++o.bn === BLOCK_ROWS) this.spill(s);
@@ -144,13 +171,15 @@ export class ShardWriter {
     const split = SPLITS[s];
     const file = shardName(split, o.index);
     this.spill(s);
-    // labels after the features, then the header into the reserved space (padded with spaces)
+    // labels (and prev) after the features, then the header into the reserved space (padded with spaces)
     const fBytes = o.n * this.F * 4;
     writeAll(o.fd, new Uint8Array(o.labels.buffer, 0, o.n * 4), HEADER_RESERVE + fBytes);
+    if (o.prev) writeAll(o.fd, new Uint8Array(o.prev.buffer, 0, o.n * 4), HEADER_RESERVE + fBytes + o.n * 4);
     const header = JSON.stringify({
       __metadata__: { format: 'flowtensor', split, shard: String(o.index), scaled: 'false' },
       features: { dtype: 'F32', shape: [o.n, this.F], data_offsets: [0, fBytes] },
       labels: { dtype: 'I32', shape: [o.n], data_offsets: [fBytes, fBytes + o.n * 4] },
+      ...(o.prev ? { prev: { dtype: 'I32', shape: [o.n], data_offsets: [fBytes + o.n * 4, fBytes + o.n * 8] } } : {}),
     });
     const head = Buffer.alloc(HEADER_RESERVE, 0x20);
     head.writeBigUInt64LE(BigInt(HEADER_RESERVE - 8), 0);
@@ -173,6 +202,7 @@ export class ShardWriter {
     o.tmp = '';
     o.index++;
     o.classCounts = new Map();
+    o.lastOfHost.clear(); // prev points inside its shard
   }
 
   /** Flush partial shards. Labels may have grown (--allow-new-labels): pass the final vocabulary. */

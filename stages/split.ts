@@ -1,9 +1,12 @@
 // Stage 6, split: deterministic train/val/test assignment, optional exact-duplicate removal.
-// Each row's split comes from a 64-bit fingerprint of its feature values (as float32, the precision
-// of the shards) and its label, so exact duplicates always land in the same split; the exception is
-// the first three rows of every class, which go to train, val and test in that order so that every
-// class with >= 3 rows is present in each split (splits with a zero share are skipped).
-// The result depends only on the rows and their order; `prep` sorts its input files by name.
+// --split-by hash (default): each row's split comes from a 64-bit fingerprint of its feature values (as
+// float32, the precision of the shards) and its label, so exact duplicates always land in the same
+// split; the exception is the first three rows of every class, which go to train, val and test in that
+// order so that every class with >= 3 rows is present in each split (splits with a zero share are
+// skipped). The result depends only on the rows and their order; `prep` sorts its input files by name.
+// --split-by connection|host: the split comes from the row's group key (stages/keys.ts), so every flow
+// of a connection (or every flow from a host) lands in one split; no row is moved for the per-class
+// minimum, which would break a group. --split-by file: the caller assigns a split per input file.
 import { bump, compact, SPLITS, type Batch, type Counts } from '../src/batch.js';
 import { FingerprintSet, rowHash32 } from '../src/hash.js';
 
@@ -24,8 +27,12 @@ export interface Splitter {
   counts: Counts;
   /** Rows as a row-major float32 matrix [n][F] with labels. */
   assign(x: Float32Array, F: number, n: number, label: Int32Array): SplitResult;
-  /** The same from the rows' fingerprints (rowHashes), computed elsewhere (prep's parse threads). */
-  assignHashed(hash: Uint32Array, n: number, label: Int32Array): SplitResult;
+  /**
+   * The same from the rows' fingerprints (rowHashes), computed elsewhere (prep's parse threads); with
+   * `group`, each row's split group ([2n] words, 0,0 = none: its fingerprint decides); with `forced`,
+   * every row goes to that split (--split-by file).
+   */
+  assignHashed(hash: Uint32Array, n: number, label: Int32Array, group?: Uint32Array, forced?: number): SplitResult;
   apply(b: Batch): Batch;
 }
 
@@ -54,13 +61,14 @@ export function rowHashes(x: Float32Array, F: number, n: number, label: Int32Arr
   return out;
 }
 
-export function createSplit(opts: SplitOptions): Splitter {
+export function createSplit(opts: SplitOptions & { grouped?: boolean }): Splitter {
   const { train, val, test } = opts.ratios;
   const total = train + val + test;
   if (!(total > 0) || train < 0 || val < 0 || test < 0) throw new Error('split ratios must be non-negative with a positive sum');
   const tTrain = (train / total) * 2 ** 32;
   const tVal = ((train + val) / total) * 2 ** 32;
-  const firsts = [0, 1, 2].filter((s) => [train, val, test][s] > 0);
+  // the per-class minimum moves rows: only where rows are split one by one
+  const firsts = opts.grouped ? [] : [0, 1, 2].filter((s) => [train, val, test][s] > 0);
   const seen = new Map<number, number>();
   const set = opts.dedupe ? new FingerprintSet() : null;
   const counts: Counts = { deduplicated: 0, rows: { train: 0, val: 0, test: 0 }, deduplicated_by_class: {} };
@@ -69,7 +77,7 @@ export function createSplit(opts: SplitOptions): Splitter {
     assign(x, F, n, label) {
       return splitter.assignHashed(rowHashes(x, F, n, label), n, label);
     },
-    assignHashed(h, n, label) {
+    assignHashed(h, n, label, group, forced) {
       const split = new Uint8Array(n);
       let keep: Uint8Array | null = null;
       const rows = counts.rows as Counts;
@@ -84,11 +92,13 @@ export function createSplit(opts: SplitOptions): Splitter {
         }
         const k = seen.get(lab) ?? 0;
         let s: number;
-        if (k < firsts.length) {
+        if (forced !== undefined) s = forced;
+        else if (k < firsts.length && !group) {
           s = firsts[k];
           seen.set(lab, k + 1);
         } else {
-          const v = h[2 * i + 1];
+          // the group's hash where there is one (rows without one: their own fingerprint)
+          const v = group && (group[2 * i] !== 0 || group[2 * i + 1] !== 0) ? group[2 * i + 1] : h[2 * i + 1];
           s = v < tTrain ? 0 : v < tVal ? 1 : 2;
         }
         split[i] = s;
@@ -99,7 +109,8 @@ export function createSplit(opts: SplitOptions): Splitter {
     apply(b) {
       if (!b.label) throw new Error('split needs labels (run the labels stage first)');
       const names = opts.columns ?? b.order?.filter((c) => b.num.has(c)) ?? [...b.num.keys()].sort();
-      const r = splitter.assign(toRowMajor(b, names), names.length, b.n, b.label);
+      const x = toRowMajor(b, names);
+      const r = splitter.assignHashed(rowHashes(x, names.length, b.n, b.label), b.n, b.label, opts.grouped ? b.keys?.group : undefined);
       let out: Batch = { ...b, split: r.split };
       if (r.keep) out = compact(out, r.keep);
       return out;

@@ -106,7 +106,7 @@ export async function main(argv = hideBin(process.argv)): Promise<void> {
           .option('out', { alias: 'o', type: 'string', demandOption: true, describe: 'output folder' })
           .options(stageOpts)
           .option('strict', { type: 'boolean', describe: 'stop at the first malformed row instead of quarantining it' })
-          .option('test-files', { type: 'string', array: true, describe: 'with --split-by file: inputs (globs on name or path) that go to test whole; the rest to train/val by --ratios' })
+          .option('test-files', { type: 'string', describe: 'with --split-by file: inputs (comma-separated globs on name or path, or the option repeated) that go to test whole; the rest to train/val by --ratios' })
           .option('allow-mixed-releases', { type: 'boolean', describe: 'accept inputs of different releases (original and improved CICIDS2017 features differ in meaning); recorded' })
           .option('allow-missing-features', { type: 'boolean', describe: 'accept inputs whose header lacks model columns (zero-filled, counted); recorded' })
           .option('shard-rows', { type: 'number', default: 65536 })
@@ -127,7 +127,7 @@ export async function main(argv = hideBin(process.argv)): Promise<void> {
             config: a.config as string | undefined,
             allowMixedReleases: a['allow-mixed-releases'] as boolean,
             splitBy: a['split-by'] as SplitBy | undefined,
-            testFiles: a['test-files'] as string[] | undefined,
+            testFiles: a['test-files'] === undefined ? undefined : ([] as string[]).concat(a['test-files'] as string | string[]).flatMap((g) => g.split(',')).filter(Boolean),
             allowMissingFeatures: a['allow-missing-features'] as boolean,
             dropIdentifiers: a['drop-identifiers'] as boolean,
             dedupe: a.dedupe as boolean,

@@ -18,7 +18,8 @@ import { synthCsv, synthLayouts } from './synth.js';
 import { train, evalRun, TRAIN_DEFAULTS, MONITORS, OPTIMIZERS, LR_SCHEDULES, type Monitor, type OptimizerName, type LrSchedule } from './train.js';
 import { predict } from './predict.js';
 import { writeReport } from './report.js';
-import { reportText } from './metrics.js';
+import { compareText, reportText } from './metrics.js';
+import { baseline, readBaselineEval } from './baseline.js';
 
 type Common = { config: string; 'log-level': string; 'log-file'?: string; quiet?: boolean };
 
@@ -282,6 +283,25 @@ export async function main(argv = hideBin(process.argv)): Promise<void> {
         }),
     )
     .command(
+      'baseline',
+      'a tree ensemble (Yggdrasil Decision Forests RandomForest) on the same shards: the score the LSTM has to beat',
+      (c: Argv) =>
+        c
+          .option('shards', { alias: 's', type: 'string', demandOption: true, describe: 'shard folder written by prep' })
+          .option('out', { alias: 'o', type: 'string', demandOption: true, describe: 'baseline folder (baseline.json, eval.json)' })
+          .option('max-rows', { type: 'number', default: 200000, describe: 'train rows used at most (a sample; classes below 1% of it keep every row)' })
+          .option('learner', { choices: ['random-forest', 'gradient-boosted-trees'], default: 'random-forest' })
+          .option('seed', { type: 'number', default: 1, describe: 'seed of the train sample' })
+          .option('json', { type: 'boolean', describe: 'print the test report as JSON' })
+          .example('$0 baseline --shards data/shards --out runs/rf && $0 eval --model runs/lstm --shards data/shards --baseline runs/rf', ''),
+      (a) =>
+        run(a as unknown as Common, async (log) => {
+          const r = await baseline({ shards: a.shards as string, out: a.out as string, maxRows: a['max-rows'] as number, learner: a.learner as 'random-forest', seed: a.seed as number, logger: log });
+          if (a.json) process.stdout.write(JSON.stringify(r.test ?? null, null, 2) + '\n');
+          else if (r.test) process.stdout.write(reportText(r.test, `${r.learner}, ${r.train_rows_used.toLocaleString('en-US')} of ${r.train_rows.toLocaleString('en-US')} train rows, fitted in ${r.fit_seconds.toFixed(1)} s: test split (${a.out}/eval.json)`));
+        }),
+    )
+    .command(
       'eval',
       'per-class precision/recall/F1, macro/weighted F1, accuracy and the confusion matrix of a run on a split',
       (c: Argv) =>
@@ -290,11 +310,17 @@ export async function main(argv = hideBin(process.argv)): Promise<void> {
           .option('shards', { alias: 's', type: 'string', demandOption: true })
           .option('split', { choices: ['train', 'val', 'test'], default: 'test' })
           .option('json', { type: 'boolean' })
+          .option('baseline', { type: 'string', describe: 'a folder written by `flowtensor baseline` on the same shards: its per-class F1 beside the LSTM\'s (test split)' })
           .option('backend', { choices: ['auto', 'tensorflow', 'wasm', 'cpu'], default: 'auto' }),
       (a) =>
         run(a as unknown as Common, async (log) => {
+          const base = a.baseline ? readBaselineEval(a.baseline as string, a.shards as string, a.split as string) : null;
           const r = await evalRun({ model: a.model as string, shards: a.shards as string, split: a.split as 'test', backend: a.backend as 'auto', logger: log });
-          process.stdout.write(a.json ? JSON.stringify(r, null, 2) + '\n' : reportText(r, `${a.model} on ${a.shards} (${a.split})`));
+          if (a.json) process.stdout.write(JSON.stringify(base ? { ...r, baseline: base } : r, null, 2) + '\n');
+          else {
+            process.stdout.write(reportText(r, `${a.model} on ${a.shards} (${a.split})`));
+            if (base) process.stdout.write(`\n${compareText(r, base, 'LSTM', 'baseline')}`);
+          }
         }),
     )
     .command(
@@ -325,10 +351,14 @@ export async function main(argv = hideBin(process.argv)): Promise<void> {
     .command(
       'report <run>',
       'write RUN/report.html: training curves, confusion heat map, per-class table, data quality (self-contained)',
-      (c: Argv) => c.positional('run', { type: 'string', demandOption: true }).option('out', { type: 'string', describe: 'file (default RUN/report.html)' }),
+      (c: Argv) =>
+        c
+          .positional('run', { type: 'string', demandOption: true })
+          .option('out', { type: 'string', describe: 'file (default RUN/report.html)' })
+          .option('baseline', { type: 'string', describe: 'a `flowtensor baseline` folder on the run\'s shards: per-class F1 side by side' }),
       (a) =>
         run(a as unknown as Common, (log) => {
-          const f = writeReport(a.run as string, a.out as string | undefined);
+          const f = writeReport(a.run as string, a.out as string | undefined, a.baseline as string | undefined);
           log.info({ report: f }, 'report written');
           process.stdout.write(f + '\n');
         }),

@@ -72,3 +72,20 @@ export function reportText(r: Report, title = ''): string {
   for (const i of idx) out.push(`${i} ${r.labels[i]}`.slice(0, w - 1).padEnd(w) + idx.map((j) => String(r.confusion[i][j]).padStart(cw)).join(''));
   return out.join('\n') + '\n';
 }
+
+/** Two models' per-class F1 on the same split, side by side, with their macro-F1 (classes with rows only). */
+export function compareText(a: Report, b: Report, nameA: string, nameB: string): string {
+  const w = Math.max(14, ...a.labels.map((l) => l.length)) + 2;
+  const cw = Math.max(10, nameA.length + 2, nameB.length + 2);
+  const out: string[] = [];
+  out.push('class'.padEnd(w) + 'support'.padStart(9) + `${nameA} F1`.padStart(cw + 3) + `${nameB} F1`.padStart(cw + 3));
+  a.per_class.forEach((p, k) => {
+    const q = b.per_class[k];
+    if (p.support === 0 && p.predicted === 0 && q.predicted === 0) return;
+    out.push(p.label.padEnd(w) + String(p.support).padStart(9) + p.f1.toFixed(3).padStart(cw + 3) + q.f1.toFixed(3).padStart(cw + 3));
+  });
+  out.push('macro-F1'.padEnd(w) + String(a.rows).padStart(9) + a.macro_f1.toFixed(4).padStart(cw + 3) + b.macro_f1.toFixed(4).padStart(cw + 3));
+  const ratio = b.macro_f1 > 0 ? a.macro_f1 / b.macro_f1 : NaN;
+  out.push(`${nameA} / ${nameB} macro-F1: ${Number.isFinite(ratio) ? ratio.toFixed(3) : 'n/a'}`);
+  return out.join('\n') + '\n';
+}

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { writeFileAtomic } from './atomic.js';
 import { UserError } from './errors.js';
 import type { Report } from './metrics.js';
+import { readBaselineEval } from './baseline.js';
 import type { EpochMetrics } from './train.js';
 
 export function esc(s: unknown): string {
@@ -81,7 +82,7 @@ function countsTable(title: string, obj: unknown): string {
   return `<h3>${esc(title)}</h3>` + (flat.length ? table(['what', 'count'], flat) : '<p class="none">none</p>');
 }
 
-export function renderReport(runDir: string): string {
+export function renderReport(runDir: string, baselineDir?: string): string {
   const runFile = path.join(runDir, 'run.json');
   if (!fs.existsSync(runFile)) throw new UserError(`${runDir}: no run.json`, 'give a run folder written by flowtensor train');
   const run = JSON.parse(fs.readFileSync(runFile, 'utf8'));
@@ -103,13 +104,24 @@ export function renderReport(runDir: string): string {
   }
   sections.push('<h2>Training</h2>');
   if (epochs.length) {
-    sections.push(`<div class="row">${lineChart('Loss per epoch', epochs, [{ key: 'loss', label: 'train loss', color: '#1f77b4' }, { key: 'val_loss', label: 'validation loss', color: '#d62728' }])}${lineChart('Accuracy per epoch', epochs, [{ key: 'acc', label: 'train accuracy', color: '#1f77b4' }, { key: 'val_acc', label: 'validation accuracy', color: '#d62728' }])}</div>`);
-    sections.push(table(['epoch', 'loss', 'acc', 'val_loss', 'val_acc', 'samples/s'], epochs.map((e) => [e.epoch, e.loss, e.acc, e.val_loss, e.val_acc, e.samples_per_s])));
+    const f1s = epochs.some((e) => typeof e.val_macro_f1 === 'number');
+    sections.push(`<div class="row">${lineChart('Loss per epoch', epochs, [{ key: 'loss', label: 'train loss', color: '#1f77b4' }, { key: 'val_loss', label: 'validation loss', color: '#d62728' }])}${lineChart('Accuracy per epoch', epochs, [{ key: 'acc', label: 'train accuracy', color: '#1f77b4' }, { key: 'val_acc', label: 'validation accuracy', color: '#d62728' }, ...(f1s ? [{ key: 'val_macro_f1' as const, label: 'validation macro-F1', color: '#2ca02c' }] : [])])}</div>`);
+    sections.push(table(['epoch', 'loss', 'acc', 'val_loss', 'val_acc', ...(f1s ? ['val_macro_f1', 'lr'] : []), 'samples/s'], epochs.map((e) => [e.epoch, e.loss, e.acc, e.val_loss, e.val_acc, ...(f1s ? [e.val_macro_f1 ?? '', e.lr ?? ''] : []), e.samples_per_s])));
   } else sections.push('<p class="none">no epochs recorded</p>');
   if (ev) {
     sections.push('<h2>Test split</h2>');
     sections.push(heatmap(ev));
     sections.push(table(['class', 'precision', 'recall', 'F1', 'support'], ev.per_class.filter((p) => p.support > 0 || p.predicted > 0).map((p) => [p.label, p.precision, p.recall, p.f1, p.support])));
+  }
+  if (ev && baselineDir) {
+    // the tree baseline on the same shards (checked by the manifest's sha256 when the shards are still there)
+    const shards = run.config?.shards as string | undefined;
+    const base = readBaselineEval(baselineDir, shards && fs.existsSync(shards) ? shards : '', 'test');
+    const bj = path.join(baselineDir, 'baseline.json');
+    const learner = fs.existsSync(bj) ? (JSON.parse(fs.readFileSync(bj, 'utf8')).learner as string) : 'baseline';
+    sections.push('<h2>LSTM beside the tree baseline (test split)</h2>');
+    sections.push(`<p class="meta">baseline: ${esc(learner)} · ${esc(path.resolve(baselineDir))} · macro-F1 LSTM ${ev.macro_f1.toFixed(4)} vs baseline ${base.macro_f1.toFixed(4)} (ratio ${(base.macro_f1 > 0 ? ev.macro_f1 / base.macro_f1 : NaN).toFixed(3)})</p>`);
+    sections.push(table(['class', 'support', 'LSTM F1', 'baseline F1', 'LSTM recall', 'baseline recall'], ev.per_class.map((p, k) => [p, base.per_class[k]] as const).filter(([p, q]) => p.support > 0 || p.predicted > 0 || (q?.predicted ?? 0) > 0).map(([p, q]) => [p.label, p.support, p.f1, q?.f1 ?? 0, p.recall, q?.recall ?? 0])));
   }
   sections.push('<h2>Data</h2>');
   sections.push(table(['class', 'train', 'val', 'test'], labels.map((l) => [l, cc.train?.[l] ?? 0, cc.val?.[l] ?? 0, cc.test?.[l] ?? 0])));
@@ -127,7 +139,7 @@ table{border-collapse:collapse;margin:8px 0 16px}td,th{border:1px solid #ccc;pad
   return `<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>flowtensor report</title><style>${css}</style></head><body>${sections.join('\n')}</body></html>\n`;
 }
 
-export function writeReport(runDir: string, out = path.join(runDir, 'report.html')): string {
-  writeFileAtomic(out, [renderReport(runDir)]);
+export function writeReport(runDir: string, out = path.join(runDir, 'report.html'), baselineDir?: string): string {
+  writeFileAtomic(out, [renderReport(runDir, baselineDir)]);
   return out;
 }

@@ -15,7 +15,7 @@ import { inspectText } from './inspect.js';
 import { readManifest, PASS1, SCALER_METHODS, type ScalerMethod } from './manifest.js';
 import { synthCsv } from './synth.js';
 import { train, evalRun, TRAIN_DEFAULTS, MONITORS, OPTIMIZERS, LR_SCHEDULES, type Monitor, type OptimizerName, type LrSchedule } from './train.js';
-import { predict } from './predict.js';
+import { predict, PREDICT_ENGINES, type PredictEngine } from './predict.js';
 import { exportOnnx } from './onnx.js';
 import { writeReport } from './report.js';
 import { reportText } from './metrics.js';
@@ -301,11 +301,12 @@ export async function main(argv = hideBin(process.argv)): Promise<void> {
           .option('threads', { type: 'number', default: 2, choices: [1, 2], describe: '2: a worker thread with its own model copy scores every other batch' })
           .option('rejects', stageOpts.rejects)
           .option('backend', { choices: ['auto', 'tensorflow', 'wasm', 'cpu'], default: 'auto' })
+          .option('engine', { choices: PREDICT_ENGINES, default: 'wasm', describe: 'wasm: tfjs + the WebAssembly LSTM kernel; onnx: onnxruntime-node (optional dependency, faster)' })
           .option('progress', { type: 'boolean' })
           .example('$0 predict --model runs/first < Friday.csv > scored.ndjson', ''),
       (a) =>
         run(a as unknown as Common, async (log) => {
-          const s = await predict({ model: a.model as string, inputs: (a.files as string[]) ?? [], output: process.stdout, format: a.format as 'csv', batchSize: a['batch-size'] as number, threads: a.threads as number, rejects: a.rejects as string, backend: a.backend as 'auto', logger: log, progress: a.progress as boolean | undefined});
+          const s = await predict({ model: a.model as string, inputs: (a.files as string[]) ?? [], output: process.stdout, format: a.format as 'csv', batchSize: a['batch-size'] as number, threads: a.threads as number, rejects: a.rejects as string, backend: a.backend as 'auto', logger: log, progress: a.progress as boolean | undefined, engine: a.engine as PredictEngine });
           const { report, ...rest } = s;
           log.info({ ...rest, macro_f1: report ? +report.macro_f1.toFixed(4) : undefined }, 'predict done');
           if (report && !(a as unknown as Common).quiet) process.stderr.write(reportText(report, `labelled input: ${report.rows} rows`));

@@ -1,14 +1,16 @@
 // `flowtensor export --onnx`: the exported graph against the tfjs model (loadFused + predictProbs) on the
 // same inputs, for both model kinds: through an independent float64 reading of the file by the ONNX
 // LSTM's definition (always), through onnxruntime-node (when it loads), through the `onnx` package's
-// checker (when python3 has it). Also the scaler in the file's metadata.
+// checker (when python3 has it). Also `predict --engine onnx` and the scaler in the file's metadata.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import { PassThrough } from 'node:stream';
 import { prep } from '../src/prep.js';
 import { train, loadFused } from '../src/train.js';
+import { predict } from '../src/predict.js';
 import { initBackend } from '../src/backend.js';
 import { predictProbs } from '../src/models.js';
 import { fitScaler, applyScaler } from '../stages/scale.js';
@@ -282,4 +284,55 @@ test('the flat scaler in the ONNX metadata reproduces applyScaler: every method,
       assert.deepEqual(applyFlat(flat, [...Float32Array.from(raw)]), [...x].map((v) => v + 0), `${sc.method} clip=${sc.clip} log1p=${sc.log1p} raw=${raw}`);
     }
   }
+});
+
+test('user errors of export --onnx and predict --engine onnx: one line, exit 2; predict --engine onnx makes the WebAssembly kernel\'s predictions, one or two threads', async (t) => {
+  const { run, csv } = await runOf('window');
+  const missing = cli(['predict', '--model', run, '--engine', 'onnx', csv], { env: { FLOWTENSOR_ONNXRUNTIME_MODULE: 'flowtensor-no-such-module' } });
+  assert.equal(missing.status, 2);
+  assert.equal(missing.stdout, '');
+  const lines = missing.stderr.trim().split('\n');
+  assert.equal(lines.length, 1, missing.stderr);
+  assert.match(lines[0], /^flowtensor: --engine onnx: onnxruntime-node cannot load \(.*\); install it with ONNXRUNTIME_NODE_INSTALL=skip npm install onnxruntime-node, or leave out --engine/);
+  const bad = cli(['export', run]);
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /^flowtensor: export: name the format, --onnx/);
+  const none = cli(['export', '--onnx', path.join(run, 'nope')]);
+  assert.equal(none.status, 2);
+  assert.match(none.stderr, /nope: no such run folder/);
+  // weights that do not match run.json are refused, naming the weight
+  const odd = path.join(path.dirname(run), 'odd');
+  fs.cpSync(run, odd, { recursive: true });
+  fs.rmSync(path.join(odd, 'model.onnx'), { force: true });
+  const info = JSON.parse(fs.readFileSync(path.join(odd, 'run.json'), 'utf8'));
+  info.config.units = 16;
+  fs.writeFileSync(path.join(odd, 'run.json'), JSON.stringify(info));
+  const mismatch = cli(['export', '--onnx', odd]);
+  assert.equal(mismatch.status, 2);
+  assert.match(mismatch.stderr, /^flowtensor: .*odd\/model.json: weight LSTMnet\/kernel has shape \[\d+,128\], run.json implies \[\d+,64\]/);
+  assert.ok(!fs.existsSync(path.join(odd, 'model.onnx')));
+
+  const { ort, reason } = await loadOnnxRuntime();
+  if (!ort) return t.skip(`onnxruntime-node cannot load (${reason}): the comparison with the WebAssembly kernel skipped`);
+  const collect = async (engine: 'wasm' | 'onnx', threads: number) => {
+    const out = new PassThrough();
+    const chunks: Buffer[] = [];
+    out.on('data', (c) => chunks.push(c));
+    await predict({ model: run, inputs: [csv], output: out, engine, threads, batchSize: 700 });
+    out.end();
+    return Buffer.concat(chunks).toString('utf8').trim().split('\n').map((l) => JSON.parse(l));
+  };
+  const wasm = await collect('wasm', 1);
+  const one = await collect('onnx', 1);
+  const two = await collect('onnx', 2);
+  assert.deepEqual(two, one);
+  assert.equal(one.length, wasm.length);
+  let d = 0;
+  one.forEach((r, i) => {
+    assert.equal(r.line, wasm[i].line);
+    assert.equal(r.predicted, wasm[i].predicted, `line ${r.line}`);
+    d = Math.max(d, Math.abs(r.probability - wasm[i].probability));
+  });
+  t.diagnostic(`window model, ${one.length} flows: max |Δ probability| (6 decimals) ${d}`);
+  assert.ok(d <= 2e-6);
 });

@@ -207,3 +207,78 @@ if (want('lstm')) {
     emit({ bench: 'lstm-predict', model: kind, features: F, batch: 1024, backend: k.backend, wasm_kernel_flows_per_s: k.fused, js_gate_loop_flows_per_s: js.fused, tf_layers_lstm_flows_per_s: k.tf_layers_lstm });
   }
 }
+
+if (want('engines')) {
+  // predict's two engines: the WebAssembly LSTM kernel (tfjs, the default) and onnxruntime-node
+  // (--engine onnx, an optional dependency). First the model alone on one thread, 1,024-row calls
+  // (as predict makes them), same weights and input, three interleaved runs each; then predict end
+  // to end on the first synth file with both engines, one and two threads, on the bench runs. CPU
+  // seconds are counted too: on a shared machine flows per CPU-second vary less than flows per second.
+  const modelOnly = `
+    import { initBackend } from ${JSON.stringify(path.join(ROOT, 'dist/src/backend.js'))};
+    import { buildModel, buildFused, copyWeights, predictProbs } from ${JSON.stringify(path.join(ROOT, 'dist/src/models.js'))};
+    import { onnxModelBytes, expectedShapes } from ${JSON.stringify(path.join(ROOT, 'dist/src/onnx.js'))};
+    import { OnnxScorer, loadOnnxRuntime } from ${JSON.stringify(path.join(ROOT, 'dist/src/onnxengine.js'))};
+    const [kind, engine] = process.argv.slice(1);
+    const { tf } = await initBackend('auto');
+    const B = 1024, spec = { kind, features: 62, classes: 15, units: 32, project: 32, window: 8, seed: 1 };
+    const std = buildModel(tf, spec), fused = buildFused(tf, spec);
+    copyWeights(std, fused);
+    const x = tf.randomUniform(kind === 'seed' ? [B, 62] : [B, 8, 62], -2, 2, 'float32', 5).dataSync();
+    let call;
+    if (engine === 'onnx') {
+      const ort = await loadOnnxRuntime();
+      if (!ort.ort) { console.log(JSON.stringify({ skipped: ort.reason })); process.exit(0); }
+      const w = new Map(Object.keys(expectedShapes(spec)).map((k, i) => [k, std.getWeights()[i].dataSync()]));
+      const s = await OnnxScorer.fromBytes(onnxModelBytes(spec, w), spec);
+      call = () => s.probs(x, B);
+    } else call = () => predictProbs(tf, fused, spec, x, B);
+    for (let t = performance.now(); performance.now() - t < 2000; ) await call();
+    let N = 0;
+    const c = process.cpuUsage(), t = performance.now();
+    while (performance.now() - t < 3000) { await call(); N++; }
+    const s = (performance.now() - t) / 1000, u = process.cpuUsage(c);
+    console.log(JSON.stringify({ flows_per_s: Math.round((N * B) / s), flows_per_cpu_s: Math.round((N * B) / ((u.user + u.system) / 1e6)) }));`;
+  for (const kind of ['seed', 'window']) {
+    for (let rep = 1; rep <= 3; rep++) {
+      for (const engine of ['wasm', 'onnx']) {
+        const r = child(modelOnly, [kind, engine]);
+        emit({ bench: 'engine-model', model: kind, engine, threads: 1, batch: 1024, ...r, run: rep });
+      }
+    }
+  }
+  // the first of the 8 input files only (as `bench predict` uses), made alone if missing
+  const rows = Math.max(...sizes);
+  const file = path.join(CACHE, `synth-${rows}-0.csv`);
+  if (!fs.existsSync(file)) {
+    fs.mkdirSync(CACHE, { recursive: true });
+    synthToFile(file, { rows: Math.ceil(rows / 8), seed: 100, ipv6: 0 });
+  }
+  const predictScript = `
+    import { predict } from ${JSON.stringify(path.join(ROOT, 'dist/src/predict.js'))};
+    import { Writable } from 'node:stream';
+    const sink = new Writable({ write(c, _e, cb) { cb(); } });
+    const [model, file, engine, threads] = process.argv.slice(1);
+    try {
+      const c = process.cpuUsage();
+      const s = await predict({ model, inputs: [file], output: sink, engine, threads: Number(threads) });
+      const u = process.cpuUsage(c), cpu = (u.user + u.system) / 1e6; // every thread of the process
+      console.log(JSON.stringify({ rows: s.rows_scored, seconds: s.seconds, flows_per_s: s.flows_per_s, cpu_s: +cpu.toFixed(2), flows_per_cpu_s: Math.round(s.rows_scored / cpu), peak_rss_mb: Math.round(process.resourceUsage().maxRSS / 1024) }));
+    } catch (e) {
+      if (e.name !== 'UserError') throw e;
+      console.log(JSON.stringify({ skipped: e.message }));
+    }`;
+  for (const model of ['seed', 'window']) {
+    const run = path.join(CACHE, `run-${model}`);
+    if (!fs.existsSync(path.join(run, 'model.json'))) {
+      emit({ bench: 'engine-predict', model, skipped: `no ${run}: run \`node dist/bench/bench.js train\` first` });
+      continue;
+    }
+    for (const threads of [1, 2]) {
+      for (const engine of ['wasm', 'onnx']) {
+        const r = child(predictScript, [run, file, engine, String(threads)]);
+        emit({ bench: 'engine-predict', model, engine, threads, ...r });
+      }
+    }
+  }
+}

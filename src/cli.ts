@@ -16,7 +16,8 @@ import { inspectText } from './inspect.js';
 import { readManifest, PASS1, SCALER_METHODS, type ScalerMethod } from './manifest.js';
 import { synthCsv, synthLayouts } from './synth.js';
 import { train, evalRun, TRAIN_DEFAULTS, MONITORS, OPTIMIZERS, LR_SCHEDULES, type Monitor, type OptimizerName, type LrSchedule } from './train.js';
-import { predict } from './predict.js';
+import { predict, PREDICT_ENGINES, type PredictEngine } from './predict.js';
+import { exportOnnx } from './onnx.js';
 import { writeReport } from './report.js';
 import { compareText, reportText } from './metrics.js';
 import { baseline, readBaselineEval } from './baseline.js';
@@ -336,16 +337,34 @@ export async function main(argv = hideBin(process.argv)): Promise<void> {
           .option('rejects', stageOpts.rejects)
           .option('allow-missing-features', { type: 'boolean', describe: 'score inputs whose header lacks model columns (zero-filled; the summary says so)' })
           .option('backend', { choices: ['auto', 'tensorflow', 'wasm', 'cpu'], default: 'auto' })
+          .option('engine', { choices: PREDICT_ENGINES, default: 'wasm', describe: 'wasm: tfjs + the WebAssembly LSTM kernel; onnx: onnxruntime-node (optional dependency, faster)' })
           .option('progress', { type: 'boolean' })
           .example('$0 predict --model runs/first < Friday.csv > scored.ndjson', ''),
       (a) =>
         run(a as unknown as Common, async (log) => {
-          const s = await predict({ model: a.model as string, inputs: (a.files as string[]) ?? [], output: process.stdout, format: a.format as 'csv', batchSize: a['batch-size'] as number, threads: a.threads as number, rejects: a.rejects as string, backend: a.backend as 'auto', logger: log, progress: a.progress as boolean | undefined, allowMissingFeatures: a['allow-missing-features'] as boolean });
+          const s = await predict({ model: a.model as string, inputs: (a.files as string[]) ?? [], output: process.stdout, format: a.format as 'csv', batchSize: a['batch-size'] as number, threads: a.threads as number, rejects: a.rejects as string, backend: a.backend as 'auto', logger: log, progress: a.progress as boolean | undefined, allowMissingFeatures: a['allow-missing-features'] as boolean, engine: a.engine as PredictEngine });
           const { report, ...rest } = s;
           log.info({ ...rest, macro_f1: report ? +report.macro_f1.toFixed(4) : undefined }, 'predict done');
           if (report && !(a as unknown as Common).quiet) process.stderr.write(reportText(report, `labelled input: ${report.rows} rows`));
           for (const m of s.release_mismatch) process.stderr.write(`warning: ${m.file} is ${m.release}; the run was trained on ${m.run_releases.join(' + ')}: features differ in meaning, these scores are not to be trusted\n`);
           for (const m of s.missing_features) process.stderr.write(`warning: ${m.file} lacks model columns ${m.missing.join(', ')}: scored with them zero-filled\n`);
+        }),
+    )
+    .command(
+      'export <run>',
+      'write a trained run as an ONNX model (RUN/model.onnx) for onnxruntime and other runtimes',
+      (c: Argv) =>
+        c
+          .positional('run', { type: 'string', demandOption: true, describe: 'run folder' })
+          .option('onnx', { type: 'boolean', describe: 'ONNX (opset 17): input "features" (scaled), output "probabilities"; scaler, features and labels in its metadata' })
+          .option('out', { alias: 'o', type: 'string', describe: 'file (default RUN/model.onnx)' })
+          .example('$0 export --onnx runs/first', ''),
+      (a) =>
+        run(a as unknown as Common, (log) => {
+          if (!a.onnx) throw new UserError('export: name the format, --onnx (the only one so far)');
+          const r = exportOnnx({ run: a.run as string, out: a.out as string | undefined });
+          log.info(r, 'ONNX model written');
+          process.stdout.write(r.file + '\n');
         }),
     )
     .command(

@@ -18,6 +18,7 @@ import { loadConfig } from './config.js';
 import { initBackend, type BackendName } from './backend.js';
 import { loadFused } from './train.js';
 import { predictProbs, type ModelSpec } from './models.js';
+import { OnnxScorer } from './onnxengine.js';
 import { Confusion, type Report } from './metrics.js';
 import { openInput, describeReadError } from './inputs.js';
 import { UserError, workerExecArgv } from './errors.js';
@@ -43,11 +44,16 @@ export interface PredictOptions {
   threads?: number;
   /** Score inputs whose header lacks model columns (zero-filled, counted in the summary). */
   allowMissingFeatures?: boolean;
+  /** wasm (default): tfjs with the WebAssembly LSTM kernel; onnx: onnxruntime-node (optional dependency). */
+  engine?: PredictEngine;
 }
 
+export const PREDICT_ENGINES = ['wasm', 'onnx'] as const;
+export type PredictEngine = (typeof PREDICT_ENGINES)[number];
+
 /** Start the predict worker and wait until its model is loaded. */
-async function startHelper(model: string, spec: ModelSpec, backend: BackendName | 'auto'): Promise<Worker> {
-  const w = new Worker(new URL('./predictworker.js', import.meta.url), { workerData: { model, spec, backend }, execArgv: workerExecArgv() });
+async function startHelper(model: string, spec: ModelSpec, backend: BackendName | 'auto', engine: PredictEngine): Promise<Worker> {
+  const w = new Worker(new URL('./predictworker.js', import.meta.url), { workerData: { model, spec, backend, engine }, execArgv: workerExecArgv() });
   await new Promise<void>((res, rej) => {
     const onMsg = (m: { ready?: boolean; error?: string }) => {
       w.off('message', onMsg);
@@ -120,9 +126,12 @@ export async function predict(o: PredictOptions): Promise<PredictSummary> {
   const onReject = rejects.onReject;
   const sanitize = createSanitize({ cfg, policy: { nan: 'zero', empty: 'zero', text: 'zero', posinf: 'train_max', neginf: 'train_min' }, onReject });
   const labels = createLabels({ cfg, vocab: run.labels });
-  const { tf } = await initBackend(o.backend ?? 'auto', log);
   const ms: ModelSpec = { kind: run.config.model, features: run.features.length, classes: run.labels.length, units: run.config.units, project: run.config.project, window: run.config.window, seed: run.config.seed };
-  const model = await loadFused(tf, o.model, ms);
+  const engine = o.engine ?? 'wasm';
+  const onnx = engine === 'onnx' ? await OnnxScorer.create(o.model, ms) : null;
+  if (onnx) log.info({ engine }, 'scoring on onnxruntime-node');
+  const tf = onnx ? null : (await initBackend(o.backend ?? 'auto', log)).tf;
+  const model = tf ? await loadFused(tf, o.model, ms) : null;
   const F = ms.features;
   const C = ms.classes;
   const W = ms.kind === 'window' ? ms.window : 1;
@@ -204,7 +213,7 @@ export async function predict(o: PredictOptions): Promise<PredictSummary> {
     return { b, ids, rawLabels, input };
   }
 
-  const inferHere = (p: Prepared) => predictProbs(tf, model, ms, p.input, p.b.n);
+  const inferHere = (p: Prepared) => (onnx ? onnx.probs(p.input, p.b.n) : predictProbs(tf!, model!, ms, p.input, p.b.n));
 
   async function emit(p: Prepared, probs: Float32Array): Promise<void> {
     const { b, ids, rawLabels } = p;
@@ -273,7 +282,7 @@ export async function predict(o: PredictOptions): Promise<PredictSummary> {
 
   // a second thread holds its own copy of the model: batches are scored in pairs, one here, one there,
   // and written in input order
-  const helper = o.threads === 1 ? null : await startHelper(o.model, ms, o.backend ?? 'auto');
+  const helper = o.threads === 1 ? null : await startHelper(o.model, ms, o.backend ?? 'auto', engine);
   let nextId = 0;
   const waiting = new Map<number, (r: { probs?: Float32Array; error?: string }) => void>();
   helper?.on('message', (m: { id: number; probs?: Float32Array; error?: string }) => {
@@ -350,7 +359,8 @@ export async function predict(o: PredictOptions): Promise<PredictSummary> {
   } finally {
     progress.done();
     rejects.commit();
-    model.dispose();
+    model?.dispose();
+    await onnx?.release();
     if (helper) await helper.terminate();
   }
   const seconds = (performance.now() - t0) / 1000;

@@ -4,17 +4,27 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { initBackend, type BackendName } from './backend.js';
 import { loadFused } from './train.js';
 import { predictProbs, type ModelSpec } from './models.js';
+import { OnnxScorer } from './onnxengine.js';
 
-const { model: dir, spec, backend } = workerData as { model: string; spec: ModelSpec; backend: BackendName | 'auto' };
+const { model: dir, spec, backend, engine } = workerData as { model: string; spec: ModelSpec; backend: BackendName | 'auto'; engine?: 'wasm' | 'onnx' };
 const port = parentPort!;
 
-async function main(): Promise<void> {
+async function score(): Promise<(x: Float32Array, n: number) => Promise<Float32Array>> {
+  if (engine === 'onnx') {
+    const onnx = await OnnxScorer.create(dir, spec);
+    return (x, n) => onnx.probs(x, n);
+  }
   const { tf } = await initBackend(backend);
   const model = await loadFused(tf, dir, spec);
+  return (x, n) => predictProbs(tf, model, spec, x, n);
+}
+
+async function main(): Promise<void> {
+  const probsOf = await score();
   // the main thread terminates this thread when it is done
   port.on('message', async (m: { id: number; x: Float32Array; n: number }) => {
     try {
-      const probs = await predictProbs(tf, model, spec, m.x, m.n);
+      const probs = await probsOf(m.x, m.n);
       port.postMessage({ id: m.id, probs }, [probs.buffer as ArrayBuffer]);
     } catch (e) {
       port.postMessage({ id: m.id, error: (e as Error).message });

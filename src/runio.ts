@@ -10,7 +10,7 @@ import { safeJoin, writeJsonAtomic } from './manifest.js';
 import { UserError } from './errors.js';
 import { packageVersion } from './config.js';
 
-interface WeightSpec {
+export interface WeightSpec {
   name: string;
   shape: number[];
   dtype: string;
@@ -36,8 +36,15 @@ export async function saveModel(tf: Tf, model: TF.LayersModel, dir: string): Pro
 
 const BYTES: Record<string, number> = { float32: 4, int32: 4, bool: 1 };
 
-/** Load model.json + weight files from dir: data, not code; paths and sizes are checked first. */
-export async function loadModel(tf: Tf, dir: string): Promise<TF.LayersModel> {
+/** model.json's topology and the weights as stored (specs in order, one buffer): data, not code. */
+export interface ModelArtifacts {
+  modelTopology: object;
+  specs: WeightSpec[];
+  weightData: ArrayBuffer;
+}
+
+/** Read model.json + weight files from dir; paths and sizes are checked first. */
+export function readModelArtifacts(dir: string): ModelArtifacts {
   const mj = path.join(dir, 'model.json');
   if (!fs.existsSync(mj)) throw new UserError(`${dir}: no model.json`, 'give a run folder written by flowtensor train');
   let json: { modelTopology: unknown; weightsManifest: { paths: string[]; weights: WeightSpec[] }[] };
@@ -69,7 +76,13 @@ export async function loadModel(tf: Tf, dir: string): Promise<TF.LayersModel> {
   if (have !== expected) throw new UserError(`${mj}: weight files hold ${have} bytes, the manifest needs ${expected}`, 'the run folder is damaged');
   const buf = Buffer.concat(parts);
   const weightData = buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength);
-  return tf.loadLayersModel(tf.io.fromMemory({ modelTopology: json.modelTopology as object, weightSpecs: specs as TF.io.WeightsManifestEntry[], weightData }));
+  return { modelTopology: json.modelTopology as object, specs, weightData };
+}
+
+/** Load model.json + weight files from dir as a tfjs layers model. */
+export async function loadModel(tf: Tf, dir: string): Promise<TF.LayersModel> {
+  const a = readModelArtifacts(dir);
+  return tf.loadLayersModel(tf.io.fromMemory({ modelTopology: a.modelTopology, weightSpecs: a.specs as TF.io.WeightsManifestEntry[], weightData: a.weightData }));
 }
 
 /** Replace folder `dst` by `src` (a finished temp folder) with a window of at most one rename. */

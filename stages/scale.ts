@@ -85,7 +85,7 @@ export function fitScaler(
 }
 
 /** y = (t - center) / scale and the clip bounds, also for format-1 scalers (min-max only, clipped to [0, 1]). */
-function scalerParams(sc: ScalerStats, F: number): { center: ArrayLike<number>; inv: Float64Array; yMin: ArrayLike<number>; yMax: ArrayLike<number> } {
+export function scalerParams(sc: ScalerStats, F: number): { center: ArrayLike<number>; inv: Float64Array; yMin: ArrayLike<number>; yMax: ArrayLike<number> } {
   const center = sc.center ?? sc.t_min;
   const inv = new Float64Array(F);
   for (let f = 0; f < F; f++) {

@@ -4,8 +4,9 @@ import { ensureDir } from './atomic.js';
 import path from 'node:path';
 import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { UserError, formatUserError } from './errors.js';
-import { createLogger, type Logger } from './log.js';
+import { UserError, formatUserError, ioErrorLine } from './errors.js';
+import { createLogger, silentLogger, type Logger } from './log.js';
+import { checkArgs } from './validate.js';
 import { loadConfig, packageVersion, type SanitizePolicy } from './config.js';
 import { prep } from './prep.js';
 import { runParse, runShard, runStage } from './stagecli.js';
@@ -52,11 +53,18 @@ const stageOpts = {
   dedupe: { type: 'boolean', describe: 'drop exact duplicate rows (features + label); they otherwise leak across splits' },
   ratios: { type: 'string', describe: 'train,val,test shares (default 70,15,15)' },
   rejects: { type: 'string', describe: 'append quarantined rows (NDJSON with file, line, reason) to this file' },
+  'multiline-quotes': { type: 'boolean', describe: 'quoted fields may span lines (RFC 4180); by default a quote left open at the end of its line quarantines that row' },
 } as const;
 
+/** The arguments as given, for error messages that quote a value as typed. */
+let givenArgv: string[] = [];
+
 async function run(a: Common, f: (log: Logger) => Promise<void> | void): Promise<void> {
-  const log = logger(a);
+  let log: Logger = silentLogger;
   try {
+    const args = a as unknown as Record<string, unknown>;
+    checkArgs(String((args._ as unknown[])?.[0] ?? ''), args, givenArgv); // every value checked before any work (src/validate.ts)
+    log = logger(a);
     await f(log);
   } catch (e) {
     if (e instanceof UserError) {
@@ -70,9 +78,9 @@ async function run(a: Common, f: (log: Logger) => Promise<void> | void): Promise
       process.exitCode = 0;
       return;
     }
-    const io: Record<string, string> = { ENOSPC: 'disk full', EDQUOT: 'disk quota exceeded', EACCES: 'permission denied', EPERM: 'operation not permitted', EROFS: 'read-only file system', ENOENT: 'no such folder', ENOTDIR: 'not a folder' };
-    if (err.code && io[err.code] && err.syscall && ['mkdir', 'open', 'write', 'rename', 'fsync', 'close', 'unlink', 'stat'].includes(err.syscall)) {
-      process.stderr.write(`flowtensor: cannot write ${err.path ?? 'the output'}: ${io[err.code]}; temporary files were removed and no manifest claims unfinished output\n`);
+    const line = ioErrorLine(err);
+    if (line) {
+      if (!reported.has(err)) process.stderr.write(line + '\n');
       log.debug({ err }, 'write error');
       process.exitCode = 1;
       return;
@@ -84,9 +92,19 @@ async function run(a: Common, f: (log: Logger) => Promise<void> | void): Promise
   }
 }
 
+/** I/O errors already printed (a failed standard output is reported once, where it happens). */
+const reported = new WeakSet<object>();
+
 export async function main(argv = hideBin(process.argv)): Promise<void> {
+  givenArgv = argv;
   process.stdout.on('error', (e: NodeJS.ErrnoException) => {
     if (e.code === 'EPIPE') process.exit(0);
+    // any other failure of standard output (a full disk, /dev/full): one line, exit 1, never silent;
+    // writers waiting on it fail too (src/output.ts), so no thread is left waiting
+    e.path ??= 'standard output';
+    if (!reported.has(e)) process.stderr.write((ioErrorLine(e) ?? `flowtensor: cannot write standard output: ${e.message}`) + '\n');
+    reported.add(e);
+    process.exitCode = 1;
   });
   const y = yargs(argv)
     .scriptName('flowtensor')
@@ -103,6 +121,7 @@ export async function main(argv = hideBin(process.argv)): Promise<void> {
           .positional('files', { type: 'string', array: true, describe: 'CSV / CSV.gz files or folders' })
           .option('out', { alias: 'o', type: 'string', demandOption: true, describe: 'output folder' })
           .options(stageOpts)
+          .option('rejects', { type: 'string', describe: 'write quarantined rows (NDJSON with file, line, reason) here instead of OUT/rejects.ndjson' })
           .option('strict', { type: 'boolean', describe: 'stop at the first malformed row instead of quarantining it' })
           .option('shard-rows', { type: 'number', default: 65536 })
           .option('log1p', { type: 'boolean', describe: 'signed log1p before min-max on the heavy-tailed byte/packet columns (config scale.log1p)' })
@@ -122,6 +141,8 @@ export async function main(argv = hideBin(process.argv)): Promise<void> {
             dropIdentifiers: a['drop-identifiers'] as boolean,
             dedupe: a.dedupe as boolean,
             strict: a.strict as boolean,
+            multilineQuotes: a['multiline-quotes'] as boolean,
+            rejects: a.rejects as string | undefined,
             allowNewLabels: a['allow-new-labels'] as boolean,
             attempted: a.attempted as 'benign' | undefined,
             ratios: ratios(a.ratios as string),
@@ -146,9 +167,10 @@ export async function main(argv = hideBin(process.argv)): Promise<void> {
           .positional('files', { type: 'string', array: true })
           .option('strict', { type: 'boolean' })
           .option('rejects', stageOpts.rejects)
+          .option('multiline-quotes', stageOpts['multiline-quotes'])
           .option('delimiter', { type: 'string', default: ',' })
           .example('cat Monday.csv | $0 parse | $0 filter | $0 ipsplit | $0 labels | $0 sanitize | $0 split | $0 shard --out data/shards && $0 scale data/shards', ''),
-      (a) => run(a as unknown as Common, (log) => runParse(loadConfig(a.config as string), (a.files as string[]) ?? [], { strict: a.strict as boolean, rejects: a.rejects as string, delimiter: a.delimiter as string }, log)),
+      (a) => run(a as unknown as Common, (log) => runParse(loadConfig(a.config as string), (a.files as string[]) ?? [], { strict: a.strict as boolean, rejects: a.rejects as string, delimiter: a.delimiter as string, multilineQuotes: a['multiline-quotes'] as boolean }, log)),
     )
     .command('filter', 'stage 2: keep the seed\'s columns (NDJSON in/out)', (c: Argv) => c.option('drop-identifiers', stageOpts['drop-identifiers']), (a) =>
       run(a as unknown as Common, (log) => runStage(loadConfig(a.config as string), 'filter', { dropIdentifiers: a['drop-identifiers'] as boolean }, log)),
@@ -291,12 +313,13 @@ export async function main(argv = hideBin(process.argv)): Promise<void> {
           .option('batch-size', { type: 'number', default: 1024 })
           .option('threads', { type: 'number', default: 2, choices: [1, 2], describe: '2: a worker thread with its own model copy scores every other batch' })
           .option('rejects', stageOpts.rejects)
+          .option('multiline-quotes', stageOpts['multiline-quotes'])
           .option('backend', { choices: ['auto', 'tensorflow', 'wasm', 'cpu'], default: 'auto' })
           .option('progress', { type: 'boolean' })
           .example('$0 predict --model runs/first < Friday.csv > scored.ndjson', ''),
       (a) =>
         run(a as unknown as Common, async (log) => {
-          const s = await predict({ model: a.model as string, inputs: (a.files as string[]) ?? [], output: process.stdout, format: a.format as 'csv', batchSize: a['batch-size'] as number, threads: a.threads as number, rejects: a.rejects as string, backend: a.backend as 'auto', logger: log, progress: a.progress as boolean | undefined });
+          const s = await predict({ model: a.model as string, inputs: (a.files as string[]) ?? [], output: process.stdout, format: a.format as 'csv', batchSize: a['batch-size'] as number, threads: a.threads as number, rejects: a.rejects as string, multilineQuotes: a['multiline-quotes'] as boolean, backend: a.backend as 'auto', logger: log, progress: a.progress as boolean | undefined });
           const { report, ...rest } = s;
           log.info({ ...rest, macro_f1: report ? +report.macro_f1.toFixed(4) : undefined }, 'predict done');
           if (report && !(a as unknown as Common).quiet) process.stderr.write(reportText(report, `labelled input: ${report.rows} rows`));

@@ -20,6 +20,7 @@ import { Confusion, type Report } from './metrics.js';
 import { openInput, describeReadError } from './inputs.js';
 import { UserError, workerExecArgv } from './errors.js';
 import { rejectSink } from './rejects.js';
+import { writeText } from './output.js';
 import { Worker } from 'node:worker_threads';
 import { silentLogger, Progress, type Logger } from './log.js';
 import type { Batch, Counts } from './batch.js';
@@ -35,6 +36,8 @@ export interface PredictOptions {
   batchSize?: number;
   backend?: BackendName | 'auto';
   rejects?: string;
+  /** Quoted fields may span lines (RFC 4180); off by default. */
+  multilineQuotes?: boolean;
   logger?: Logger;
   progress?: boolean;
   /** 2 (default): a worker thread scores every other batch; 1: this thread only. */
@@ -119,11 +122,9 @@ export async function predict(o: PredictOptions): Promise<PredictSummary> {
   const totals = { rows_in: 0, rows_scored: 0, blank_rows: 0, header_rows: 0 };
   const t0 = performance.now();
   const progress = new Progress('predict', 0, o.progress);
-  if (fmt === 'csv') out.write(CSV_COLUMNS.join(',') + '\n');
+  if (fmt === 'csv') await writeText(out, CSV_COLUMNS.join(',') + '\n');
 
-  const write = async (s: string) => {
-    if (!out.write(s)) await new Promise<void>((res) => out.once('drain', () => res()));
-  };
+  const write = async (s: string) => writeText(out, s); // rejects when the output fails (a full disk)
 
   interface Prepared {
     b: Batch;
@@ -266,7 +267,7 @@ export async function predict(o: PredictOptions): Promise<PredictSummary> {
   try {
     for (const f of sources) {
       const name = f === '-' ? 'stdin' : f;
-      const parser = new CsvBatchParser({ file: name, cfg, want: new Set([...filter.wanted, ...ID_COLUMNS]), requireLabel: false, batchSize: B, onReject });
+      const parser = new CsvBatchParser({ file: name, cfg, want: new Set([...filter.wanted, ...ID_COLUMNS]), requireLabel: false, batchSize: B, multilineQuotes: o.multilineQuotes, onReject });
       const context = { rows: null as Float32Array | null };
       const src = f === '-' ? (o.input ?? process.stdin) : openInput(f);
       try {

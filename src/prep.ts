@@ -31,6 +31,10 @@ export interface PrepOptions {
   dropIdentifiers?: boolean;
   dedupe?: boolean;
   strict?: boolean;
+  /** Quoted fields may span lines (RFC 4180); off: a quote left open at the end of its line quarantines that row. */
+  multilineQuotes?: boolean;
+  /** Write quarantined rows here instead of OUT/rejects.ndjson. */
+  rejects?: string;
   allowNewLabels?: boolean;
   attempted?: AttemptedPolicy;
   ratios?: { train: number; val: number; test: number };
@@ -52,7 +56,7 @@ export interface PrepOptions {
 }
 
 function parseSettings(o: PrepOptions): ParseSettings {
-  return { batchSize: o.batchSize, strict: o.strict, maxLineBytes: o.maxLineBytes, delimiter: o.delimiter };
+  return { batchSize: o.batchSize, strict: o.strict, maxLineBytes: o.maxLineBytes, delimiter: o.delimiter, multilineQuotes: o.multilineQuotes };
 }
 
 interface WorkerResult {
@@ -187,7 +191,7 @@ export async function prep(opts: PrepOptions): Promise<Manifest> {
   log.info({ files: files.length, bytes: totalBytes, out: opts.out }, 'prep: start');
 
   ensureDir(opts.out);
-  const rejects = rejectSink(log, { file: path.join(opts.out, 'rejects.ndjson'), atomic: true });
+  const rejects = rejectSink(log, { file: opts.rejects ?? path.join(opts.out, 'rejects.ndjson'), atomic: true });
   const onReject = rejects.onReject;
 
   const frontOpts = { dropIdentifiers: opts.dropIdentifiers, allowNewLabels: opts.allowNewLabels, attempted: opts.attempted, sanitize: opts.sanitize };
@@ -220,7 +224,7 @@ export async function prep(opts: PrepOptions): Promise<Manifest> {
   // reference machine it meets both the speed and the memory target; a second worker (and a second
   // isolate) is no faster on two cores (docs/BENCHMARKS.md has the figures).
   const W = Math.min(opts.workers ?? (totalBytes > 16 << 20 ? 1 : 0), maxWorkers);
-  const tasks = planTasks(files, W > 0 ? (opts.chunkBytes ?? 8 << 20) : Infinity);
+  const tasks = planTasks(files, W > 0 ? (opts.chunkBytes ?? 8 << 20) : Infinity, opts.multilineQuotes);
   const pool: Worker[] = []; // parse workers, reused for pass 2
   const parseTotals: Counts = {};
   let stageTotals: Record<string, Counts> = {};

@@ -19,7 +19,7 @@ import { packageVersion } from './config.js';
 import type { Logger } from './log.js';
 import { rejectSink } from './rejects.js';
 
-export async function runParse(cfg: DatasetConfig, files: string[], o: { strict?: boolean; rejects?: string; delimiter?: string; maxLineBytes?: number }, log: Logger): Promise<void> {
+export async function runParse(cfg: DatasetConfig, files: string[], o: { strict?: boolean; rejects?: string; delimiter?: string; maxLineBytes?: number; multilineQuotes?: boolean }, log: Logger): Promise<void> {
   const rw = rejectSink(log, { file: o.rejects });
   const enc = ndjsonEncodeStream();
   const out = process.stdout;
@@ -29,7 +29,7 @@ export async function runParse(cfg: DatasetConfig, files: string[], o: { strict?
   async function* items(): AsyncGenerator<Item> {
     for (const f of inputs) {
       const name = f === '-' ? 'stdin' : f;
-      const ps = parseStream({ file: name, cfg, want: null, strict: o.strict, delimiter: o.delimiter, maxLineBytes: o.maxLineBytes, onReject: rw.onReject, onHeader: (h) => log.info({ file: name, format: h.format, columns: h.canonical.length }, 'reading') });
+      const ps = parseStream({ file: name, cfg, want: null, strict: o.strict, delimiter: o.delimiter, maxLineBytes: o.maxLineBytes, multilineQuotes: o.multilineQuotes, onReject: rw.onReject, onHeader: (h) => log.info({ file: name, format: h.format, columns: h.canonical.length }, 'reading') });
       const src = f === '-' ? process.stdin : openInput(f);
       src.on('error', (e) => ps.destroy(e));
       src.pipe(ps);

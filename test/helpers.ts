@@ -14,13 +14,20 @@ export function tmpdir(prefix = 'ft-'): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
 }
 
-export function cli(args: string[], opts: { input?: string | Buffer; env?: Record<string, string> } = {}): SpawnSyncReturns<string> {
-  return spawnSync(process.execPath, [BIN, ...args], {
-    input: opts.input,
-    encoding: 'utf8',
-    env: { ...process.env, FLOWTENSOR_LOG_LEVEL: 'warn', ...opts.env },
-    maxBuffer: 1 << 28,
-  });
+/** The CLI as a child process; stdinFile makes a file its standard input (as `< FILE` does). */
+export function cli(args: string[], opts: { input?: string | Buffer; stdinFile?: string; env?: Record<string, string> } = {}): SpawnSyncReturns<string> {
+  const fd = opts.stdinFile ? fs.openSync(opts.stdinFile, 'r') : -1;
+  try {
+    return spawnSync(process.execPath, [BIN, ...args], {
+      input: fd >= 0 ? undefined : opts.input,
+      stdio: fd >= 0 ? [fd, 'pipe', 'pipe'] : undefined,
+      encoding: 'utf8',
+      env: { ...process.env, FLOWTENSOR_LOG_LEVEL: 'warn', ...opts.env },
+      maxBuffer: 1 << 28,
+    });
+  } finally {
+    if (fd >= 0) fs.closeSync(fd);
+  }
 }
 
 export function synthFile(dir: string, name: string, o: SynthOptions): string {

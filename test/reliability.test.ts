@@ -91,10 +91,14 @@ test('an output folder that cannot be written: one line, exit 1, nothing half-wr
   assert.equal(r.status, 1);
   assert.match(r.stderr, /cannot write \/proc\/flowtensor-test/);
   assert.doesNotMatch(r.stderr, /at .*\.js:\d+/);
+  // a file in the way is a user mistake, caught before any work: exit 2
   const file = writeCsv(d, 'plain-file', 'x');
   const r2 = cli(['prep', '--out', path.join(file, 'sub'), csv]);
-  assert.equal(r2.status, 1);
-  assert.match(r2.stderr, /cannot write .*plain-file/);
+  assert.equal(r2.status, 2);
+  assert.match(r2.stderr, /--out .*plain-file\/sub: a part of the path is not a folder/);
+  const r3 = cli(['prep', '--out', file, csv]);
+  assert.equal(r3.status, 2);
+  assert.match(r3.stderr, /--out .*plain-file: exists and is not a folder/);
 });
 
 test('disk full (ENOSPC) in pass 1 or pass 2: one line, exit 1, temp files removed, no manifest', () => {
@@ -215,4 +219,30 @@ test('sanitize on any numbers: every cell is kept finite or ±Infinity, and the 
     }),
     { numRuns: 300 },
   );
+});
+
+test('one unterminated quote loses one row, not thousands; line numbers stay true in every thread layout', async () => {
+  const d = tmpdir();
+  const src = synthFile(d, 'src.csv', { rows: 20000, seed: 71, quirks: false });
+  const lines = fs.readFileSync(src, 'latin1').split('\n');
+  lines[2] = '"' + lines[2]; // line 3: a quote that is never closed
+  lines[15001] = '"' + lines[15001]; // line 15002, far past the first MiB and the first chunks
+  const f = writeCsv(d, 'bad.csv', Buffer.from(lines.join('\n'), 'latin1'));
+  for (const [workers, mainParses] of [[0, false], [1, true], [2, false]] as const) {
+    const out = path.join(d, `o${workers}${mainParses}`);
+    const m = await prep({ out, inputs: [f], workers, mainParses, chunkBytes: 200_000 });
+    assert.equal(m.accounting.data_rows, 20000, `workers ${workers}`);
+    assert.equal(m.accounting.quarantined, 2);
+    assert.equal(m.accounting.rows_in_shards, 19998);
+    const rej = fs.readFileSync(path.join(out, 'rejects.ndjson'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    assert.deepEqual(rej.map((r) => [r.line, r.reason]), [[3, 'unterminated_quote'], [15002, 'unterminated_quote']]);
+  }
+  // --multiline-quotes: RFC 4180 fields over several lines, read in one pass (the open quote then swallows up to the 1 MiB cap)
+  const ok = writeCsv(d, 'multi.csv', `${tlHeader()}\n${tlRow({ 0: '"a\nb"' })}\n${tlRow()}\n`);
+  const mm = await prep({ out: path.join(d, 'mq'), inputs: [ok], multilineQuotes: true, workers: 1 });
+  assert.equal(mm.accounting.rows_in_shards, 2);
+  const r = cli(['prep', '-q', '--out', path.join(d, 'mq2'), ok]);
+  assert.equal(r.status, 0, r.stderr);
+  // without it, line 2 (the open quote) is quarantined; line 3 (`b",...`) holds all its fields and is read
+  assert.deepEqual(readManifest(path.join(d, 'mq2')).quality.quarantine_reasons, { unterminated_quote: 1 });
 });

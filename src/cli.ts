@@ -7,6 +7,7 @@ import { hideBin } from 'yargs/helpers';
 import { UserError, formatUserError, ioErrorLine } from './errors.js';
 import { createLogger, silentLogger, type Logger } from './log.js';
 import { checkArgs } from './validate.js';
+import { removeStaleTemps, withDirLock } from './lock.js';
 import { loadConfig, packageVersion, type SanitizePolicy } from './config.js';
 import { prep } from './prep.js';
 import { runParse, runShard, runStage } from './stagecli.js';
@@ -99,6 +100,7 @@ export async function main(argv = hideBin(process.argv)): Promise<void> {
   givenArgv = argv;
   process.stdout.on('error', (e: NodeJS.ErrnoException) => {
     if (e.code === 'EPIPE') process.exit(0);
+    if (!e.syscall) return; // a pipeline's own error, passed on to the stream it destroys: the command reports it
     // any other failure of standard output (a full disk, /dev/full): one line, exit 1, never silent;
     // writers waiting on it fail too (src/output.ts), so no thread is left waiting
     e.path ??= 'standard output';
@@ -204,7 +206,8 @@ export async function main(argv = hideBin(process.argv)): Promise<void> {
           const pool = startScaleWorkers(1);
           let m;
           try {
-            m = await scaleDir({ dir, pool, extra: (p, _s, counts) => accountingOf(p, counts) });
+            // one writer at a time; a pass 2 killed before left temp files: removed first
+            m = await withDirLock(dir, 'scale', () => (removeStaleTemps(dir), scaleDir({ dir, pool, extra: (p, _s, counts) => accountingOf(p, counts) })));
           } finally {
             await Promise.all(pool.map((w) => w.terminate()));
           }
@@ -241,7 +244,8 @@ export async function main(argv = hideBin(process.argv)): Promise<void> {
           .option('max-benign-ratio', { type: 'number', describe: 'per epoch, keep BENIGN rows at most R x the other rows' })
           .option('seed', { type: 'number', default: 1 })
           .option('backend', { choices: ['auto', 'tensorflow', 'wasm', 'cpu'], default: 'auto' })
-          .option('resume', { type: 'boolean', describe: 'continue from the run folder\'s last checkpoint' })
+          .option('resume', { type: 'boolean', describe: 'continue from the run folder\'s last checkpoint (its last finished epoch)' })
+          .option('force', { type: 'boolean', describe: 'replace the run the --out folder holds (train refuses a used folder otherwise)' })
           .option('max-batches', { type: 'number', describe: 'at most this many batches per epoch' })
           .option('progress', { type: 'boolean' })
           .example('$0 train --shards data/shards --out runs/first', '')
@@ -252,7 +256,7 @@ export async function main(argv = hideBin(process.argv)): Promise<void> {
           const onInt = () => {
             if (stop.requested) process.exit(130);
             stop.requested = true;
-            process.stderr.write('\nflowtensor: finishing the current batch, saving (Ctrl-C again to quit at once)\n');
+            process.stderr.write('\nflowtensor: stopping after the current batch; --resume goes on from the last finished epoch (Ctrl-C again to quit at once)\n');
           };
           process.on('SIGINT', onInt);
           process.on('SIGTERM', onInt);
@@ -272,6 +276,7 @@ export async function main(argv = hideBin(process.argv)): Promise<void> {
             seed: a.seed as number,
             backend: a.backend as 'auto',
             resume: a.resume as boolean,
+            force: a.force as boolean,
             maxBatchesPerEpoch: a['max-batches'] as number | undefined,
             logger: log,
             progress: a.progress as boolean | undefined,

@@ -6,6 +6,11 @@ export class UserError extends Error {
   }
 }
 
+/** A value from the data for a message: JSON-quoted, cut at max characters with its full length said. */
+export function showValue(v: string, max = 80): string {
+  return v.length <= max ? JSON.stringify(v) : `${JSON.stringify(v.slice(0, max))}… (${v.length.toLocaleString('en-US')} characters)`;
+}
+
 export function formatUserError(e: UserError): string {
   return `flowtensor: ${e.message}${e.hint ? `\n  hint: ${e.hint}` : ''}`;
 }

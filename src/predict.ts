@@ -1,8 +1,6 @@
 // `flowtensor predict`: score new flows with exactly the preprocessing a run was trained with:
 // parse -> filter -> ipsplit -> sanitize -> the run's saved scaler (never refitted) -> model.
 // One output line per data row, or one quarantine record; memory stays flat on an endless stdin.
-import fs from 'node:fs';
-import path from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { CsvBatchParser } from '../stages/parse.js';
 import { createFilter } from '../stages/filter.js';
@@ -21,10 +19,10 @@ import { openInput, describeReadError } from './inputs.js';
 import { UserError, workerExecArgv } from './errors.js';
 import { rejectSink } from './rejects.js';
 import { writeText } from './output.js';
+import { readRunInfo } from './runfiles.js';
 import { Worker } from 'node:worker_threads';
 import { silentLogger, Progress, type Logger } from './log.js';
 import type { Batch, Counts } from './batch.js';
-import type { ScalerStats } from './manifest.js';
 
 export interface PredictOptions {
   model: string;
@@ -76,15 +74,6 @@ export interface PredictSummary {
 const ID_COLUMNS = ['flow_id', 'source_ip', 'source_port', 'destination_ip', 'destination_port', 'protocol', 'timestamp'];
 const CSV_COLUMNS = ['file', 'line', ...ID_COLUMNS, 'predicted', 'probability', 'top2', 'p2', 'top3', 'p3', 'label'];
 
-interface RunInfo {
-  config: { model: 'seed' | 'window'; units: number; project: number; window: number; seed: number };
-  features: string[];
-  labels: string[];
-  scaler: ScalerStats;
-  dataset: string;
-  shards_manifest?: { options?: { drop_identifiers?: boolean } };
-}
-
 function csvCell(v: unknown): string {
   if (v === null || v === undefined) return '';
   const s = String(v);
@@ -93,9 +82,7 @@ function csvCell(v: unknown): string {
 
 export async function predict(o: PredictOptions): Promise<PredictSummary> {
   const log = o.logger ?? silentLogger;
-  const runFile = path.join(o.model, 'run.json');
-  if (!fs.existsSync(runFile)) throw new UserError(`${o.model}: no run.json`, 'give a run folder written by flowtensor train');
-  const run = JSON.parse(fs.readFileSync(runFile, 'utf8')) as RunInfo;
+  const run = readRunInfo(o.model); // checked: settings, features, classes, scaler (src/runfiles.ts)
   const cfg = loadConfig(run.dataset ?? 'cicids2017');
   const filter = createFilter({ cfg, dropIdentifiers: !!run.shards_manifest?.options?.drop_identifiers });
   const spec = featureSpec(cfg, filter.columns);

@@ -23,6 +23,7 @@ import { rejectSink } from './rejects.js';
 import { PASS1, writeJsonAtomic, type Manifest, type Pass1 } from './manifest.js';
 import { Progress, silentLogger, type Logger } from './log.js';
 import { errorFrom, workerExecArgv, type ErrorData } from './errors.js';
+import { withDirLock } from './lock.js';
 
 export interface PrepOptions {
   out: string;
@@ -182,7 +183,12 @@ export function featureSpec(cfg: DatasetConfig, columns: string[]): FeatureSpec 
 /** Worker heaps: small young generation (batches die young) keeps RSS flat; measured in docs/BENCHMARKS.md. */
 const WORKER_LIMITS = { maxYoungGenerationSizeMb: 8, maxOldGenerationSizeMb: 64 };
 
+/** One writer per shard folder at a time (src/lock.ts). */
 export async function prep(opts: PrepOptions): Promise<Manifest> {
+  return withDirLock(opts.out, 'prep', () => prepLocked(opts));
+}
+
+async function prepLocked(opts: PrepOptions): Promise<Manifest> {
   const log = opts.logger ?? silentLogger;
   const cfg = loadConfig(opts.config ?? 'cicids2017');
   const t0 = Date.now();

@@ -1,10 +1,9 @@
 // `flowtensor report RUN`: one self-contained HTML file (inline SVG, no scripts, no network):
 // training curves, the confusion matrix as a heat map, the per-class table, and the data-quality
 // summary of the shards the run was trained on. Every label and column name is HTML-escaped.
-import fs from 'node:fs';
 import path from 'node:path';
 import { writeFileAtomic } from './atomic.js';
-import { UserError } from './errors.js';
+import { readEvalJson, readMetrics, readRunInfo } from './runfiles.js';
 import type { Report } from './metrics.js';
 import type { EpochMetrics } from './train.js';
 
@@ -82,13 +81,11 @@ function countsTable(title: string, obj: unknown): string {
 }
 
 export function renderReport(runDir: string): string {
-  const runFile = path.join(runDir, 'run.json');
-  if (!fs.existsSync(runFile)) throw new UserError(`${runDir}: no run.json`, 'give a run folder written by flowtensor train');
-  const run = JSON.parse(fs.readFileSync(runFile, 'utf8'));
-  const mf = path.join(runDir, 'metrics.ndjson');
-  const epochs: Epoch[] = fs.existsSync(mf) ? fs.readFileSync(mf, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l)) : [];
-  const ef = path.join(runDir, 'eval.json');
-  const ev: (Report & { best_epoch?: number; loss?: number }) | null = fs.existsSync(ef) ? JSON.parse(fs.readFileSync(ef, 'utf8')) : null;
+  // every file checked as it is read (src/runfiles.ts): a damaged one is one clear error
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  const run: Record<string, any> = readRunInfo(runDir);
+  const epochs = readMetrics<Epoch>(runDir);
+  const ev = readEvalJson<Report & { best_epoch?: number; loss?: number }>(runDir);
   const sm = run.shards_manifest ?? {};
   const labels: string[] = run.labels ?? [];
   const cc = sm.class_counts ?? {};

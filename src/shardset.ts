@@ -31,9 +31,11 @@ export function openShards(dir: string, verify: 'size' | 'sha256' = 'size'): Man
 }
 
 /** Read one shard, checking it against the manifest entry. */
-export function loadShard(dir: string, m: Manifest, file: string, rows: number): { x: Float32Array; y: Int32Array } {
+export function loadShard(dir: string, m: Manifest, file: string, rows: number, bytes?: number): { x: Float32Array; y: Int32Array } {
   const full = safeJoin(dir, file, path.join(dir, 'manifest.json'));
-  const st = readSafetensors(full);
+  // a regular file inside the folder, of the size the manifest gives, before a byte is read
+  const st = readSafetensors(full, { within: dir, exactBytes: bytes });
+  if (st.tensors.features?.dtype !== 'F32' || st.tensors.labels?.dtype !== 'I32') throw new UserError(`${full}: not a flowtensor shard (features F32 and labels I32 expected)`, 'the folder is damaged; prepare it again');
   const x = st.get('features') as Float32Array;
   const y = st.get('labels') as Int32Array;
   if (y.length !== rows || x.length !== rows * m.num_features)
@@ -99,7 +101,7 @@ export function* splitBatches(dir: string, m: Manifest, split: SplitName, o: Str
     }
   }
   for (const sh of shards) {
-    const { x, y } = loadShard(dir, m, sh.file, sh.rows);
+    const { x, y } = loadShard(dir, m, sh.file, sh.rows, sh.bytes);
     for (let i = 0; i < y.length; i++) {
       if (y[i] === benign && keepBenign < 1 && r() >= keepBenign) continue;
       const at = size * unit;

@@ -4,11 +4,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { prep } from '../src/prep.js';
 import { train } from '../src/train.js';
 import { synthToFile } from '../src/synth.js';
-import { BIN, cli, tmpdir, synthFile } from './helpers.js';
+import { readManifest } from '../src/manifest.js';
+import { createHash } from 'node:crypto';
+import { BIN, cli, tmpdir, synthFile, tlHeader, tlRow, writeCsv } from './helpers.js';
 
 let fixture: Promise<{ d: string; csv: string; shards: string; run: string }> | null = null;
 /** One small trained run shared by the tests of this file. */
@@ -86,4 +88,183 @@ test('a hard link or symlink to the same file is read once', async () => {
   fs.symlinkSync(csv, path.join(d, 'soft.csv'));
   const m = await prep({ out: path.join(d, 'o'), inputs: [csv, path.join(d, 'hard.csv'), path.join(d, 'soft.csv')], workers: 0 });
   assert.equal(m.accounting.data_rows, 400);
+});
+
+test('two writers into one folder: the second gets a clear error; a lock left by a killed process is taken over', async () => {
+  const d = tmpdir();
+  const files = [0, 1].map((k) => synthFile(d, `f${k}.csv`, { rows: 40000, seed: 80 + k }));
+  const out = path.join(d, 'out');
+  const first = spawn(process.execPath, [BIN, 'prep', '-q', '--out', out, ...files], { stdio: 'ignore' });
+  const done = new Promise<number | null>((r) => first.once('exit', r));
+  const t0 = Date.now();
+  while (!fs.existsSync(path.join(out, '.flowtensor.lock')) && Date.now() - t0 < 30000) await new Promise((r) => setTimeout(r, 20));
+  assertUserError(cli(['prep', '-q', '--out', out, files[0]]), /: in use by another flowtensor prep \(process \d+\)/);
+  assert.equal(await done, 0);
+  const m = readManifest(out, { verify: 'sha256' }); // the first run's output, whole
+  assert.equal(m.accounting.data_rows, 80000);
+  assert.ok(!fs.existsSync(path.join(out, '.flowtensor.lock')), 'released');
+  // a lock whose process is gone (SIGKILL) is taken over; a live one is respected, for train too
+  fs.writeFileSync(path.join(out, '.flowtensor.lock'), '999999 prep\n');
+  assert.equal(cli(['prep', '-q', '--out', out, files[0]]).status, 0);
+  const run = path.join(d, 'run');
+  fs.mkdirSync(run);
+  fs.writeFileSync(path.join(run, '.flowtensor.lock'), `${process.pid} train\n`);
+  assertUserError(cli(['train', '--shards', out, '--out', run]), /run: in use by another flowtensor train/);
+});
+
+test('labels: at most 1,000 classes; a huge label is cut in messages; a merged label never takes an existing class name', async () => {
+  const d = tmpdir();
+  const many = writeCsv(d, 'many.csv', `${tlHeader()}\n${Array.from({ length: 10000 }, (_, i) => tlRow({ 7: i, 84: `L${i}` })).join('\n')}\n`);
+  assertUserError(cli(['prep', '--log-level', 'error', '--allow-new-labels', '--out', path.join(d, 'o'), many]), /many\.csv:\d+: label "L\d+" would be class 1001: at most 1000 classes/);
+  const big = writeCsv(d, 'big.csv', `${tlHeader()}\n${tlRow({ 84: 'A'.repeat(500_000) })}\n`);
+  let r = cli(['prep', '-q', '--out', path.join(d, 'o2'), big]);
+  assertUserError(r, /big\.csv:2: unknown label "A{80}"… \(500,000 characters\)/);
+  assert.ok(r.stderr.length < 2000, `${r.stderr.length} characters of error`);
+  r = cli(['prep', '-q', '--allow-new-labels', '--out', path.join(d, 'o3'), big]);
+  assertUserError(r, /a new class name has at most 100 characters/);
+  assert.ok(r.stderr.length < 2000);
+  // BruteForce in a derived file merges FTP/SSH-Patator: with --allow-new-labels it is a class of its own
+  const rows = [tlRow({ 84: 'BruteForce' }), tlRow({ 7: 2, 84: 'Web Attack \u2013 Brute Force' }), tlRow({ 7: 3, 84: 'dos' }), tlRow({ 7: 4, 84: 'DoS' }), tlRow({ 7: 5, 84: 'BENIGN' }), tlRow({ 7: 6, 84: 'Gremlins' }), tlRow({ 7: 7, 84: 'gremlins' })];
+  const mixed = writeCsv(d, 'derived.csv', `${tlHeader()}\n${rows.join('\n')}\n`);
+  const m = await prep({ out: path.join(d, 'o4'), inputs: [mixed], allowNewLabels: true, workers: 0 });
+  assert.equal(new Set(m.labels).size, m.labels.length, 'class names are distinct');
+  assert.deepEqual(m.labels.slice(15), ['BruteForce (merged)', 'dos (merged)', 'Gremlins']);
+  const total = (l: string) => (['train', 'val', 'test'] as const).reduce((s, k) => s + (m.splits[k].class_counts[l] ?? 0), 0);
+  assert.deepEqual([total('BruteForce'), total('BruteForce (merged)'), total('dos (merged)'), total('Gremlins')], [1, 1, 2, 2]);
+  assert.equal(m.labels.reduce((s, l) => s + total(l), 0), 7);
+});
+
+test('shards and weights that are /dev/zero, a FIFO or a symlink out of their folder are refused before reading', async () => {
+  const { d, shards, run } = await trained();
+  const copy = (from: string, to: string) => fs.cpSync(from, to, { recursive: true });
+  const m = readManifest(shards);
+  const rel = m.splits.train.shards[0].file;
+  const cases: [string, (f: string) => void, RegExp][] = [
+    ['zero', (f) => fs.symlinkSync('/dev/zero', f), /not a regular file/],
+    ['fifo', (f) => spawnSync('mkfifo', [f]), /a pipe \(FIFO\), not a regular file/],
+    ['outside', (f) => { const out = path.join(d, `outside-${path.basename(f)}`); fs.copyFileSync(path.join(shards, rel), out); fs.symlinkSync(out, f); }, /a symbolic link out of/],
+  ];
+  for (const [name, make, msg] of cases) {
+    const sh = path.join(d, `sh-${name}`);
+    copy(shards, sh);
+    const f = path.join(sh, rel);
+    fs.rmSync(f);
+    make(f);
+    for (const args of [['eval', '--model', run, '--shards', sh, '--split', 'train'], ['inspect', '--verify', sh]]) {
+      const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 60000, env: { ...process.env, FLOWTENSOR_LOG_LEVEL: 'warn' } });
+      assert.notEqual(r.signal, 'SIGTERM', `${name} ${args[0]}: hangs`);
+      assertUserError(r as ReturnType<typeof cli>, msg);
+    }
+    const rn = path.join(d, `run-${name}`);
+    copy(run, rn);
+    const w = path.join(rn, 'weights.bin');
+    fs.rmSync(w);
+    make(w);
+    const r = spawnSync(process.execPath, [BIN, 'eval', '--model', rn, '--shards', shards], { encoding: 'utf8', timeout: 60000, env: { ...process.env, FLOWTENSOR_LOG_LEVEL: 'warn' } });
+    assert.notEqual(r.signal, 'SIGTERM', `${name} weights: hangs`);
+    assertUserError(r as ReturnType<typeof cli>, name === 'fifo' ? /not a regular file/ : /a symbolic link out of .*run-\w+ \(to /);
+  }
+});
+
+test('user mistakes end in one line naming the value and what is allowed, exit 2, never an internal error', async () => {
+  const { d, csv, shards, run } = await trained();
+  const o = path.join(d, 'mistake-out');
+  const bad: [string[], RegExp][] = [
+    [['prep', '--out', o, '--shard-rows', '0', csv], /--shard-rows 0: give a whole number from 1 to/],
+    [['prep', '--out', o, '--shard-rows', '-1', csv], /--shard-rows -1: give a whole number/],
+    [['prep', '--out', o, '--shard-rows', '1.5', csv], /--shard-rows 1\.5: give a whole number/],
+    [['prep', '--out', o, '--shard-rows', 'abc', csv], /--shard-rows abc: give a whole number/],
+    [['prep', '--out', o, '--workers', '-1', csv], /--workers -1: give a whole number from 0 to 16/],
+    [['prep', '--out', o, '--delimiter', ';;', csv], /--delimiter ";;": give one ASCII character/],
+    [['prep', '--out', o, '--ratios', '1,2', csv], /--ratios 1,2: give three non-negative numbers/],
+    [['train', '--shards', shards, '--out', o, '--batch-size', '0'], /--batch-size 0: give a whole number from 1/],
+    [['train', '--shards', shards, '--out', o, '--batch-size', '-5'], /--batch-size -5/],
+    [['train', '--shards', shards, '--out', o, '--units', '0'], /--units 0: give a whole number from 1/],
+    [['train', '--shards', shards, '--out', o, '--window', '0'], /--window 0/],
+    [['train', '--shards', shards, '--out', o, '--epochs', '0'], /--epochs 0/],
+    [['train', '--shards', shards, '--out', o, '--lr', '-1'], /--lr -1: give a number above 0/],
+    [['train', '--shards', shards, '--out', o, '--lr', 'NaN'], /--lr NaN/],
+    [['synth', '--rows', '-5'], /--rows -5: give a whole number from 0/],
+    [['prep', '--config', 'nope', '--out', o, csv], /--config nope: no such data-set config \(known: cicids2017/],
+    [['prep', '--config', path.join(d, 'missing.json'), '--out', o, csv], /missing\.json: no such file or folder/],
+    [['prep', '--log-file', path.join(d, 'no', 'such', 'x.log'), '--out', o, csv], /--log-file .*x\.log: folder .* does not exist/],
+    [['prep', '--out', o, path.join(d, 'nope.csv')], /nope\.csv: no such file or folder/],
+    [['predict', '--model', run, path.join(d, 'nope.csv')], /nope\.csv: no such file or folder/],
+    [['split'], /stdin:1: null, not a JSON record/],
+  ];
+  fs.writeFileSync(path.join(d, 'bad-config.json'), '{"name": 3}');
+  bad.push([['prep', '--config', path.join(d, 'bad-config.json'), '--out', o, csv], /bad-config\.json: name is not a string/]);
+  // a folder named like a CSV inside an input folder, a symlink loop
+  const folder = path.join(d, 'in');
+  fs.mkdirSync(path.join(folder, 'x.csv'), { recursive: true });
+  bad.push([['prep', '--out', o, folder], /in\/x\.csv: a folder inside .* named like a CSV file/]);
+  fs.symlinkSync(path.join(d, 'loop-b.csv'), path.join(d, 'loop-a.csv'));
+  fs.symlinkSync(path.join(d, 'loop-a.csv'), path.join(d, 'loop-b.csv'));
+  bad.push([['prep', '--out', o, path.join(d, 'loop-a.csv')], /loop-a\.csv: a symbolic link loop/]);
+  // stage commands in the wrong order
+  const parsed = cli(['parse', csv]).stdout;
+  for (const [args, msg] of bad) assertUserError(cli(args, { input: args[0] === 'split' ? 'null\n' : undefined }), msg);
+  assertUserError(cli(['split'], { input: parsed }), /split: rows have no class: run labels before split/);
+  assertUserError(cli(['shard', '--out', path.join(d, 'so')], { input: parsed }), /shard reads the output of split/);
+  const labelled = cli(['labels'], { input: parsed }).stdout;
+  assertUserError(cli(['split'], { input: labelled }), /split: column flow_id holds text: run filter and ipsplit before split/);
+  assert.ok(!fs.existsSync(o), 'no output folder left by a refused command');
+});
+
+test('damaged or hand-edited run files, manifests and shards: one clear line, exit 2', async () => {
+  const { d, csv, shards, run } = await trained();
+  const edit = (src: string, name: string, file: string, f: (j: any) => unknown) => { // eslint-disable-line @typescript-eslint/no-explicit-any
+    const dst = path.join(d, name);
+    fs.cpSync(src, dst, { recursive: true });
+    const p = path.join(dst, file);
+    const v = f(JSON.parse(fs.readFileSync(p, 'utf8')));
+    fs.writeFileSync(p, typeof v === 'string' ? v : JSON.stringify(v));
+    return dst;
+  };
+  const runCases: [string, string, (j: any) => unknown, RegExp][] = [ // eslint-disable-line @typescript-eslint/no-explicit-any
+    ['r1', 'model.json', (j) => ({ ...j, weightsManifest: [{ weights: j.weightsManifest[0].weights }] }), /a weightsManifest entry lacks paths or weights/],
+    ['r2', 'model.json', (j) => ({ ...j, weightsManifest: [{ paths: ['weights.bin'] }] }), /lacks paths or weights/],
+    ['r3', 'run.json', () => '{"config": ', /run\.json: not valid JSON/],
+    ['r4', 'run.json', () => 'null', /run\.json: holds null, not a JSON object/],
+    ['r5', 'run.json', (j) => ({ ...j, scaler: { ...j.scaler, min: j.scaler.min.slice(1) } }), /run\.json: scaler min is not \d+ finite numbers/],
+    ['r6', 'run.json', (j) => ({ ...j, config: { ...j.config, units: 0 } }), /run\.json: config\.units is 0/],
+    ['r7', 'eval.json', () => '{}', /eval\.json: not an evaluation/],
+  ];
+  for (const [name, file, f, msg] of runCases) {
+    const r = edit(run, name, file, f);
+    const cmd = file === 'eval.json' ? ['report', r] : ['predict', '--model', r, csv];
+    assertUserError(cli(cmd), msg);
+  }
+  const st = edit(run, 'r8', 'last/state.json', (j) => ({ ...j, epoch: -1 }));
+  assertUserError(cli(['train', '--shards', shards, '--out', st, '--resume', '--epochs', '3']), /state\.json: epoch is -1/);
+  const shardCases: [string, (j: any) => unknown, RegExp][] = [ // eslint-disable-line @typescript-eslint/no-explicit-any
+    ['s1', (j) => { delete j.splits; return j; }, /manifest\.json: no splits object/],
+    ['s2', (j) => { delete j.scaler; return j; }, /manifest\.json: scaler is missing/],
+    ['s3', (j) => ({ ...j, scaler: { ...j.scaler, t_max: [1] } }), /manifest\.json: scaler t_max is not \d+ finite numbers/],
+    ['s4', (j) => ({ ...j, splits: { ...j.splits, val: null } }), /split val is missing or malformed/],
+  ];
+  for (const [name, f, msg] of shardCases) {
+    const s = edit(shards, name, 'manifest.json', f);
+    assertUserError(cli(['eval', '--model', run, '--shards', s]), msg);
+    assertUserError(cli(['inspect', s]), msg);
+  }
+  // hostile safetensors headers (the manifest's checksum made to match, as an attacker would)
+  const m = readManifest(shards);
+  for (const [name, header, msg] of [
+    ['h1', 'null', /safetensors header is not a JSON object/],
+    ['h2', JSON.stringify({ features: { dtype: 'F32', shape: [-1, -4], data_offsets: [0, 16] } }), /shape \[-1,-4\]: dimensions are whole numbers from 0/],
+  ] as const) {
+    const s = path.join(d, name);
+    fs.cpSync(shards, s, { recursive: true });
+    const entry = m.splits.test.shards[0];
+    const body = Buffer.from(header.padEnd(Math.ceil(header.length / 8) * 8));
+    const len = Buffer.alloc(8);
+    len.writeBigUInt64LE(BigInt(body.length));
+    const bytes = Buffer.concat([len, body, Buffer.alloc(16)]);
+    fs.writeFileSync(path.join(s, entry.file), bytes);
+    const mj = JSON.parse(fs.readFileSync(path.join(s, 'manifest.json'), 'utf8'));
+    Object.assign(mj.splits.test.shards[0], { bytes: bytes.length, sha256: createHash('sha256').update(bytes).digest('hex') });
+    fs.writeFileSync(path.join(s, 'manifest.json'), JSON.stringify(mj));
+    assertUserError(cli(['eval', '--model', run, '--shards', s]), msg);
+  }
 });

@@ -57,6 +57,12 @@ const stageOpts = {
   'multiline-quotes': { type: 'boolean', describe: 'quoted fields may span lines (RFC 4180); by default a quote left open at the end of its line quarantines that row' },
 } as const;
 
+/** What inspect --verify checked (it fails with one line when a shard does not match). */
+function verifiedLine(m: ReturnType<typeof readManifest>): string {
+  const shards = (['train', 'val', 'test'] as const).reduce((s, k) => s + m.splits[k].shards.length, 0);
+  return `verified  ${shards} shards: sizes and sha256 match the manifest\n`;
+}
+
 /** The arguments as given, for error messages that quote a value as typed. */
 let givenArgv: string[] = [];
 
@@ -223,6 +229,7 @@ export async function main(argv = hideBin(process.argv)): Promise<void> {
         run(a as unknown as Common, () => {
           const m = readManifest(a.dir as string, { verify: a.verify ? 'sha256' : undefined });
           process.stdout.write(a.json ? JSON.stringify(m, null, 2) + '\n' : inspectText(a.dir as string, m));
+          if (a.verify && !a.json) process.stdout.write(verifiedLine(m));
         }),
     )
     .command(

@@ -44,10 +44,15 @@ const CONFIG_RULES: Record<string, string> = {
   max_batches_per_epoch: 'max-batches',
 };
 
-function inRange(file: string, key: string, v: unknown, option: string): void {
+function inRange(file: string, key: string, v: unknown, option: string, hint = DAMAGED): void {
   const r = NUMERIC_OPTIONS[option];
   const ok = typeof v === 'number' && Number.isFinite(v) && (!r.int || Number.isInteger(v)) && (r.minOpen ? v > r.min : v >= r.min) && v <= r.max;
-  if (!ok) throw new UserError(`${file}: config.${key} is ${JSON.stringify(v)}: ${r.int ? 'a whole number' : 'a number'} from ${r.min} to ${r.max} expected`, DAMAGED);
+  if (!ok) throw new UserError(`${file}: config.${key} is ${JSON.stringify(v)}: ${r.int ? 'a whole number' : 'a number'} from ${r.min} to ${r.max} expected`, hint);
+}
+
+/** A training configuration (from options or a run.json) within the limits of the command-line options. */
+export function checkRunConfig(c: Record<string, unknown>, what: string): void {
+  for (const [k, opt] of Object.entries(CONFIG_RULES)) if (c[k] !== undefined && c[k] !== null) inRange(what, k, c[k], opt, `see flowtensor train --help for --${opt}`);
 }
 
 /** run.json of a run folder, checked: the settings, features, classes and scaler a model needs. */

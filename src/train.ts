@@ -16,7 +16,7 @@ import { UserError } from './errors.js';
 import { packageVersion } from './config.js';
 import type { SplitName } from './batch.js';
 import { kernelUnits, lstmKernel } from './kernels/lstm.js';
-import { readOptimizerFiles, readRunInfo, readState } from './runfiles.js';
+import { checkRunConfig, readOptimizerFiles, readRunInfo, readState } from './runfiles.js';
 import { prepareRunFolder, trimMetrics } from './runfolder.js';
 import { withDirLock } from './lock.js';
 
@@ -232,6 +232,7 @@ async function trainLocked(o: TrainOptions): Promise<TrainResult> {
       shards: path.resolve(o.shards),
     };
   }
+  checkRunConfig(config, 'train'); // library callers get the CLI's limits too (a batch size of 0 trained forever)
   const spec: ModelSpec = { kind: config.model as ModelKind, features: m.num_features, classes: m.num_classes, units: config.units as number, project: config.project as number, window: config.window as number, seed: config.seed as number };
   const weights = config.class_weights === 'auto' ? autoClassWeights(m) : null;
   writeJsonAtomic(path.join(run, 'run.json'), {
@@ -392,6 +393,7 @@ function expectedRows(m: Manifest, ratio: number): number {
 /** `flowtensor eval`: a saved run on a split of a shard folder. */
 export async function evalRun(o: { model: string; shards: string; split: SplitName; backend?: BackendName | 'auto'; logger?: Logger }): Promise<Report & { loss: number }> {
   const m = openShards(o.shards, 'sha256');
+  if (m.splits[o.split].rows === 0) throw new UserError(`${o.shards}: the ${o.split} split is empty: nothing to evaluate`, 'give a split with rows (--split train|val|test)');
   const runInfo = readRunInfo(o.model);
   if (JSON.stringify(runInfo.features) !== JSON.stringify(m.features)) throw new UserError(`${o.shards}: its features differ from those ${o.model} was trained on`);
   if (JSON.stringify(runInfo.labels) !== JSON.stringify(m.labels)) throw new UserError(`${o.shards}: its label vocabulary differs from the run's`);

@@ -96,6 +96,10 @@ export function applyScaler(x: Float32Array, F: number, sc: ScalerStats, counts?
           y = 1;
           clipped[f]++;
         }
+      } else if (!(Math.abs(y) <= 3.4028234663852886e38)) {
+        // unclipped, a value far outside the train range can pass float32's range: never an Infinity in a shard
+        y = y > 0 ? 3.4028234663852886e38 : -3.4028234663852886e38;
+        clipped[f]++;
       }
       x[o] = y;
     }

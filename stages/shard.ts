@@ -6,6 +6,7 @@ import { SPLITS, type Batch, type SplitName } from '../src/batch.js';
 import { toRowMajor } from './split.js';
 import { ensureDir, isTempName, tempName, writeAll } from '../src/atomic.js';
 import { MANIFEST, PASS1, type ShardInfo, type SplitInfo } from '../src/manifest.js';
+import { UserError } from '../src/errors.js';
 
 export interface ShardOptions {
   dir: string;
@@ -55,6 +56,7 @@ export class ShardWriter {
   constructor(private opts: ShardOptions) {
     this.F = opts.features.length;
     this.shardRows = opts.shardRows ?? 65536;
+    if (!Number.isSafeInteger(this.shardRows) || this.shardRows < 1 || this.shardRows > 1 << 22) throw new UserError(`shard rows ${this.shardRows}: give a whole number from 1 to ${1 << 22}`);
     this.min = new Float64Array(this.F).fill(Infinity);
     this.max = new Float64Array(this.F).fill(-Infinity);
     ensureDir(opts.dir);

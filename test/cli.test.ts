@@ -10,6 +10,7 @@ import { train } from '../src/train.js';
 import { synthToFile } from '../src/synth.js';
 import { readManifest } from '../src/manifest.js';
 import { createHash } from 'node:crypto';
+import { readSafetensors } from '../src/safetensors.js';
 import { BIN, cli, tmpdir, synthFile, tlHeader, tlRow, writeCsv } from './helpers.js';
 
 let fixture: Promise<{ d: string; csv: string; shards: string; run: string }> | null = null;
@@ -267,4 +268,28 @@ test('damaged or hand-edited run files, manifests and shards: one clear line, ex
     fs.writeFileSync(path.join(s, 'manifest.json'), JSON.stringify(mj));
     assertUserError(cli(['eval', '--model', run, '--shards', s]), msg);
   }
+});
+
+test('prep --rejects F is used; --no-clip never writes Infinity; eval on an empty split and inspect --verify say what they did', async () => {
+  const { d, run } = await trained();
+  // rows 1-3 of a class go to train, val, test: a constant train value and a far val value overflow float32 unclipped
+  const rows = [tlRow({ 7: '-3e38' }), tlRow({ 7: '3e38' }), tlRow({ 7: 0 }), '1,2,3'];
+  const f = writeCsv(d, 'noclip.csv', `${tlHeader()}\n${rows.join('\n')}\n`);
+  const out = path.join(d, 'noclip');
+  const rej = path.join(d, 'my-rejects.ndjson');
+  const r = cli(['prep', '-q', '--no-clip', '--rejects', rej, '--out', out, f]);
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(JSON.parse(fs.readFileSync(rej, 'utf8').trim()).line, 5);
+  assert.ok(!fs.existsSync(path.join(out, 'rejects.ndjson')), 'written to --rejects instead');
+  const m = readManifest(out);
+  const val = readSafetensors(path.join(out, m.splits.val.shards[0].file)).get('features') as Float32Array;
+  assert.ok(val.every((v) => Number.isFinite(v)), 'no Infinity in the val shard');
+  assert.equal((m.quality.clipped_to_train_range as Record<string, Record<string, number>>).val.flow_duration, 1, 'and the clipped value is counted');
+  // eval on a split without rows
+  const empty = path.join(d, 'empty');
+  await prep({ out: empty, inputs: [synthFile(d, 'tiny.csv', { rows: 300, seed: 3, classes: ['BENIGN', 'DDoS', 'PortScan'] })], ratios: { train: 1, val: 1, test: 0 }, workers: 0 });
+  assertUserError(cli(['eval', '--model', run, '--shards', empty, '--split', 'test']), /the test split is empty: nothing to evaluate/);
+  const v = cli(['inspect', '--verify', out]);
+  assert.equal(v.status, 0);
+  assert.match(v.stdout, /verified {2}3 shards: sizes and sha256 match the manifest/);
 });

@@ -120,7 +120,7 @@ export async function main(argv = hideBin(process.argv)): Promise<void> {
     .option('config', { type: 'string', default: 'cicids2017', describe: 'data-set config name (config/NAME.json) or path' })
     .option('log-level', { type: 'string', default: process.env.FLOWTENSOR_LOG_LEVEL ?? 'info', choices: ['trace', 'debug', 'info', 'warn', 'error', 'silent'] })
     .option('log-file', { type: 'string', describe: 'write JSON logs here instead of stderr' })
-    .option('quiet', { alias: 'q', type: 'boolean', describe: 'warnings and errors only' })
+    .option('quiet', { alias: 'q', type: 'boolean', describe: 'logs: warnings and errors only (results still go to stdout)' })
     .command(
       'prep <files..>',
       'all stages in one process: CSVs -> scaled train/val/test shards + manifest',
@@ -164,7 +164,7 @@ export async function main(argv = hideBin(process.argv)): Promise<void> {
             workers: a.workers as number | undefined,
             mainParses: a['main-parses'] as boolean | undefined,
           });
-          if (!(a as unknown as Common).quiet) process.stderr.write(inspectText(a.out as string));
+          process.stdout.write(inspectText(a.out as string)); // the result: on stdout, whatever the log level
         }),
     )
     .command(
@@ -218,6 +218,7 @@ export async function main(argv = hideBin(process.argv)): Promise<void> {
             await Promise.all(pool.map((w) => w.terminate()));
           }
           log.info({ dir, ...m.accounting }, 'scaled; manifest written');
+          process.stdout.write(inspectText(dir, m));
           if (m.accounting.unaccounted !== 0) log.warn({ accounting: m.accounting }, 'row accounting does not add up (were rows removed between stages?)');
         }),
     )
@@ -295,7 +296,7 @@ export async function main(argv = hideBin(process.argv)): Promise<void> {
             process.exitCode = 130;
             return;
           }
-          if (r.eval && !(a as unknown as Common).quiet) process.stderr.write(reportText(r.eval, `test split, best epoch ${r.best_epoch} (${r.run}/eval.json)`));
+          if (r.eval) process.stdout.write(reportText(r.eval, `test split, best epoch ${r.best_epoch} (${r.run}/eval.json)`));
         }),
     )
     .command(
@@ -334,7 +335,8 @@ export async function main(argv = hideBin(process.argv)): Promise<void> {
           const s = await predict({ model: a.model as string, inputs: (a.files as string[]) ?? [], output: process.stdout, format: a.format as 'csv', batchSize: a['batch-size'] as number, threads: a.threads as number, rejects: a.rejects as string, multilineQuotes: a['multiline-quotes'] as boolean, backend: a.backend as 'auto', logger: log, progress: a.progress as boolean | undefined });
           const { report, ...rest } = s;
           log.info({ ...rest, macro_f1: report ? +report.macro_f1.toFixed(4) : undefined }, 'predict done');
-          if (report && !(a as unknown as Common).quiet) process.stderr.write(reportText(report, `labelled input: ${report.rows} rows`));
+          // stdout carries the scored rows: the summary of the labelled ones goes to stderr, and -q keeps it (a result, not a log)
+          if (report) process.stderr.write(reportText(report, `labelled input: ${report.rows} rows`));
         }),
     )
     .command(

@@ -128,3 +128,23 @@ export function describeReadError(file: string, e: unknown): Error {
   if (err.code === 'EACCES') return new UserError(`${file}: permission denied`);
   return err;
 }
+
+/** Total size of the inputs when every one is a regular file that is not gzip (whose bytes read are its size), else 0. */
+export function plainBytes(files: string[]): number {
+  let total = 0;
+  for (const f of files) {
+    try {
+      const st = fs.statSync(f);
+      if (!st.isFile()) return 0;
+      const fd = fs.openSync(f, 'r');
+      const head = Buffer.alloc(2);
+      const n = fs.readSync(fd, head, 0, 2, 0);
+      fs.closeSync(fd);
+      if (n === 2 && head[0] === 0x1f && head[1] === 0x8b) return 0;
+      total += st.size;
+    } catch {
+      return 0;
+    }
+  }
+  return total;
+}

@@ -15,7 +15,7 @@ import { initBackend, type BackendName } from './backend.js';
 import { loadFused } from './train.js';
 import { predictProbs, type ModelSpec } from './models.js';
 import { Confusion, type Report } from './metrics.js';
-import { openInput, describeReadError } from './inputs.js';
+import { openInput, describeReadError, plainBytes } from './inputs.js';
 import { UserError, workerExecArgv } from './errors.js';
 import { rejectSink } from './rejects.js';
 import { writeText } from './output.js';
@@ -108,7 +108,9 @@ export async function predict(o: PredictOptions): Promise<PredictSummary> {
   const clipped: Record<string, number> = {};
   const totals = { rows_in: 0, rows_scored: 0, blank_rows: 0, header_rows: 0 };
   const t0 = performance.now();
-  const progress = new Progress('predict', 0, o.progress);
+  // a total (and so an ETA) when every input is a plain file; streams and .gz show rows and rows/s only
+  const progress = new Progress('predict', plainBytes(o.inputs), o.progress);
+  let bytesBefore = 0;
   if (fmt === 'csv') await writeText(out, CSV_COLUMNS.join(',') + '\n');
 
   const write = async (s: string) => writeText(out, s); // rejects when the output fails (a full disk)
@@ -260,13 +262,14 @@ export async function predict(o: PredictOptions): Promise<PredictSummary> {
       try {
         for await (const chunk of src) {
           for (const b of parser.push(chunk as Buffer)) await take(prepare(b, context));
-          progress.update(totals.rows_scored);
+          progress.update(totals.rows_scored, bytesBefore + parser.bytesIn);
         }
         for (const b of parser.end()) await take(prepare(b, context));
         await drain();
       } catch (e) {
         throw describeReadError(name, e);
       }
+      bytesBefore += parser.bytesIn;
       totals.rows_in += parser.counts.data_rows as number;
       totals.blank_rows += parser.counts.blank_rows as number;
       totals.header_rows += parser.counts.header_rows as number;

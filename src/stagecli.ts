@@ -183,6 +183,7 @@ async function runShardLocked(cfg: DatasetConfig, o: { out: string; shardRows?: 
   };
   writeJsonAtomic(path.join(o.out, PASS1), p1);
   log.info({ rows, out: o.out, train: splits.train.rows, val: splits.val.rows, test: splits.test.rows }, 'pass 1 done: unscaled shards written; run `flowtensor scale` next');
+  process.stdout.write(`${o.out}: ${rows.toLocaleString('en-US')} rows in unscaled shards (train ${splits.train.rows.toLocaleString('en-US')}, val ${splits.val.rows.toLocaleString('en-US')}, test ${splits.test.rows.toLocaleString('en-US')}); next: flowtensor scale ${o.out}\n`);
 }
 
 /** The batch a stage that hashes or writes rows gets: labelled, and every model column numeric. */

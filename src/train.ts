@@ -11,7 +11,7 @@ import { saveModel, loadModel, swapDir, findCheckpoint } from './runio.js';
 import { writeJsonAtomic, type Manifest } from './manifest.js';
 import { ensureDir, writeFileAtomic } from './atomic.js';
 import { Confusion, type Report } from './metrics.js';
-import { fmtCount, fmtDuration, silentLogger, type Logger } from './log.js';
+import { BatchEta, fmtCount, fmtDuration, silentLogger, type Logger } from './log.js';
 import { UserError } from './errors.js';
 import { packageVersion } from './config.js';
 import type { SplitName } from './batch.js';
@@ -172,17 +172,19 @@ async function writeCheckpoint(tf: Tf, model: TF.LayersModel, std: TF.LayersMode
   }
 }
 
-class TrainProgress {
+export class TrainProgress {
   private last = 0;
+  private eta = new BatchEta();
   constructor(private enabled: boolean) {}
   update(epoch: number, epochs: number, done: number, total: number, rate: number, loss: number, acc: number): void {
     if (!this.enabled) return;
     const now = Date.now();
+    const left = this.eta.update(epoch, done, total, now); // from batches per second (rate is samples per second)
     if (now - this.last < 200 && done < total) return;
     this.last = now;
     const frac = total ? Math.min(1, done / total) : 0;
     const bar = '='.repeat(Math.round(frac * 24)).padEnd(24);
-    const eta = rate > 0 ? fmtDuration((total - done) / rate) : '?';
+    const eta = fmtDuration(left);
     fs.writeSync(2, `\r\x1b[Kepoch ${epoch}/${epochs} [${bar}] ${(frac * 100).toFixed(0)}%  ${fmtCount(rate)} samples/s  ETA ${eta}  loss ${loss.toFixed(4)} acc ${acc.toFixed(4)}`);
   }
   done(): void {

@@ -293,3 +293,36 @@ test('prep --rejects F is used; --no-clip never writes Infinity; eval on an empt
   assert.equal(v.status, 0);
   assert.match(v.stdout, /verified {2}3 shards: sizes and sha256 match the manifest/);
 });
+
+test('predict on files shows bytes, the total and an ETA; results on stdout, the summary and logs on stderr', async () => {
+  const { csv, run } = await trained();
+  const r = cli(['predict', '-q', '--progress', '--model', run, csv]);
+  assert.equal(r.status, 0, r.stderr);
+  const size = fs.statSync(csv).size;
+  assert.match(r.stderr, new RegExp(`predict {2}[\\d.k]+ rows {2}[\\d.k]+ rows/s {2}[\\d.]+ [KM]iB/${(size / 2 ** 20).toFixed(1)} MiB {2}ETA \\d+:\\d\\d`));
+  assert.equal(r.stdout.trim().split('\n').length, 3000);
+});
+
+test('results go to stdout and logs to stderr for every command; -q quiets logs only', async () => {
+  const { d, csv, shards } = await trained();
+  const out = path.join(d, 'results');
+  const p = cli(['prep', '-q', '--out', out, csv]);
+  assert.equal(p.status, 0, p.stderr);
+  assert.match(p.stdout, /rows {6}3,000 read = 3,000 in shards/);
+  assert.equal(p.stderr, '');
+  const run = path.join(d, 'results-run');
+  const t = cli(['train', '-q', '--shards', shards, '--out', run, '--model', 'window', '--window', '2', '--epochs', '1', '--batch-size', '256']);
+  assert.equal(t.status, 0, t.stderr);
+  assert.match(t.stdout, /macro-F1 \d\.\d{4} {3}weighted-F1/);
+  assert.equal(t.stderr, '');
+  const e = cli(['eval', '-q', '--model', run, '--shards', shards]);
+  assert.match(e.stdout, /macro-F1/);
+  // the stage commands: shard says what it wrote, scale prints the finished folder
+  let data = cli(['parse', '-q', csv]);
+  for (const stage of ['filter', 'ipsplit', 'labels', 'sanitize', 'split']) data = cli([stage, '-q'], { input: data.stdout });
+  const sh = cli(['shard', '-q', '--out', path.join(d, 'piped')], { input: data.stdout });
+  assert.match(sh.stdout, /3,000 rows in unscaled shards .*next: flowtensor scale/);
+  const sc = cli(['scale', '-q', path.join(d, 'piped')]);
+  assert.match(sc.stdout, /3,000 read = 3,000 in shards/);
+  assert.equal(sc.stderr, '');
+});

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { prep } from '../src/prep.js';
-import { train, evalRun, loadFused } from '../src/train.js';
+import { train, evalRun, loadFused, TrainProgress } from '../src/train.js';
 import { initBackend, resetBackendChoice, type Loaders, type Tf } from '../src/backend.js';
 import { buildModel, buildFused, copyWeights } from '../src/models.js';
 import { loadModel } from '../src/runio.js';
@@ -267,4 +267,20 @@ test('--class-weights auto and --max-benign-ratio: recorded in the run, benign r
   const seen = r.epochs[0].samples;
   assert.ok(seen > others && seen < others + 0.5 * others * 1.25 + 50, `samples ${seen}, others ${others}, benign ${cc.BENIGN}`);
   assert.ok(r.eval && r.eval.rows === m.splits.test.rows, 'test is evaluated in full, not down-sampled');
+});
+
+test('the training progress line shows the time left in the epoch (batches left at the measured batch rate)', (t) => {
+  const writes: string[] = [];
+  t.mock.method(fs, 'writeSync', (_fd: number, s: string) => {
+    writes.push(String(s));
+    return 0;
+  });
+  let now = 1_000_000;
+  t.mock.method(Date, 'now', () => now);
+  const p = new TrainProgress(true);
+  p.update(1, 3, 10, 100, 2000, 1, 0.5); // 2,000 samples/s of batch 64 is ~31 batches/s ...
+  now += 1000;
+  p.update(1, 3, 20, 100, 2000, 1, 0.5); // ... but 10 batches took 1 s here: 80 left take 8 s
+  t.mock.restoreAll();
+  assert.match(writes[writes.length - 1], /epoch 1\/3 .*ETA 0:08 /);
 });

@@ -7,6 +7,7 @@ import { hideBin } from 'yargs/helpers';
 import { UserError, formatUserError, ioErrorLine } from './errors.js';
 import { createLogger, silentLogger, type Logger } from './log.js';
 import { checkArgs } from './validate.js';
+import { usageText } from './usage.js';
 import { removeStaleTemps, withDirLock } from './lock.js';
 import { loadConfig, packageVersion, type SanitizePolicy } from './config.js';
 import { prep } from './prep.js';
@@ -118,7 +119,7 @@ export async function main(argv = hideBin(process.argv)): Promise<void> {
     .scriptName('flowtensor')
     .version(packageVersion())
     .option('config', { type: 'string', default: 'cicids2017', describe: 'data-set config name (config/NAME.json) or path' })
-    .option('log-level', { type: 'string', default: process.env.FLOWTENSOR_LOG_LEVEL ?? 'info', choices: ['trace', 'debug', 'info', 'warn', 'error', 'silent'] })
+    .option('log-level', { type: 'string', default: process.env.FLOWTENSOR_LOG_LEVEL ?? 'info', choices: ['trace', 'debug', 'info', 'warn', 'error', 'silent'], describe: 'how much to log (debug: every replaced value with file and line)' })
     .option('log-file', { type: 'string', describe: 'write JSON logs here instead of stderr' })
     .option('quiet', { alias: 'q', type: 'boolean', describe: 'logs: warnings and errors only (results still go to stdout)' })
     .command(
@@ -131,10 +132,10 @@ export async function main(argv = hideBin(process.argv)): Promise<void> {
           .options(stageOpts)
           .option('rejects', { type: 'string', describe: 'write quarantined rows (NDJSON with file, line, reason) here instead of OUT/rejects.ndjson' })
           .option('strict', { type: 'boolean', describe: 'stop at the first malformed row instead of quarantining it' })
-          .option('shard-rows', { type: 'number', default: 65536 })
+          .option('shard-rows', { type: 'number', default: 65536, describe: 'rows per shard file' })
           .option('log1p', { type: 'boolean', describe: 'signed log1p before min-max on the heavy-tailed byte/packet columns (config scale.log1p)' })
           .option('clip', { type: 'boolean', default: true, describe: 'clip val/test values outside the train range to [0,1] (--no-clip keeps them)' })
-          .option('delimiter', { type: 'string', default: ',' })
+          .option('delimiter', { type: 'string', default: ',', describe: 'field separator of the CSV files (one character)' })
           .option('progress', { type: 'boolean', describe: 'progress line (default: on when stderr is a TTY)' })
           .option('workers', { type: 'number', describe: 'parse threads beside the main one (default 1; 0 = single-threaded; each adds speed and ~40 MB)' })
           .option('main-parses', { type: 'boolean', default: true, describe: 'the main thread parses a share of the input too (--no-main-parses: ~25% slower, ~80 MB less memory)' })
@@ -172,11 +173,11 @@ export async function main(argv = hideBin(process.argv)): Promise<void> {
       'stage 1: CSV (files or stdin) -> NDJSON records with canonical column names',
       (c: Argv) =>
         c
-          .positional('files', { type: 'string', array: true })
-          .option('strict', { type: 'boolean' })
+          .positional('files', { type: 'string', array: true, describe: 'CSV / CSV.gz files or folders (default: stdin)' })
+          .option('strict', { type: 'boolean', describe: 'stop at the first malformed row instead of quarantining it' })
           .option('rejects', stageOpts.rejects)
           .option('multiline-quotes', stageOpts['multiline-quotes'])
-          .option('delimiter', { type: 'string', default: ',' })
+          .option('delimiter', { type: 'string', default: ',', describe: 'field separator of the CSV files (one character)' })
           .example('cat Monday.csv | $0 parse | $0 filter | $0 ipsplit | $0 labels | $0 sanitize | $0 split | $0 shard --out data/shards && $0 scale data/shards', ''),
       (a) => run(a as unknown as Common, (log) => runParse(loadConfig(a.config as string), (a.files as string[]) ?? [], { strict: a.strict as boolean, rejects: a.rejects as string, delimiter: a.delimiter as string, multilineQuotes: a['multiline-quotes'] as boolean }, log)),
     )
@@ -198,13 +199,13 @@ export async function main(argv = hideBin(process.argv)): Promise<void> {
     .command(
       'shard',
       'stage 8 / pass 1: NDJSON from split -> unscaled shards + pass1.json',
-      (c: Argv) => c.option('out', { alias: 'o', type: 'string', demandOption: true }).option('shard-rows', { type: 'number', default: 65536 }).option('log1p', { type: 'boolean' }).option('clip', { type: 'boolean', default: true }),
+      (c: Argv) => c.option('out', { alias: 'o', type: 'string', demandOption: true, describe: 'output folder for the unscaled shards and pass1.json' }).option('shard-rows', { type: 'number', default: 65536, describe: 'rows per shard file' }).option('log1p', { type: 'boolean', describe: 'signed log1p before min-max on the heavy-tailed columns (at scale)' }).option('clip', { type: 'boolean', default: true, describe: 'clip val/test values outside the train range to [0,1] (--no-clip keeps them)' }),
       (a) => run(a as unknown as Common, (log) => runShard(loadConfig(a.config as string), { out: a.out as string, shardRows: a['shard-rows'] as number, log1p: a.log1p as boolean, clip: a.clip as boolean }, log)),
     )
     .command(
       'scale <dir>',
       'stage 7 / pass 2: fit min-max on train, rewrite the shards scaled, write manifest.json',
-      (c: Argv) => c.positional('dir', { type: 'string', demandOption: true }),
+      (c: Argv) => c.positional('dir', { type: 'string', demandOption: true, describe: 'shard folder holding pass1.json' }),
       (a) =>
         run(a as unknown as Common, async (log) => {
           const dir = a.dir as string;
@@ -225,7 +226,7 @@ export async function main(argv = hideBin(process.argv)): Promise<void> {
     .command(
       'inspect <dir>',
       'what a shard folder holds: rows per split and class, features, data-quality counts',
-      (c: Argv) => c.positional('dir', { type: 'string', demandOption: true }).option('json', { type: 'boolean' }).option('verify', { type: 'boolean', describe: 'check every shard\'s size and sha256' }),
+      (c: Argv) => c.positional('dir', { type: 'string', demandOption: true, describe: 'shard folder written by prep (or scale)' }).option('json', { type: 'boolean', describe: 'the whole manifest as JSON' }).option('verify', { type: 'boolean', describe: 'check every shard\'s size and sha256' }),
       (a) =>
         run(a as unknown as Common, () => {
           const m = readManifest(a.dir as string, { verify: a.verify ? 'sha256' : undefined });
@@ -241,21 +242,21 @@ export async function main(argv = hideBin(process.argv)): Promise<void> {
           .option('shards', { alias: 's', type: 'string', demandOption: true, describe: 'shard folder written by prep' })
           .option('out', { alias: 'o', type: 'string', demandOption: true, describe: 'run folder' })
           .option('model', { choices: ['seed', 'window'], default: 'seed', describe: 'seed: F features as F steps; window: W flows x F features' })
-          .option('units', { type: 'number', default: 32 })
+          .option('units', { type: 'number', default: 32, describe: 'LSTM units (a multiple of 8 runs in the WebAssembly kernel)' })
           .option('project', { type: 'number', default: 32, describe: 'per-step projection width (seed model)' })
           .option('window', { type: 'number', default: 8, describe: 'flows per example (window model)' })
           .option('lr', { type: 'number', default: 0.001, describe: 'RMSprop learning rate' })
-          .option('batch-size', { alias: 'b', type: 'number', default: 64 })
-          .option('epochs', { alias: 'e', type: 'number', default: 10 })
+          .option('batch-size', { alias: 'b', type: 'number', default: 64, describe: 'rows per training batch' })
+          .option('epochs', { alias: 'e', type: 'number', default: 10, describe: 'most epochs to train (early stopping may end sooner)' })
           .option('patience', { type: 'number', default: 2, describe: 'epochs without a better val_loss before stopping' })
-          .option('class-weights', { choices: ['none', 'auto'], default: 'none' })
+          .option('class-weights', { choices: ['none', 'auto'], default: 'none', describe: 'auto: weight each class by n / (k · n_class), at most 100' })
           .option('max-benign-ratio', { type: 'number', describe: 'per epoch, keep BENIGN rows at most R x the other rows' })
-          .option('seed', { type: 'number', default: 1 })
-          .option('backend', { choices: ['auto', 'tensorflow', 'wasm', 'cpu'], default: 'auto' })
+          .option('seed', { type: 'number', default: 1, describe: 'random seed (weights, shuffling)' })
+          .option('backend', { choices: ['auto', 'tensorflow', 'wasm', 'cpu'], default: 'auto', describe: 'TensorFlow.js backend (auto: tensorflow, else wasm, else cpu)' })
           .option('resume', { type: 'boolean', describe: 'continue from the run folder\'s last checkpoint (its last finished epoch)' })
           .option('force', { type: 'boolean', describe: 'replace the run the --out folder holds (train refuses a used folder otherwise)' })
           .option('max-batches', { type: 'number', describe: 'at most this many batches per epoch' })
-          .option('progress', { type: 'boolean' })
+          .option('progress', { type: 'boolean', describe: 'progress line (default: on when stderr is a TTY)' })
           .example('$0 train --shards data/shards --out runs/first', '')
           .example('$0 train --shards data/shards --out runs/win --model window --window 8 --batch-size 256', ''),
       (a) =>
@@ -305,10 +306,10 @@ export async function main(argv = hideBin(process.argv)): Promise<void> {
       (c: Argv) =>
         c
           .option('model', { alias: 'm', type: 'string', demandOption: true, describe: 'run folder' })
-          .option('shards', { alias: 's', type: 'string', demandOption: true })
-          .option('split', { choices: ['train', 'val', 'test'], default: 'test' })
-          .option('json', { type: 'boolean' })
-          .option('backend', { choices: ['auto', 'tensorflow', 'wasm', 'cpu'], default: 'auto' }),
+          .option('shards', { alias: 's', type: 'string', demandOption: true, describe: 'shard folder written by prep' })
+          .option('split', { choices: ['train', 'val', 'test'], default: 'test', describe: 'which split to evaluate' })
+          .option('json', { type: 'boolean', describe: 'the report as JSON' })
+          .option('backend', { choices: ['auto', 'tensorflow', 'wasm', 'cpu'], default: 'auto', describe: 'TensorFlow.js backend (auto: tensorflow, else wasm, else cpu)' }),
       (a) =>
         run(a as unknown as Common, async (log) => {
           const r = await evalRun({ model: a.model as string, shards: a.shards as string, split: a.split as 'test', backend: a.backend as 'auto', logger: log });
@@ -320,15 +321,15 @@ export async function main(argv = hideBin(process.argv)): Promise<void> {
       'score flows (CSV files or stdin) with a trained run: NDJSON (or CSV) lines on stdout',
       (c: Argv) =>
         c
-          .positional('files', { type: 'string', array: true })
+          .positional('files', { type: 'string', array: true, describe: 'CSV / CSV.gz files (default: stdin)' })
           .option('model', { alias: 'm', type: 'string', demandOption: true, describe: 'run folder' })
-          .option('format', { choices: ['ndjson', 'csv'], default: 'ndjson' })
-          .option('batch-size', { type: 'number', default: 1024 })
+          .option('format', { choices: ['ndjson', 'csv'], default: 'ndjson', describe: 'output format of the scored rows' })
+          .option('batch-size', { type: 'number', default: 1024, describe: 'rows scored per model call' })
           .option('threads', { type: 'number', default: 2, choices: [1, 2], describe: '2: a worker thread with its own model copy scores every other batch' })
           .option('rejects', stageOpts.rejects)
           .option('multiline-quotes', stageOpts['multiline-quotes'])
-          .option('backend', { choices: ['auto', 'tensorflow', 'wasm', 'cpu'], default: 'auto' })
-          .option('progress', { type: 'boolean' })
+          .option('backend', { choices: ['auto', 'tensorflow', 'wasm', 'cpu'], default: 'auto', describe: 'TensorFlow.js backend (auto: tensorflow, else wasm, else cpu)' })
+          .option('progress', { type: 'boolean', describe: 'progress line (default: on when stderr is a TTY)' })
           .example('$0 predict --model runs/first < Friday.csv > scored.ndjson', ''),
       (a) =>
         run(a as unknown as Common, async (log) => {
@@ -342,7 +343,7 @@ export async function main(argv = hideBin(process.argv)): Promise<void> {
     .command(
       'report <run>',
       'write RUN/report.html: training curves, confusion heat map, per-class table, data quality (self-contained)',
-      (c: Argv) => c.positional('run', { type: 'string', demandOption: true }).option('out', { type: 'string', describe: 'file (default RUN/report.html)' }),
+      (c: Argv) => c.positional('run', { type: 'string', demandOption: true, describe: 'run folder written by train' }).option('out', { type: 'string', describe: 'file (default RUN/report.html)' }),
       (a) =>
         run(a as unknown as Common, (log) => {
           const f = writeReport(a.run as string, a.out as string | undefined);
@@ -355,12 +356,12 @@ export async function main(argv = hideBin(process.argv)): Promise<void> {
       'write a CICIDS2017 TrafficLabelling-format CSV with learnable classes and the real files\' quirks',
       (c: Argv) =>
         c
-          .option('rows', { alias: 'n', type: 'number', default: 10000 })
-          .option('seed', { type: 'number', default: 1 })
+          .option('rows', { alias: 'n', type: 'number', default: 10000, describe: 'data rows to write' })
+          .option('seed', { type: 'number', default: 1, describe: 'random seed (the same seed writes the same file)' })
           .option('out', { alias: 'o', type: 'string', describe: 'file (default stdout)' })
           .option('ipv6', { type: 'number', default: 0, describe: 'share of rows with IPv6 addresses (0..1)' })
-          .option('crlf', { type: 'boolean' })
-          .option('bom', { type: 'boolean' })
+          .option('crlf', { type: 'boolean', describe: 'end lines with CRLF' })
+          .option('bom', { type: 'boolean', describe: 'start with a UTF-8 byte-order mark' })
           .option('quirks', { type: 'boolean', default: true, describe: '--no-quirks writes clean rows only' })
           .option('balanced', { type: 'boolean', describe: 'equal class shares instead of CICIDS2017-like BENIGN-heavy' }),
       (a) =>
@@ -373,7 +374,7 @@ export async function main(argv = hideBin(process.argv)): Promise<void> {
     .command(
       'demo',
       'the main job on built-in data: synth -> prep -> train -> eval -> report (used by npm start)',
-      (c: Argv) => c.option('rows', { type: 'number', default: 30000 }).option('dir', { type: 'string', default: 'data/demo' }).option('epochs', { type: 'number', default: 10 }),
+      (c: Argv) => c.option('rows', { type: 'number', default: 30000, describe: 'synthetic rows' }).option('dir', { type: 'string', default: 'data/demo', describe: 'folder for synth.csv, shards/ and run/' }).option('epochs', { type: 'number', default: 10, describe: 'most epochs to train' }),
       (a) =>
         run(a as unknown as Common, async (log) => {
           const dir = a.dir as string;
@@ -393,8 +394,14 @@ export async function main(argv = hideBin(process.argv)): Promise<void> {
           process.stdout.write(`shards: ${shards}\nrun:    ${runDir}\nreport: ${html}\n`);
         }),
     )
-    .demandCommand(1, 'give a command; --help lists them')
+    .demandCommand(1, 'give a command')
     .strict()
+    .fail((msg, err) => {
+      if (err) throw err; // not a usage error
+      // the error and where the help is, not the whole help (src/usage.ts)
+      process.stderr.write(usageText(msg, givenArgv) + '\n');
+      process.exit(2);
+    })
     .help()
     .wrap(Math.min(120, process.stdout.columns ?? 100));
   await y.parseAsync();

@@ -326,3 +326,25 @@ test('results go to stdout and logs to stderr for every command; -q quiets logs 
   assert.match(sc.stdout, /3,000 read = 3,000 in shards/);
   assert.equal(sc.stderr, '');
 });
+
+test('usage errors: the error and one line pointing at --help; unknown options named; every option described in --help', () => {
+  for (const [args, msg] of [
+    [['prep', '--bogus', '1', '--out', 'x', 'a.csv'], /^flowtensor: prep: unknown option --bogus\n  hint: flowtensor prep --help lists the options\n$/],
+    [['prep', 'a.csv'], /^flowtensor: prep: missing --out \(required\)\n/],
+    [['eval', '--model', 'r', '--shards', 's', '--split', 'foo'], /^flowtensor: eval: --split "foo": choose one of train, val, test\n/],
+    [['inspect'], /^flowtensor: inspect: missing a shard folder\n/],
+    [['nocmd'], /^flowtensor: unknown command "nocmd" \(commands: prep, /],
+    [[], /^flowtensor: give a command\n  hint: flowtensor --help lists the commands\n$/],
+  ] as const) {
+    const r = cli([...args]);
+    assert.equal(r.status, 2, args.join(' '));
+    assert.match(r.stderr, msg);
+    assert.equal(r.stdout, '');
+  }
+  for (const c of ['prep', 'parse', 'filter', 'ipsplit', 'labels', 'sanitize', 'split', 'shard', 'scale', 'inspect', 'train', 'eval', 'predict', 'report', 'synth', 'demo']) {
+    const help = cli([c, '--help']).stdout;
+    // an option or positional line that goes straight from its name to its [type] has no description
+    const bare = help.split('\n').filter((l) => /^\s+(-\w, )?--[a-z0-9-]+(, -\w)?\s+\[|^ {2}[a-z]+\s+\[/.test(l));
+    assert.deepEqual(bare, [], `${c} --help`);
+  }
+});

@@ -19,6 +19,7 @@ import { kernelUnits, lstmKernel } from './kernels/lstm.js';
 import { checkRunConfig, readOptimizerFiles, readRunInfo, readState } from './runfiles.js';
 import { prepareRunFolder, trimMetrics } from './runfolder.js';
 import { withDirLock } from './lock.js';
+import { provenance } from './provenance.js';
 
 export interface TrainOptions {
   shards: string;
@@ -239,6 +240,7 @@ async function trainLocked(o: TrainOptions): Promise<TrainResult> {
   const weights = config.class_weights === 'auto' ? autoClassWeights(m) : null;
   writeJsonAtomic(path.join(run, 'run.json'), {
     flowtensor_version: packageVersion(),
+    ...provenance(tf as unknown as { version?: Record<string, string> }, ckpt ? run : undefined), // created, command line, versions
     config,
     backend: { name: backend, reason, lstm: kernelUnits(spec.units) ? lstmKernel().reason : `JavaScript gate loop (${spec.units} units: the kernel needs a multiple of 8)` },
     class_weights: weights ? Object.fromEntries(m.labels.map((l, i) => [l, weights[i]])) : null,

@@ -11,7 +11,7 @@ import { synthToFile } from '../src/synth.js';
 import { readManifest } from '../src/manifest.js';
 import { createHash } from 'node:crypto';
 import { readSafetensors } from '../src/safetensors.js';
-import { BIN, cli, tmpdir, synthFile, tlHeader, tlRow, writeCsv } from './helpers.js';
+import { BIN, cli, cliAll, tmpdir, synthFile, tlHeader, tlRow, writeCsv } from './helpers.js';
 
 let fixture: Promise<{ d: string; csv: string; shards: string; run: string }> | null = null;
 /** One small trained run shared by the tests of this file. */
@@ -204,7 +204,8 @@ test('user mistakes end in one line naming the value and what is allowed, exit 2
   bad.push([['prep', '--out', o, path.join(d, 'loop-a.csv')], /loop-a\.csv: a symbolic link loop/]);
   // stage commands in the wrong order
   const parsed = cli(['parse', csv]).stdout;
-  for (const [args, msg] of bad) assertUserError(cli(args, { input: args[0] === 'split' ? 'null\n' : undefined }), msg);
+  const results = await cliAll(bad.map(([args]) => ({ args, input: args[0] === 'split' ? 'null\n' : undefined })));
+  results.forEach((r, k) => assertUserError(r as ReturnType<typeof cli>, bad[k][1]));
   assertUserError(cli(['split'], { input: parsed }), /split: rows have no class: run labels before split/);
   assertUserError(cli(['shard', '--out', path.join(d, 'so')], { input: parsed }), /shard reads the output of split/);
   const labelled = cli(['labels'], { input: parsed }).stdout;
@@ -231,11 +232,11 @@ test('damaged or hand-edited run files, manifests and shards: one clear line, ex
     ['r6', 'run.json', (j) => ({ ...j, config: { ...j.config, units: 0 } }), /run\.json: config\.units is 0/],
     ['r7', 'eval.json', () => '{}', /eval\.json: not an evaluation/],
   ];
-  for (const [name, file, f, msg] of runCases) {
+  const runResults = await cliAll(runCases.map(([name, file, f]) => {
     const r = edit(run, name, file, f);
-    const cmd = file === 'eval.json' ? ['report', r] : ['predict', '--model', r, csv];
-    assertUserError(cli(cmd), msg);
-  }
+    return { args: file === 'eval.json' ? ['report', r] : ['predict', '--model', r, csv] };
+  }));
+  runResults.forEach((r, k) => assertUserError(r as ReturnType<typeof cli>, runCases[k][3]));
   const st = edit(run, 'r8', 'last/state.json', (j) => ({ ...j, epoch: -1 }));
   assertUserError(cli(['train', '--shards', shards, '--out', st, '--resume', '--epochs', '3']), /state\.json: epoch is -1/);
   const shardCases: [string, (j: any) => unknown, RegExp][] = [ // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -244,11 +245,11 @@ test('damaged or hand-edited run files, manifests and shards: one clear line, ex
     ['s3', (j) => ({ ...j, scaler: { ...j.scaler, t_max: [1] } }), /manifest\.json: scaler t_max is not \d+ finite numbers/],
     ['s4', (j) => ({ ...j, splits: { ...j.splits, val: null } }), /split val is missing or malformed/],
   ];
-  for (const [name, f, msg] of shardCases) {
+  const shardRuns = shardCases.flatMap(([name, f]) => {
     const s = edit(shards, name, 'manifest.json', f);
-    assertUserError(cli(['eval', '--model', run, '--shards', s]), msg);
-    assertUserError(cli(['inspect', s]), msg);
-  }
+    return [{ args: ['eval', '--model', run, '--shards', s] }, { args: ['inspect', s] }];
+  });
+  (await cliAll(shardRuns)).forEach((r, k) => assertUserError(r as ReturnType<typeof cli>, shardCases[k >> 1][2]));
   // hostile safetensors headers (the manifest's checksum made to match, as an attacker would)
   const m = readManifest(shards);
   for (const [name, header, msg] of [
@@ -327,24 +328,60 @@ test('results go to stdout and logs to stderr for every command; -q quiets logs 
   assert.equal(sc.stderr, '');
 });
 
-test('usage errors: the error and one line pointing at --help; unknown options named; every option described in --help', () => {
-  for (const [args, msg] of [
+test('usage errors: the error and one line pointing at --help; unknown options named; every option described in --help', async () => {
+  const usage = [
     [['prep', '--bogus', '1', '--out', 'x', 'a.csv'], /^flowtensor: prep: unknown option --bogus\n  hint: flowtensor prep --help lists the options\n$/],
     [['prep', 'a.csv'], /^flowtensor: prep: missing --out \(required\)\n/],
     [['eval', '--model', 'r', '--shards', 's', '--split', 'foo'], /^flowtensor: eval: --split "foo": choose one of train, val, test\n/],
     [['inspect'], /^flowtensor: inspect: missing a shard folder\n/],
     [['nocmd'], /^flowtensor: unknown command "nocmd" \(commands: prep, /],
     [[], /^flowtensor: give a command\n  hint: flowtensor --help lists the commands\n$/],
-  ] as const) {
-    const r = cli([...args]);
-    assert.equal(r.status, 2, args.join(' '));
-    assert.match(r.stderr, msg);
+  ] as const;
+  (await cliAll(usage.map(([args]) => ({ args: [...args] })))).forEach((r, k) => {
+    assert.equal(r.status, 2, usage[k][0].join(' '));
+    assert.match(r.stderr, usage[k][1]);
     assert.equal(r.stdout, '');
-  }
-  for (const c of ['prep', 'parse', 'filter', 'ipsplit', 'labels', 'sanitize', 'split', 'shard', 'scale', 'inspect', 'train', 'eval', 'predict', 'report', 'synth', 'demo']) {
-    const help = cli([c, '--help']).stdout;
+  });
+  const commands = ['prep', 'parse', 'filter', 'ipsplit', 'labels', 'sanitize', 'split', 'shard', 'scale', 'inspect', 'train', 'eval', 'predict', 'report', 'synth', 'demo'];
+  const helps = await cliAll(commands.map((c) => ({ args: [c, '--help'] })));
+  for (const [k, c] of commands.entries()) {
+    const help = helps[k].stdout;
     // an option or positional line that goes straight from its name to its [type] has no description
     const bare = help.split('\n').filter((l) => /^\s+(-\w, )?--[a-z0-9-]+(, -\w)?\s+\[|^ {2}[a-z]+\s+\[/.test(l));
     assert.deepEqual(bare, [], `${c} --help`);
   }
+});
+
+test('the tests remove their temp folders when their process exits', () => {
+  const helpers = new URL('./helpers.js', import.meta.url).href;
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', `const { tmpdir } = await import(${JSON.stringify(helpers)}); const fs = await import('node:fs'); const d = tmpdir(); fs.mkdirSync(d + '/sub'); fs.writeFileSync(d + '/sub/x', 'x'); console.log(d);`], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  const d = r.stdout.trim();
+  assert.ok(d.length > 0 && !fs.existsSync(d), `${d} is left behind`);
+});
+
+test('run.json says when, how and with what a run was made; report.html says which run it shows, marks the best epoch, never cuts class names', async () => {
+  const d = tmpdir();
+  const long = 'A Very Long Class Name From Some Other Flow Extractor That Goes On And On Here';
+  const csv = path.join(d, 'a.csv');
+  synthToFile(csv, { rows: 2000, seed: 31, classes: ['BENIGN', 'DDoS', 'PortScan'] });
+  const extra = writeCsv(d, 'extra.csv', `${tlHeader()}\n${Array.from({ length: 12 }, (_, i) => tlRow({ 7: i, 84: long })).join('\n')}\n`);
+  const shards = path.join(d, 'shards');
+  await prep({ out: shards, inputs: [csv, extra], allowNewLabels: true, dropIdentifiers: true, workers: 0 });
+  const run = path.join(d, 'run');
+  await train({ shards, out: run, model: 'window', window: 2, epochs: 2, patience: 5, batchSize: 128, progress: false });
+  const info = JSON.parse(fs.readFileSync(path.join(run, 'run.json'), 'utf8'));
+  assert.ok(!Number.isNaN(Date.parse(info.created)), 'created');
+  assert.ok(Array.isArray(info.command) && info.command.length > 0, 'command');
+  assert.equal(info.runtime.node, process.version);
+  assert.match(info.runtime.tfjs, /^\d+\.\d+/);
+  assert.equal(info.runtime.flowtensor, info.flowtensor_version);
+  const r = cli(['report', run]);
+  assert.equal(r.status, 0, r.stderr);
+  const html = fs.readFileSync(path.join(run, 'report.html'), 'utf8');
+  for (const want of [/identifiers \(IPs, ports\) dropped<\/th><td>yes/, /exact duplicates removed<\/th><td>no/, /inputs<\/th><td>a\.csv, extra\.csv/, /split train\/val\/test<\/th><td>by row content \(hash\), 0\.7\/0\.15\/0\.15/, /★ best \(the model\)/, /best epoch \d/, /created<\/th><td>\d{4}-\d\d-\d\dT/]) assert.match(html, want);
+  // the class name is in the heat map whole, with room to its left
+  const m = new RegExp(`<text x="(\\d+)" y="[\\d.]+" text-anchor="end" font-size="12">${long}</text>`).exec(html);
+  assert.ok(m, 'the long class name labels a heat-map row');
+  assert.ok(Number(m[1]) >= long.length * 7, `row labels end at x=${m[1]}, the name needs ~${long.length * 7} px`);
 });

@@ -11,7 +11,7 @@ import { synthToFile } from '../src/synth.js';
 import { readManifest } from '../src/manifest.js';
 import { createHash } from 'node:crypto';
 import { readSafetensors } from '../src/safetensors.js';
-import { BIN, cli, cliAll, tmpdir, synthFile, tlHeader, tlRow, writeCsv } from './helpers.js';
+import { BIN, ROOT, cli, cliAll, tmpdir, synthFile, tlHeader, tlRow, writeCsv } from './helpers.js';
 
 let fixture: Promise<{ d: string; csv: string; shards: string; run: string }> | null = null;
 /** One small trained run shared by the tests of this file. */
@@ -384,4 +384,21 @@ test('run.json says when, how and with what a run was made; report.html says whi
   const m = new RegExp(`<text x="(\\d+)" y="[\\d.]+" text-anchor="end" font-size="12">${long}</text>`).exec(html);
   assert.ok(m, 'the long class name labels a heat-map row');
   assert.ok(Number(m[1]) >= long.length * 7, `row labels end at x=${m[1]}, the name needs ~${long.length * 7} px`);
+});
+
+test('README: paths the demo writes, how to run flowtensor, cut output said so, the tool\'s class names; npm start does not rebuild', () => {
+  const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+  assert.doesNotMatch(readme, /(?<!data\/)demo\/synth\.csv/, 'the demo writes data/demo/synth.csv');
+  assert.match(readme, /npx flowtensor/);
+  assert.match(readme, /npm link/);
+  const cutLines = readme.split('\n').filter((l) => l.trim() === '...').length;
+  const said = (readme.match(/`\.\.\.` marks rows cut here/g) ?? []).length;
+  assert.ok(cutLines > 0 && said >= cutLines, `${cutLines} cut outputs, ${said} said so`);
+  const classes = new Set(JSON.parse(fs.readFileSync(path.join(ROOT, 'config', 'cicids2017.json'), 'utf8')).classes as string[]);
+  const blocks = readme.split('```').filter((_, i) => i % 2 === 1);
+  const named = blocks.flatMap((b) => b.split('\n').map((l) => /^([A-Za-z][\w-]*)\s{2,}[\d,.]+\s/.exec(l)?.[1]).filter((x): x is string => !!x));
+  assert.ok(named.length > 5);
+  assert.deepEqual(named.filter((n) => !classes.has(n) && !['all', 'shards', 'features', 'rows'].includes(n)), [], 'class names in README outputs are the tool\'s');
+  const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8'));
+  assert.doesNotMatch(pkg.scripts.start, /build/);
 });

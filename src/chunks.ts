@@ -1,5 +1,6 @@
 // Cutting input files into byte ranges that start at a line, so several threads can parse one file.
 import fs from 'node:fs';
+import { pathError } from './safefile.js';
 
 export interface Task {
   index: number;
@@ -29,7 +30,12 @@ export function planTasks(files: string[], chunkBytes: number, multiline = false
       tasks.push({ index: tasks.length, fileIndex, file, chunk: 0, start: 0, end: -1, header: null });
       return;
     }
-    const fd = fs.openSync(file, 'r');
+    let fd: number;
+    try {
+      fd = fs.openSync(file, 'r');
+    } catch (e) {
+      throw pathError(file, e); // a read, never reported as "cannot write"
+    }
     try {
       const head = Buffer.alloc(Math.min(size, 1 << 20));
       fs.readSync(fd, head, 0, head.length, 0);

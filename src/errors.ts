@@ -35,7 +35,8 @@ const WRITE_CALLS = ['mkdir', 'open', 'write', 'rename', 'fsync', 'close', 'unli
 /** The one line for an I/O error while writing output (exit 1), or null when it is not one. */
 export function ioErrorLine(err: NodeJS.ErrnoException): string | null {
   if (!err.code || !IO_REASONS[err.code] || !err.syscall || !WRITE_CALLS.includes(err.syscall)) return null;
-  const where = err.path ?? 'the output';
+  // a temp file (.NAME.tmp-PID) stands for the file it was to become
+  const where = (err.path ?? 'the output').replace(/(^|\/)\.([^/]+)\.tmp-\d+$/, '$1$2');
   const cleaned = ['ENOSPC', 'EDQUOT', 'EFBIG', 'EIO'].includes(err.code) && where !== 'standard output' ? '; temporary files were removed and no manifest claims unfinished output' : '';
   return `flowtensor: cannot write ${where}: ${IO_REASONS[err.code]}${cleaned}`;
 }

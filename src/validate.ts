@@ -95,7 +95,14 @@ export function checkArgs(cmd: string, a: Record<string, unknown>, argv: string[
     if (st && !st.isDirectory()) throw new UserError(`--out ${out}: exists and is not a folder`, 'name a folder (it is created when missing)');
   }
   checkNotInputs(cmd, a);
+  // a command reading standard input from a terminal would wait for typing: say what it reads instead
+  const files = Array.isArray(a.files) ? a.files : [];
+  if (STDIN_COMMANDS[cmd] && files.length === 0 && process.stdin.isTTY)
+    throw new UserError(`${cmd} reads ${STDIN_COMMANDS[cmd]} on standard input, which is a terminal here`, cmd === 'parse' || cmd === 'predict' ? `give files, or pipe CSV into it: flowtensor ${cmd} FILE.csv` : `pipe the stages: ${PIPE}`);
 }
+
+const PIPE = 'flowtensor parse FILE.csv | flowtensor filter | … | flowtensor shard --out DIR';
+const STDIN_COMMANDS: Record<string, string> = { parse: 'CSV', predict: 'CSV', filter: 'NDJSON records', ipsplit: 'NDJSON records', labels: 'NDJSON records', sanitize: 'NDJSON records', split: 'NDJSON records', shard: 'NDJSON records' };
 
 /** No output (a rejects file, the log, standard output, prep's own files) may be one of the inputs. */
 function checkNotInputs(cmd: string, a: Record<string, unknown>): void {

@@ -402,3 +402,16 @@ test('README: paths the demo writes, how to run flowtensor, cut output said so, 
   const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8'));
   assert.doesNotMatch(pkg.scripts.start, /build/);
 });
+
+test('more of the same kind: a stage waiting on a terminal says what it reads; a failed write names the file, not its temp name', async (t) => {
+  const { d, run } = await trained();
+  const r = cli(['report', run, '--out', path.join(d, 'no', 'such', 'r.html')]);
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /^flowtensor: cannot write .*\/no\/such\/r\.html: no such folder\n$/);
+  const hasScript = spawnSync('script', ['--version'], { encoding: 'utf8' }).status === 0;
+  if (!hasScript) return t.skip('`script` (util-linux) not installed: the terminal case is skipped');
+  // `script` gives the command a terminal as its standard input
+  const tty = spawnSync('script', ['-qec', `${process.execPath} ${BIN} filter`, '/dev/null'], { encoding: 'utf8', timeout: 30000, input: '' });
+  assert.notEqual(tty.signal, 'SIGTERM', 'waited on the terminal');
+  assert.match(tty.stdout, /flowtensor: filter reads NDJSON records on standard input, which is a terminal here/);
+});

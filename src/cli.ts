@@ -388,7 +388,7 @@ export async function main(argv = hideBin(process.argv)): Promise<void> {
           await prep({ out: shards, inputs: [csv], logger: log, dedupe: true });
           process.stdout.write(inspectText(shards) + '\n');
           const runDir = path.join(dir, 'run');
-          const r = await train({ shards, out: runDir, model: 'window', window: 8, epochs: a.epochs as number, patience: 3, batchSize: 256, learningRate: 0.005, logger: log });
+          const r = await train({ shards, out: runDir, model: 'window', window: 8, epochs: a.epochs as number, patience: 3, batchSize: 256, learningRate: 0.005, logger: log, force: true }); // the demo's own run, replaced each time
           if (r.eval) process.stdout.write(reportText(r.eval, `window model, test split, best epoch ${r.best_epoch}`) + '\n');
           const html = writeReport(runDir);
           process.stdout.write(`shards: ${shards}\nrun:    ${runDir}\nreport: ${html}\n`);

@@ -415,3 +415,12 @@ test('more of the same kind: a stage waiting on a terminal says what it reads; a
   assert.notEqual(tty.signal, 'SIGTERM', 'waited on the terminal');
   assert.match(tty.stdout, /flowtensor: filter reads NDJSON records on standard input, which is a terminal here/);
 });
+
+test('the demo (npm start) runs again into its own folder', () => {
+  const dir = path.join(tmpdir(), 'demo');
+  for (const k of [1, 2]) {
+    const r = cli(['demo', '-q', '--rows', '2000', '--epochs', '1', '--dir', dir]);
+    assert.equal(r.status, 0, `run ${k}: ${r.stderr}`);
+    assert.match(r.stdout, /report: .*report\.html/);
+  }
+});

@@ -116,7 +116,7 @@ if (want('train') || want('predict')) {
   const trainScript = `
     import { train } from ${JSON.stringify(path.join(ROOT, 'dist/src/train.js'))};
     const [shards, out, model, batches] = process.argv.slice(1);
-    const r = await train({ shards, out, model, batchSize: 256, epochs: 2, patience: 5, maxBatchesPerEpoch: Number(batches), progress: false });
+    const r = await train({ shards, out, model, batchSize: 256, epochs: 2, patience: 5, maxBatchesPerEpoch: Number(batches), progress: false, force: true });
     console.log(JSON.stringify({ backend: r.backend, samples_per_s: r.epochs.map((e) => e.samples_per_s), peak_rss_mb: Math.round(process.resourceUsage().maxRSS / 1024) }));`;
   const runs: Record<string, string> = {};
   for (const [model, batches, target] of [['seed', 150, 3000], ['window', 600, 8000]] as const) {

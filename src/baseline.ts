@@ -86,7 +86,7 @@ function evaluate(model: YdfModel, classes: number[], dir: string, m: Manifest, 
   const conf = new Confusion(m.labels);
   const CHUNK = 32768;
   for (const sh of m.splits[split].shards) {
-    const { x, y } = loadShard(dir, m, sh.file, sh.rows);
+    const { x, y } = loadShard(dir, m, sh.file, sh.rows, sh.bytes);
     for (let s = 0; s < y.length; s += CHUNK) {
       const n = Math.min(CHUNK, y.length - s);
       conf.add(y.subarray(s, s + n), predictRows(model, classes, x.subarray(s * m.num_features, (s + n) * m.num_features), n, m.num_features));
@@ -113,7 +113,7 @@ export async function baseline(o: BaselineOptions): Promise<BaselineResult> {
   const labels: string[] = [];
   const F = m.num_features;
   for (const sh of m.splits.train.shards) {
-    const { x, y } = loadShard(o.shards, m, sh.file, sh.rows);
+    const { x, y } = loadShard(o.shards, m, sh.file, sh.rows, sh.bytes);
     for (let i = 0; i < y.length; i++) {
       if (keep < 1 && !small.has(y[i]) && r() >= keep) continue;
       for (let f = 0; f < F; f++) cols[`f${f}`].push(x[i * F + f]);

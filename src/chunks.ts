@@ -1,5 +1,6 @@
 // Cutting input files into byte ranges that start at a line, so several threads can parse one file.
 import fs from 'node:fs';
+import { pathError } from './safefile.js';
 
 export interface Task {
   index: number;
@@ -15,19 +16,32 @@ export interface Task {
 
 const WINDOW = 1 << 16;
 
-/** Tasks for all files in order. gzip files, files with quotes, or small files are one task. */
-export function planTasks(files: string[], chunkBytes: number): Task[] {
+/**
+ * Tasks for all files in order. gzip files, small files, and every file when quoted fields may span
+ * lines (multiline) are one task; otherwise a row never spans a newline, so any line start is a row start.
+ */
+export function planTasks(files: string[], chunkBytes: number, multiline = false): Task[] {
   const tasks: Task[] = [];
   files.forEach((file, fileIndex) => {
-    const size = fs.statSync(file).size;
-    const fd = fs.openSync(file, 'r');
+    const st = fs.statSync(file);
+    const size = st.size;
+    // a pipe or device is read once, from its start: one task, nothing read ahead
+    if (!st.isFile() || multiline) {
+      tasks.push({ index: tasks.length, fileIndex, file, chunk: 0, start: 0, end: -1, header: null });
+      return;
+    }
+    let fd: number;
+    try {
+      fd = fs.openSync(file, 'r');
+    } catch (e) {
+      throw pathError(file, e); // a read, never reported as "cannot write"
+    }
     try {
       const head = Buffer.alloc(Math.min(size, 1 << 20));
       fs.readSync(fd, head, 0, head.length, 0);
       const gz = head.length >= 2 && head[0] === 0x1f && head[1] === 0x8b;
       const nl = head.indexOf(10);
-      // quotes may hide newlines inside fields: then only a sequential scan knows where rows start
-      if (gz || size <= chunkBytes * 1.5 || nl < 0 || head.includes(34)) {
+      if (gz || size <= chunkBytes * 1.5 || nl < 0) {
         tasks.push({ index: tasks.length, fileIndex, file, chunk: 0, start: 0, end: -1, header: null });
         return;
       }

@@ -4,8 +4,11 @@ import { ensureDir } from './atomic.js';
 import path from 'node:path';
 import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { UserError, formatUserError } from './errors.js';
-import { createLogger, type Logger } from './log.js';
+import { UserError, formatUserError, ioErrorLine } from './errors.js';
+import { createLogger, silentLogger, type Logger } from './log.js';
+import { checkArgs } from './validate.js';
+import { usageText } from './usage.js';
+import { removeStaleTemps, withDirLock } from './lock.js';
 import { loadConfig, packageVersion, shippedConfigs, type SanitizePolicy } from './config.js';
 import { prep } from './prep.js';
 import { SPLIT_MODES, type SplitBy } from '../stages/keys.js';
@@ -56,11 +59,24 @@ const stageOpts = {
   ratios: { type: 'string', describe: 'train,val,test shares (default 70,15,15)' },
   'split-by': { choices: SPLIT_MODES, describe: 'hash: each row by its content (duplicates together); connection: all flows of a five-tuple (both directions) in one split; host: all flows of a source address; file: whole input files (docs/RESULTS.md compares them)' },
   rejects: { type: 'string', describe: 'append quarantined rows (NDJSON with file, line, reason) to this file' },
+  'multiline-quotes': { type: 'boolean', describe: 'quoted fields may span lines (RFC 4180); by default a quote left open at the end of its line quarantines that row' },
 } as const;
 
+/** What inspect --verify checked (it fails with one line when a shard does not match). */
+function verifiedLine(m: ReturnType<typeof readManifest>): string {
+  const shards = (['train', 'val', 'test'] as const).reduce((s, k) => s + m.splits[k].shards.length, 0);
+  return `verified  ${shards} shards: sizes and sha256 match the manifest\n`;
+}
+
+/** The arguments as given, for error messages that quote a value as typed. */
+let givenArgv: string[] = [];
+
 async function run(a: Common, f: (log: Logger) => Promise<void> | void): Promise<void> {
-  const log = logger(a);
+  let log: Logger = silentLogger;
   try {
+    const args = a as unknown as Record<string, unknown>;
+    checkArgs(String((args._ as unknown[])?.[0] ?? ''), args, givenArgv); // every value checked before any work (src/validate.ts)
+    log = logger(a);
     await f(log);
   } catch (e) {
     if (e instanceof UserError) {
@@ -74,9 +90,9 @@ async function run(a: Common, f: (log: Logger) => Promise<void> | void): Promise
       process.exitCode = 0;
       return;
     }
-    const io: Record<string, string> = { ENOSPC: 'disk full', EDQUOT: 'disk quota exceeded', EACCES: 'permission denied', EPERM: 'operation not permitted', EROFS: 'read-only file system', ENOENT: 'no such folder', ENOTDIR: 'not a folder' };
-    if (err.code && io[err.code] && err.syscall && ['mkdir', 'open', 'write', 'rename', 'fsync', 'close', 'unlink', 'stat'].includes(err.syscall)) {
-      process.stderr.write(`flowtensor: cannot write ${err.path ?? 'the output'}: ${io[err.code]}; temporary files were removed and no manifest claims unfinished output\n`);
+    const line = ioErrorLine(err);
+    if (line) {
+      if (!reported.has(err)) process.stderr.write(line + '\n');
       log.debug({ err }, 'write error');
       process.exitCode = 1;
       return;
@@ -88,17 +104,28 @@ async function run(a: Common, f: (log: Logger) => Promise<void> | void): Promise
   }
 }
 
+/** I/O errors already printed (a failed standard output is reported once, where it happens). */
+const reported = new WeakSet<object>();
+
 export async function main(argv = hideBin(process.argv)): Promise<void> {
+  givenArgv = argv;
   process.stdout.on('error', (e: NodeJS.ErrnoException) => {
     if (e.code === 'EPIPE') process.exit(0);
+    if (!e.syscall) return; // a pipeline's own error, passed on to the stream it destroys: the command reports it
+    // any other failure of standard output (a full disk, /dev/full): one line, exit 1, never silent;
+    // writers waiting on it fail too (src/output.ts), so no thread is left waiting
+    e.path ??= 'standard output';
+    if (!reported.has(e)) process.stderr.write((ioErrorLine(e) ?? `flowtensor: cannot write standard output: ${e.message}`) + '\n');
+    reported.add(e);
+    process.exitCode = 1;
   });
   const y = yargs(argv)
     .scriptName('flowtensor')
     .version(packageVersion())
     .option('config', { type: 'string', describe: `data-set config name (config/NAME.json: ${shippedConfigs().join(', ')}) or path; prep detects it from the headers, the stage commands default to cicids2017` })
-    .option('log-level', { type: 'string', default: process.env.FLOWTENSOR_LOG_LEVEL ?? 'info', choices: ['trace', 'debug', 'info', 'warn', 'error', 'silent'] })
+    .option('log-level', { type: 'string', default: process.env.FLOWTENSOR_LOG_LEVEL ?? 'info', choices: ['trace', 'debug', 'info', 'warn', 'error', 'silent'], describe: 'how much to log (debug: every replaced value with file and line)' })
     .option('log-file', { type: 'string', describe: 'write JSON logs here instead of stderr' })
-    .option('quiet', { alias: 'q', type: 'boolean', describe: 'warnings and errors only' })
+    .option('quiet', { alias: 'q', type: 'boolean', describe: 'logs: warnings and errors only (results still go to stdout)' })
     .command(
       'prep <files..>',
       'all stages in one process: CSVs -> scaled train/val/test shards + manifest',
@@ -107,15 +134,16 @@ export async function main(argv = hideBin(process.argv)): Promise<void> {
           .positional('files', { type: 'string', array: true, describe: 'CSV / CSV.gz files or folders' })
           .option('out', { alias: 'o', type: 'string', demandOption: true, describe: 'output folder' })
           .options(stageOpts)
+          .option('rejects', { type: 'string', describe: 'write quarantined rows (NDJSON with file, line, reason) here instead of OUT/rejects.ndjson' })
           .option('strict', { type: 'boolean', describe: 'stop at the first malformed row instead of quarantining it' })
           .option('test-files', { type: 'string', describe: 'with --split-by file: inputs (comma-separated globs on name or path, or the option repeated) that go to test whole; the rest to train/val by --ratios' })
           .option('allow-mixed-releases', { type: 'boolean', describe: 'accept inputs of different releases (original and improved CICIDS2017 features differ in meaning); recorded' })
           .option('allow-missing-features', { type: 'boolean', describe: 'accept inputs whose header lacks model columns (zero-filled, counted); recorded' })
-          .option('shard-rows', { type: 'number', default: 65536 })
+          .option('shard-rows', { type: 'number', default: 65536, describe: 'rows per shard file' })
           .option('scaler', { choices: SCALER_METHODS, describe: 'fitted on train: log-standard (default: signed log1p, then mean/std), log-minmax, minmax (the seed\'s)' })
           .option('log1p', { type: 'boolean', describe: 'with --scaler minmax: signed log1p first on the heavy-tailed byte/packet columns (config scale.log1p)' })
           .option('clip', { type: 'boolean', default: true, describe: 'clip val/test values outside the train range to [0,1] (--no-clip keeps them)' })
-          .option('delimiter', { type: 'string', default: ',' })
+          .option('delimiter', { type: 'string', default: ',', describe: 'field separator of the CSV files (one character)' })
           .option('progress', { type: 'boolean', describe: 'progress line (default: on when stderr is a TTY)' })
           .option('workers', { type: 'number', describe: 'parse threads beside the main one (default 1; 0 = single-threaded; each adds speed and ~40 MB)' })
           .option('main-parses', { type: 'boolean', default: true, describe: 'the main thread parses a share of the input too (--no-main-parses: ~25% slower, ~80 MB less memory)' })
@@ -134,6 +162,8 @@ export async function main(argv = hideBin(process.argv)): Promise<void> {
             dropIdentifiers: a['drop-identifiers'] as boolean,
             dedupe: a.dedupe as boolean,
             strict: a.strict as boolean,
+            multilineQuotes: a['multiline-quotes'] as boolean,
+            rejects: a.rejects as string | undefined,
             allowNewLabels: a['allow-new-labels'] as boolean,
             attempted: a.attempted as 'benign' | undefined,
             ratios: ratios(a.ratios as string),
@@ -148,7 +178,7 @@ export async function main(argv = hideBin(process.argv)): Promise<void> {
             workers: a.workers as number | undefined,
             mainParses: a['main-parses'] as boolean | undefined,
           });
-          if (!(a as unknown as Common).quiet) process.stderr.write(inspectText(a.out as string));
+          process.stdout.write(inspectText(a.out as string)); // the result: on stdout, whatever the log level
         }),
     )
     .command(
@@ -156,12 +186,13 @@ export async function main(argv = hideBin(process.argv)): Promise<void> {
       'stage 1: CSV (files or stdin) -> NDJSON records with canonical column names',
       (c: Argv) =>
         c
-          .positional('files', { type: 'string', array: true })
-          .option('strict', { type: 'boolean' })
+          .positional('files', { type: 'string', array: true, describe: 'CSV / CSV.gz files or folders (default: stdin)' })
+          .option('strict', { type: 'boolean', describe: 'stop at the first malformed row instead of quarantining it' })
           .option('rejects', stageOpts.rejects)
-          .option('delimiter', { type: 'string', default: ',' })
+          .option('multiline-quotes', stageOpts['multiline-quotes'])
+          .option('delimiter', { type: 'string', default: ',', describe: 'field separator of the CSV files (one character)' })
           .example('cat Monday.csv | $0 parse | $0 filter | $0 ipsplit | $0 labels | $0 sanitize | $0 split | $0 shard --out data/shards && $0 scale data/shards', ''),
-      (a) => run(a as unknown as Common, (log) => runParse(loadConfig(a.config as string), (a.files as string[]) ?? [], { strict: a.strict as boolean, rejects: a.rejects as string, delimiter: a.delimiter as string }, log)),
+      (a) => run(a as unknown as Common, (log) => runParse(loadConfig(a.config as string), (a.files as string[]) ?? [], { strict: a.strict as boolean, rejects: a.rejects as string, delimiter: a.delimiter as string, multilineQuotes: a['multiline-quotes'] as boolean }, log)),
     )
     .command('filter', 'stage 2: keep the seed\'s columns (NDJSON in/out)', (c: Argv) => c.option('drop-identifiers', stageOpts['drop-identifiers']), (a) =>
       run(a as unknown as Common, (log) => runStage(loadConfig(a.config as string), 'filter', { dropIdentifiers: a['drop-identifiers'] as boolean }, log)),
@@ -181,13 +212,13 @@ export async function main(argv = hideBin(process.argv)): Promise<void> {
     .command(
       'shard',
       'stage 8 / pass 1: NDJSON from split -> unscaled shards + pass1.json',
-      (c: Argv) => c.option('out', { alias: 'o', type: 'string', demandOption: true }).option('shard-rows', { type: 'number', default: 65536 }).option('scaler', { choices: SCALER_METHODS, describe: 'the scaler pass 2 fits on train (default log-standard)' }).option('log1p', { type: 'boolean' }).option('clip', { type: 'boolean', default: true }),
+      (c: Argv) => c.option('out', { alias: 'o', type: 'string', demandOption: true, describe: 'output folder for the unscaled shards and pass1.json' }).option('shard-rows', { type: 'number', default: 65536, describe: 'rows per shard file' }).option('scaler', { choices: SCALER_METHODS, describe: 'the scaler pass 2 fits on train (default log-standard)' }).option('log1p', { type: 'boolean', describe: 'with --scaler minmax: signed log1p first on the heavy-tailed columns (at scale)' }).option('clip', { type: 'boolean', default: true, describe: 'clip val/test values outside the train range to it (--no-clip keeps them)' }),
       (a) => run(a as unknown as Common, (log) => runShard(loadConfig(a.config as string), { out: a.out as string, shardRows: a['shard-rows'] as number, log1p: a.log1p as boolean, scaler: a.scaler as ScalerMethod | undefined, clip: a.clip as boolean }, log)),
     )
     .command(
       'scale <dir>',
       'stage 7 / pass 2: fit min-max on train, rewrite the shards scaled, write manifest.json',
-      (c: Argv) => c.positional('dir', { type: 'string', demandOption: true }),
+      (c: Argv) => c.positional('dir', { type: 'string', demandOption: true, describe: 'shard folder holding pass1.json' }),
       (a) =>
         run(a as unknown as Common, async (log) => {
           const dir = a.dir as string;
@@ -195,22 +226,25 @@ export async function main(argv = hideBin(process.argv)): Promise<void> {
           const pool = startScaleWorkers(1);
           let m;
           try {
-            m = await scaleDir({ dir, pool, extra: (p, _s, counts) => accountingOf(p, counts) });
+            // one writer at a time; a pass 2 killed before left temp files: removed first
+            m = await withDirLock(dir, 'scale', () => (removeStaleTemps(dir), scaleDir({ dir, pool, extra: (p, _s, counts) => accountingOf(p, counts) })));
           } finally {
             await Promise.all(pool.map((w) => w.terminate()));
           }
           log.info({ dir, ...m.accounting }, 'scaled; manifest written');
+          process.stdout.write(inspectText(dir, m));
           if (m.accounting.unaccounted !== 0) log.warn({ accounting: m.accounting }, 'row accounting does not add up (were rows removed between stages?)');
         }),
     )
     .command(
       'inspect <dir>',
       'what a shard folder holds: rows per split and class, features, data-quality counts',
-      (c: Argv) => c.positional('dir', { type: 'string', demandOption: true }).option('json', { type: 'boolean' }).option('verify', { type: 'boolean', describe: 'check every shard\'s size and sha256' }),
+      (c: Argv) => c.positional('dir', { type: 'string', demandOption: true, describe: 'shard folder written by prep (or scale)' }).option('json', { type: 'boolean', describe: 'the whole manifest as JSON' }).option('verify', { type: 'boolean', describe: 'check every shard\'s size and sha256' }),
       (a) =>
         run(a as unknown as Common, () => {
           const m = readManifest(a.dir as string, { verify: a.verify ? 'sha256' : undefined });
           process.stdout.write(a.json ? JSON.stringify(m, null, 2) + '\n' : inspectText(a.dir as string, m));
+          if (a.verify && !a.json) process.stdout.write(verifiedLine(m));
         }),
     )
     .command(
@@ -220,24 +254,25 @@ export async function main(argv = hideBin(process.argv)): Promise<void> {
         c
           .option('shards', { alias: 's', type: 'string', demandOption: true, describe: 'shard folder written by prep' })
           .option('out', { alias: 'o', type: 'string', demandOption: true, describe: 'run folder' })
-          .option('model', { choices: ['seed', 'window'], default: TRAIN_DEFAULTS.model, describe: 'seed: F features as F steps; window: W flows x F features' })
-          .option('units', { type: 'number', default: TRAIN_DEFAULTS.units, describe: 'LSTM units' })
+          .option('model', { choices: ['seed', 'window'], default: TRAIN_DEFAULTS.model, describe: 'seed: F features as F steps; window: a flow and its source host\'s W-1 previous flows, W x F' })
+          .option('units', { type: 'number', default: TRAIN_DEFAULTS.units, describe: 'LSTM units (a multiple of 8 runs in the WebAssembly kernel)' })
           .option('project', { type: 'number', default: TRAIN_DEFAULTS.project, describe: 'per-step projection width (seed model)' })
           .option('window', { type: 'number', default: TRAIN_DEFAULTS.window, describe: 'flows per example (window model)' })
           .option('lr', { type: 'number', default: TRAIN_DEFAULTS.learning_rate, describe: 'initial learning rate' })
-          .option('optimizer', { choices: OPTIMIZERS, default: TRAIN_DEFAULTS.optimizer })
+          .option('optimizer', { choices: OPTIMIZERS, default: TRAIN_DEFAULTS.optimizer, describe: 'the optimizer (rmsprop: as the seed notebook)' })
           .option('lr-schedule', { choices: LR_SCHEDULES, default: TRAIN_DEFAULTS.lr_schedule, describe: 'plateau: halve the rate after a third of --patience epochs without improvement' })
-          .option('batch-size', { alias: 'b', type: 'number', default: TRAIN_DEFAULTS.batch_size })
-          .option('epochs', { alias: 'e', type: 'number', default: TRAIN_DEFAULTS.epochs, describe: 'at most this many epochs' })
+          .option('batch-size', { alias: 'b', type: 'number', default: TRAIN_DEFAULTS.batch_size, describe: 'rows per training batch' })
+          .option('epochs', { alias: 'e', type: 'number', default: TRAIN_DEFAULTS.epochs, describe: 'most epochs to train (early stopping may end sooner)' })
           .option('patience', { type: 'number', default: TRAIN_DEFAULTS.patience, describe: 'epochs without a better --monitor value before stopping' })
           .option('monitor', { choices: MONITORS, default: TRAIN_DEFAULTS.monitor, describe: 'what early stopping, the best checkpoint and the schedule watch' })
-          .option('class-weights', { choices: ['none', 'auto'], default: TRAIN_DEFAULTS.class_weights, describe: 'auto: n / (classes × n_class), capped at 100' })
+          .option('class-weights', { choices: ['none', 'auto'], default: TRAIN_DEFAULTS.class_weights, describe: 'auto: weight each class by n / (k · n_class), at most 100' })
           .option('max-benign-ratio', { type: 'number', describe: 'per epoch, keep BENIGN rows at most R x the other rows' })
-          .option('seed', { type: 'number', default: 1 })
-          .option('backend', { choices: ['auto', 'tensorflow', 'wasm', 'cpu'], default: 'auto' })
-          .option('resume', { type: 'boolean', describe: 'continue from the run folder\'s last checkpoint' })
+          .option('seed', { type: 'number', default: 1, describe: 'random seed (weights, shuffling)' })
+          .option('backend', { choices: ['auto', 'tensorflow', 'wasm', 'cpu'], default: 'auto', describe: 'TensorFlow.js backend (auto: tensorflow, else wasm, else cpu)' })
+          .option('resume', { type: 'boolean', describe: 'continue from the run folder\'s last checkpoint (its last finished epoch)' })
+          .option('force', { type: 'boolean', describe: 'replace the run the --out folder holds (train refuses a used folder otherwise)' })
           .option('max-batches', { type: 'number', describe: 'at most this many batches per epoch' })
-          .option('progress', { type: 'boolean' })
+          .option('progress', { type: 'boolean', describe: 'progress line (default: on when stderr is a TTY)' })
           .example('$0 train --shards data/shards --out runs/first', '')
           .example('$0 train --shards data/shards --out runs/win --model window --window 8 --batch-size 256', ''),
       (a) =>
@@ -246,7 +281,7 @@ export async function main(argv = hideBin(process.argv)): Promise<void> {
           const onInt = () => {
             if (stop.requested) process.exit(130);
             stop.requested = true;
-            process.stderr.write('\nflowtensor: finishing the current batch, saving (Ctrl-C again to quit at once)\n');
+            process.stderr.write('\nflowtensor: stopping after the current batch; --resume goes on from the last finished epoch (Ctrl-C again to quit at once)\n');
           };
           process.on('SIGINT', onInt);
           process.on('SIGTERM', onInt);
@@ -269,6 +304,7 @@ export async function main(argv = hideBin(process.argv)): Promise<void> {
             seed: a.seed as number,
             backend: a.backend as 'auto',
             resume: a.resume as boolean,
+            force: a.force as boolean,
             maxBatchesPerEpoch: a['max-batches'] as number | undefined,
             logger: log,
             progress: a.progress as boolean | undefined,
@@ -280,7 +316,7 @@ export async function main(argv = hideBin(process.argv)): Promise<void> {
             process.exitCode = 130;
             return;
           }
-          if (r.eval && !(a as unknown as Common).quiet) process.stderr.write(reportText(r.eval, `test split, best epoch ${r.best_epoch} (${r.run}/eval.json)`));
+          if (r.eval) process.stdout.write(reportText(r.eval, `test split, best epoch ${r.best_epoch} (${r.run}/eval.json)`));
         }),
     )
     .command(
@@ -308,11 +344,11 @@ export async function main(argv = hideBin(process.argv)): Promise<void> {
       (c: Argv) =>
         c
           .option('model', { alias: 'm', type: 'string', demandOption: true, describe: 'run folder' })
-          .option('shards', { alias: 's', type: 'string', demandOption: true })
-          .option('split', { choices: ['train', 'val', 'test'], default: 'test' })
-          .option('json', { type: 'boolean' })
+          .option('shards', { alias: 's', type: 'string', demandOption: true, describe: 'shard folder written by prep' })
+          .option('split', { choices: ['train', 'val', 'test'], default: 'test', describe: 'which split to evaluate' })
+          .option('json', { type: 'boolean', describe: 'the report as JSON' })
           .option('baseline', { type: 'string', describe: 'a folder written by `flowtensor baseline` on the same shards: its per-class F1 beside the LSTM\'s (test split)' })
-          .option('backend', { choices: ['auto', 'tensorflow', 'wasm', 'cpu'], default: 'auto' }),
+          .option('backend', { choices: ['auto', 'tensorflow', 'wasm', 'cpu'], default: 'auto', describe: 'TensorFlow.js backend (auto: tensorflow, else wasm, else cpu)' }),
       (a) =>
         run(a as unknown as Common, async (log) => {
           const base = a.baseline ? readBaselineEval(a.baseline as string, a.shards as string, a.split as string) : null;
@@ -329,23 +365,25 @@ export async function main(argv = hideBin(process.argv)): Promise<void> {
       'score flows (CSV files or stdin) with a trained run: NDJSON (or CSV) lines on stdout',
       (c: Argv) =>
         c
-          .positional('files', { type: 'string', array: true })
+          .positional('files', { type: 'string', array: true, describe: 'CSV / CSV.gz files (default: stdin)' })
           .option('model', { alias: 'm', type: 'string', demandOption: true, describe: 'run folder' })
-          .option('format', { choices: ['ndjson', 'csv'], default: 'ndjson' })
-          .option('batch-size', { type: 'number', default: 1024 })
+          .option('format', { choices: ['ndjson', 'csv'], default: 'ndjson', describe: 'output format of the scored rows' })
+          .option('batch-size', { type: 'number', default: 1024, describe: 'rows scored per model call' })
           .option('threads', { type: 'number', default: 2, choices: [1, 2], describe: '2: a worker thread with its own model copy scores every other batch' })
           .option('rejects', stageOpts.rejects)
           .option('allow-missing-features', { type: 'boolean', describe: 'score inputs whose header lacks model columns (zero-filled; the summary says so)' })
-          .option('backend', { choices: ['auto', 'tensorflow', 'wasm', 'cpu'], default: 'auto' })
+          .option('multiline-quotes', stageOpts['multiline-quotes'])
+          .option('backend', { choices: ['auto', 'tensorflow', 'wasm', 'cpu'], default: 'auto', describe: 'TensorFlow.js backend (auto: tensorflow, else wasm, else cpu)' })
           .option('engine', { choices: PREDICT_ENGINES, default: 'wasm', describe: 'wasm: tfjs + the WebAssembly LSTM kernel; onnx: onnxruntime-node (optional dependency, faster)' })
-          .option('progress', { type: 'boolean' })
+          .option('progress', { type: 'boolean', describe: 'progress line (default: on when stderr is a TTY)' })
           .example('$0 predict --model runs/first < Friday.csv > scored.ndjson', ''),
       (a) =>
         run(a as unknown as Common, async (log) => {
-          const s = await predict({ model: a.model as string, inputs: (a.files as string[]) ?? [], output: process.stdout, format: a.format as 'csv', batchSize: a['batch-size'] as number, threads: a.threads as number, rejects: a.rejects as string, backend: a.backend as 'auto', logger: log, progress: a.progress as boolean | undefined, allowMissingFeatures: a['allow-missing-features'] as boolean, engine: a.engine as PredictEngine });
+          const s = await predict({ model: a.model as string, inputs: (a.files as string[]) ?? [], output: process.stdout, format: a.format as 'csv', batchSize: a['batch-size'] as number, threads: a.threads as number, rejects: a.rejects as string, multilineQuotes: a['multiline-quotes'] as boolean, backend: a.backend as 'auto', logger: log, progress: a.progress as boolean | undefined, allowMissingFeatures: a['allow-missing-features'] as boolean, engine: a.engine as PredictEngine });
           const { report, ...rest } = s;
           log.info({ ...rest, macro_f1: report ? +report.macro_f1.toFixed(4) : undefined }, 'predict done');
-          if (report && !(a as unknown as Common).quiet) process.stderr.write(reportText(report, `labelled input: ${report.rows} rows`));
+          // stdout carries the scored rows: the summary of the labelled ones goes to stderr, and -q keeps it (a result, not a log)
+          if (report) process.stderr.write(reportText(report, `labelled input: ${report.rows} rows`));
           for (const m of s.release_mismatch) process.stderr.write(`warning: ${m.file} is ${m.release}; the run was trained on ${m.run_releases.join(' + ')}: features differ in meaning, these scores are not to be trusted\n`);
           for (const m of s.missing_features) process.stderr.write(`warning: ${m.file} lacks model columns ${m.missing.join(', ')}: scored with them zero-filled\n`);
         }),
@@ -372,7 +410,7 @@ export async function main(argv = hideBin(process.argv)): Promise<void> {
       'write RUN/report.html: training curves, confusion heat map, per-class table, data quality (self-contained)',
       (c: Argv) =>
         c
-          .positional('run', { type: 'string', demandOption: true })
+          .positional('run', { type: 'string', demandOption: true, describe: 'run folder written by train' })
           .option('out', { type: 'string', describe: 'file (default RUN/report.html)' })
           .option('baseline', { type: 'string', describe: 'a `flowtensor baseline` folder on the run\'s shards: per-class F1 side by side' }),
       (a) =>
@@ -387,12 +425,12 @@ export async function main(argv = hideBin(process.argv)): Promise<void> {
       'write a CICIDS2017 TrafficLabelling-format CSV with learnable classes and the real files\' quirks',
       (c: Argv) =>
         c
-          .option('rows', { alias: 'n', type: 'number', default: 10000 })
-          .option('seed', { type: 'number', default: 1 })
+          .option('rows', { alias: 'n', type: 'number', default: 10000, describe: 'data rows to write' })
+          .option('seed', { type: 'number', default: 1, describe: 'random seed (the same seed writes the same file)' })
           .option('out', { alias: 'o', type: 'string', describe: 'file (default stdout)' })
           .option('ipv6', { type: 'number', default: 0, describe: 'share of rows with IPv6 addresses (0..1)' })
-          .option('crlf', { type: 'boolean' })
-          .option('bom', { type: 'boolean' })
+          .option('crlf', { type: 'boolean', describe: 'end lines with CRLF' })
+          .option('bom', { type: 'boolean', describe: 'start with a UTF-8 byte-order mark' })
           .option('quirks', { type: 'boolean', default: true, describe: '--no-quirks writes clean rows only' })
           .option('balanced', { type: 'boolean', describe: 'equal class shares instead of CICIDS2017-like BENIGN-heavy' })
           .option('layout', { choices: Object.keys(synthLayouts()), default: 'trafficlabelling', describe: 'the published layout to write (the flows are the same)' }),
@@ -406,7 +444,7 @@ export async function main(argv = hideBin(process.argv)): Promise<void> {
     .command(
       'demo',
       'the main job on built-in data: synth -> prep -> train -> eval -> report (used by npm start)',
-      (c: Argv) => c.option('rows', { type: 'number', default: 30000 }).option('dir', { type: 'string', default: 'data/demo' }).option('epochs', { type: 'number', default: 10 }),
+      (c: Argv) => c.option('rows', { type: 'number', default: 30000, describe: 'synthetic rows' }).option('dir', { type: 'string', default: 'data/demo', describe: 'folder for synth.csv, shards/ and run/' }).option('epochs', { type: 'number', default: 10, describe: 'most epochs to train' }),
       (a) =>
         run(a as unknown as Common, async (log) => {
           const dir = a.dir as string;
@@ -420,14 +458,20 @@ export async function main(argv = hideBin(process.argv)): Promise<void> {
           await prep({ out: shards, inputs: [csv], logger: log, dedupe: true });
           process.stdout.write(inspectText(shards) + '\n');
           const runDir = path.join(dir, 'run');
-          const r = await train({ shards, out: runDir, model: 'window', window: 8, epochs: a.epochs as number, patience: 3, batchSize: 256, learningRate: 0.005, logger: log });
+          const r = await train({ shards, out: runDir, model: 'window', window: 8, epochs: a.epochs as number, patience: 3, batchSize: 256, learningRate: 0.005, logger: log, force: true }); // the demo's own run, replaced each time
           if (r.eval) process.stdout.write(reportText(r.eval, `window model, test split, best epoch ${r.best_epoch}`) + '\n');
           const html = writeReport(runDir);
           process.stdout.write(`shards: ${shards}\nrun:    ${runDir}\nreport: ${html}\n`);
         }),
     )
-    .demandCommand(1, 'give a command; --help lists them')
+    .demandCommand(1, 'give a command')
     .strict()
+    .fail((msg, err) => {
+      if (err) throw err; // not a usage error
+      // the error and where the help is, not the whole help (src/usage.ts)
+      process.stderr.write(usageText(msg, givenArgv) + '\n');
+      process.exit(2);
+    })
     .help()
     .wrap(Math.min(120, process.stdout.columns ?? 100));
   await y.parseAsync();

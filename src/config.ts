@@ -1,5 +1,7 @@
 // Data-set knowledge lives in config/*.json; this module loads it and derives lookup tables.
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { UserError } from './errors.js';
+import { readJsonFile } from './safefile.js';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import type { ScalerMethod } from './manifest.js';
@@ -95,8 +97,15 @@ export function shippedConfigs(): string[] {
 export function loadConfig(nameOrPath = 'cicids2017'): DatasetConfig {
   const hit = cache.get(nameOrPath);
   if (hit) return hit;
-  const file = nameOrPath.endsWith('.json') ? nameOrPath : path.join(packageRoot(), 'config', `${nameOrPath}.json`);
-  const cfg = JSON.parse(readFileSync(file, 'utf8')) as DatasetConfig;
+  const isPath = nameOrPath.endsWith('.json') || nameOrPath.includes('/');
+  const dir = path.join(packageRoot(), 'config');
+  const file = isPath ? nameOrPath : path.join(dir, `${nameOrPath}.json`);
+  if (!isPath && !existsSync(file)) {
+    const known = readdirSync(dir).filter((f) => f.endsWith('.json')).map((f) => f.slice(0, -5));
+    throw new UserError(`--config ${nameOrPath}: no such data-set config (known: ${known.join(', ')}; or give a path to a .json file)`);
+  }
+  const cfg = readJsonFile<DatasetConfig>(file, { hint: 'a data-set config is a JSON object like config/cicids2017.json' });
+  checkConfig(cfg, file);
   // fields added later: a config written for an older flowtensor still loads
   cfg.optional_columns ??= [];
   cfg.benign_class ??= 'BENIGN';
@@ -105,6 +114,27 @@ export function loadConfig(nameOrPath = 'cicids2017'): DatasetConfig {
   for (const rule of Object.values(cfg.formats ?? {})) rule.release ??= cfg.name;
   cache.set(nameOrPath, cfg);
   return cfg;
+}
+
+/** The fields every part of flowtensor reads from a config, with their types: one clear error for a bad one. */
+function checkConfig(c: DatasetConfig, file: string): void {
+  const bad = (k: string, what: string) => new UserError(`${file}: ${k} is not ${what}`, 'a data-set config is a JSON object like config/cicids2017.json');
+  const strings = (v: unknown) => Array.isArray(v) && v.every((x) => typeof x === 'string');
+  const object = (v: unknown) => v !== null && typeof v === 'object' && !Array.isArray(v);
+  if (typeof c.name !== 'string') throw bad('name', 'a string');
+  for (const k of ['string_columns', 'label_columns', 'ip_columns', 'identifier_columns', 'columns', 'unused_fields', 'classes'] as const) if (!strings(c[k])) throw bad(k, 'a list of names');
+  if (c.classes.length === 0 || c.label_columns.length === 0 || c.columns.length === 0) throw bad('classes, label_columns or columns', 'a non-empty list');
+  for (const k of ['aliases', 'derived_columns', 'formats', 'label_spellings', 'format_label_spellings', 'merged_labels'] as const) if (!object(c[k])) throw bad(k, 'an object');
+  if (!object(c.attempted) || typeof c.attempted.suffix_key !== 'string' || !['benign', 'attack', 'drop'].includes(c.attempted.default_policy)) throw bad('attempted', 'an object with suffix_key and default_policy (benign, attack or drop)');
+  const sp = c.split as unknown as Record<string, unknown>;
+  if (!object(sp) || !['train', 'val', 'test'].every((k) => typeof sp[k] === 'number' && (sp[k] as number) >= 0) || (sp.train as number) + (sp.val as number) + (sp.test as number) <= 0) throw bad('split', 'three non-negative shares train, val, test');
+  if (!object(c.scale) || typeof c.scale.clip !== 'boolean' || !strings(c.scale.log1p)) throw bad('scale', 'an object with clip and log1p');
+  if (!object(c.sanitize) || !object(c.sanitize.default) || !object(c.sanitize.columns)) throw bad('sanitize', 'an object with default and columns');
+  if (c.layouts !== undefined && (!object(c.layouts) || !Object.values(c.layouts).every(strings))) throw bad('layouts', 'an object of header name lists');
+  if (c.optional_columns !== undefined && !strings(c.optional_columns)) throw bad('optional_columns', 'a list of names');
+  if (c.benign_class !== undefined && typeof c.benign_class !== 'string') throw bad('benign_class', 'a string');
+  for (const [f, rule] of Object.entries(c.formats)) if (!object(rule) || (rule.release !== undefined && typeof rule.release !== 'string')) throw bad(`formats.${f}`, 'an object with detection rules and a release name');
+  if (c.scale.method !== undefined && !['minmax', 'log-minmax', 'log-standard'].includes(c.scale.method)) throw bad('scale.method', 'one of log-standard, log-minmax, minmax');
 }
 
 /** The header rule of the seed: trim, lower-case, '/' -> '_per_', spaces -> '_'. */

@@ -1,6 +1,10 @@
 // Byte-level CSV tokenizer and number parser: the hot path of `prep`.
 // Works on Buffers, never builds a string for a numeric cell, handles RFC 4180 quotes,
 // CRLF, a UTF-8 BOM, a last line without newline, and caps the length of a line.
+// CICFlowMeter never quotes, so by default a quoted field ends at its line: a quote left open at the
+// end of a line, or text after a closing quote, makes that one row malformed (reported, then skipped
+// to the end of its line) instead of swallowing the lines after it. multiline: true allows RFC 4180
+// fields that span lines.
 
 export interface RowView {
   buf: Buffer;
@@ -25,6 +29,18 @@ export interface TokenizerEvents {
   rawRow?(buf: Buffer, start: number, end: number, line: number): boolean;
   /** A line longer than maxLineBytes: its bytes are skipped up to the next newline. */
   oversize(line: number, bytesSeen: number): void;
+  /**
+   * A row with broken quoting (a quote left open at the end of its line, or text after a closing
+   * quote): skipped up to the end of its line. raw: the row's first bytes.
+   */
+  malformed(line: number, reason: 'unterminated_quote' | 'text_after_quote', raw: string): void;
+}
+
+export interface TokenizerOptions {
+  maxLineBytes?: number;
+  delimiter?: string;
+  /** Quoted fields may span lines (RFC 4180); off by default (CICFlowMeter never quotes). */
+  multiline?: boolean;
 }
 
 const NL = 10;
@@ -42,10 +58,14 @@ export class CsvTokenizer {
   private starts = new Int32Array(128);
   private ends = new Int32Array(128);
   readonly delimiter: number;
+  readonly maxLineBytes: number;
+  readonly multiline: boolean;
   bytesIn = 0;
 
-  constructor(private ev: TokenizerEvents, readonly maxLineBytes = 1 << 20, delimiter = ',') {
-    this.delimiter = delimiter.charCodeAt(0);
+  constructor(private ev: TokenizerEvents, o: TokenizerOptions = {}) {
+    this.maxLineBytes = o.maxLineBytes ?? 1 << 20;
+    this.delimiter = (o.delimiter ?? ',').charCodeAt(0);
+    this.multiline = !!o.multiline;
   }
 
   push(chunk: Buffer): void {
@@ -78,6 +98,8 @@ export class CsvTokenizer {
         this.skipping = true;
         this.skipStartLine = this.line;
         this.skipped = rest;
+        // only a multi-line quoted row holds newlines here: count them, so later line numbers stay true
+        if (this.multiline) for (let k = buf.indexOf(NL, pos); k >= 0; k = buf.indexOf(NL, k + 1)) this.line++;
       } else {
         // copy so the big chunk can be collected
         this.tail = Buffer.from(buf.subarray(pos));
@@ -167,10 +189,14 @@ export class CsvTokenizer {
     this.ends = e;
   }
 
-  /** RFC 4180 row with quotes; may span lines. Returns next row offset, or -1 if incomplete. */
+  /**
+   * RFC 4180 row with quotes. Returns the next row's offset, or -1 when more bytes are needed.
+   * A quoted field ends at its line unless multiline; broken quoting makes the row malformed.
+   */
   private scanQuoted(buf: Buffer, pos: number, final: boolean): number {
     const d = this.delimiter;
     const len = buf.length;
+    const multi = this.multiline;
     const quoted: (string | undefined)[] = [];
     let nf = 0;
     let i = pos;
@@ -199,22 +225,23 @@ export class CsvTokenizer {
             closed = true;
             break;
           }
-          if (c === NL) newlines++;
+          if (c === NL) {
+            if (!multi) break; // the line ends inside the quotes
+            newlines++;
+          }
           j++;
         }
         if (!closed) {
-          if (!final) return -1;
-          parts.push(buf.subarray(segStart, len));
+          if (j >= len && !final) return -1;
+          return this.malformed(buf, pos, j, newlines, 'unterminated_quote', final);
         }
-        // anything after the closing quote up to the delimiter is kept (lenient)
+        // after the closing quote: the delimiter, the line end (CRLF too) or the end of the input
         let k = j;
-        while (k < len && buf[k] !== d && buf[k] !== NL) k++;
-        if (k >= len && !final) return -1;
-        if (k > j) {
-          let e = k;
-          if (buf[e - 1] === CR && (k >= len || buf[k] === NL)) e--;
-          parts.push(buf.subarray(j, e));
+        if (k < len && buf[k] === CR) {
+          if (k + 1 >= len && !final) return -1;
+          if (k + 1 >= len || buf[k + 1] === NL) k++;
         }
+        if (k < len && buf[k] !== d && buf[k] !== NL) return this.malformed(buf, pos, k, newlines, 'text_after_quote', final);
         quoted[nf] = decodeText(Buffer.concat(parts));
         this.starts[nf] = i;
         this.ends[nf] = i;
@@ -238,6 +265,20 @@ export class CsvTokenizer {
     this.ev.row({ buf, starts: this.starts, ends: this.ends, nFields: nf, quoted, line: this.line, rowStart: pos, rowEnd });
     this.line += 1 + newlines;
     return i < len ? i + 1 : len;
+  }
+
+  /** Report the row starting at pos as malformed and skip to the end of the line holding `at`. */
+  private malformed(buf: Buffer, pos: number, at: number, newlines: number, reason: 'unterminated_quote' | 'text_after_quote', final: boolean): number {
+    let nl = buf.indexOf(NL, at);
+    if (nl < 0) {
+      if (!final) return -1;
+      nl = buf.length;
+    }
+    let end = nl;
+    if (end > pos && buf[end - 1] === CR) end--;
+    this.ev.malformed(this.line, reason, decodeText(buf, pos, Math.min(end, pos + 400)));
+    this.line += 1 + newlines;
+    return nl < buf.length ? nl + 1 : buf.length;
   }
 }
 

@@ -6,8 +6,39 @@ export class UserError extends Error {
   }
 }
 
+/** A value from the data for a message: JSON-quoted, cut at max characters with its full length said. */
+export function showValue(v: string, max = 80): string {
+  return v.length <= max ? JSON.stringify(v) : `${JSON.stringify(v.slice(0, max))}… (${v.length.toLocaleString('en-US')} characters)`;
+}
+
 export function formatUserError(e: UserError): string {
   return `flowtensor: ${e.message}${e.hint ? `\n  hint: ${e.hint}` : ''}`;
+}
+
+const IO_REASONS: Record<string, string> = {
+  ENOSPC: 'disk full',
+  EDQUOT: 'disk quota exceeded',
+  EFBIG: 'file too large',
+  EIO: 'input/output error',
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  EROFS: 'read-only file system',
+  ENOENT: 'no such folder',
+  ENOTDIR: 'not a folder',
+  EISDIR: 'is a folder',
+  ELOOP: 'too many levels of symbolic links',
+  ENAMETOOLONG: 'name too long',
+  EEXIST: 'already exists',
+};
+const WRITE_CALLS = ['mkdir', 'open', 'write', 'rename', 'fsync', 'close', 'unlink', 'stat', 'rmdir', 'ftruncate', 'copyfile'];
+
+/** The one line for an I/O error while writing output (exit 1), or null when it is not one. */
+export function ioErrorLine(err: NodeJS.ErrnoException): string | null {
+  if (!err.code || !IO_REASONS[err.code] || !err.syscall || !WRITE_CALLS.includes(err.syscall)) return null;
+  // a temp file (.NAME.tmp-PID) stands for the file it was to become
+  const where = (err.path ?? 'the output').replace(/(^|\/)\.([^/]+)\.tmp-\d+$/, '$1$2');
+  const cleaned = ['ENOSPC', 'EDQUOT', 'EFBIG', 'EIO'].includes(err.code) && where !== 'standard output' ? '; temporary files were removed and no manifest claims unfinished output' : '';
+  return `flowtensor: cannot write ${where}: ${IO_REASONS[err.code]}${cleaned}`;
 }
 
 /** Node flags for worker threads: the parent's, less those that only make sense for a main script. */

@@ -1,10 +1,12 @@
 // Input files: expand folders, sort by name (so the order on the command line never matters),
-// drop a file given twice, open .gz transparently.
+// drop a file given twice (under any name: symlinks and hard links too), open .gz transparently.
+// Pipes and `<(…)` are read as streams, once, from their start.
 import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { UserError } from './errors.js';
+import { fileIdOf, kindOf, pathError } from './safefile.js';
 
 export interface InputList {
   files: string[];
@@ -14,40 +16,67 @@ export interface InputList {
 
 const CSV_RE = /\.csv(\.gz)?$/i;
 
-export function expandInputs(inputs: string[]): InputList {
-  const found: string[] = [];
-  for (const inp of inputs) {
-    let st: fs.Stats;
-    try {
-      st = fs.statSync(inp);
-    } catch {
-      throw new UserError(`${inp}: no such file or folder`);
-    }
-    if (st.isDirectory()) {
-      const inside = fs.readdirSync(inp).filter((f) => CSV_RE.test(f)).map((f) => path.join(inp, f));
-      if (inside.length === 0) throw new UserError(`${inp}: folder holds no .csv or .csv.gz files`);
-      found.push(...inside);
-    } else found.push(inp);
+/** A readable input: a regular file, a pipe (FIFO, `<(…)`) or a character device such as /dev/stdin. */
+function inputStat(file: string, inFolder: string | null): fs.Stats {
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(file);
+  } catch (e) {
+    throw pathError(file, e);
   }
-  const seen = new Map<string, string>();
+  if (inFolder !== null && st.isDirectory()) throw new UserError(`${file}: a folder inside ${inFolder} named like a CSV file`, 'flowtensor reads the CSV files of a folder, not its subfolders; give them directly');
+  if (!st.isFile() && !st.isFIFO() && !st.isCharacterDevice() && !st.isSocket() && !st.isDirectory()) throw new UserError(`${file}: ${kindOf(st)}; give a CSV file, a folder of them or a pipe`);
+  return st;
+}
+
+export function expandInputs(inputs: string[]): InputList {
+  const found: { file: string; st: fs.Stats }[] = [];
+  for (const inp of inputs) {
+    const st = inputStat(inp, null);
+    if (st.isDirectory()) {
+      let names: string[];
+      try {
+        names = fs.readdirSync(inp);
+      } catch (e) {
+        throw pathError(inp, e);
+      }
+      const inside = names.filter((f) => CSV_RE.test(f)).map((f) => path.join(inp, f));
+      if (inside.length === 0) throw new UserError(`${inp}: folder holds no .csv or .csv.gz files`);
+      for (const f of inside) found.push({ file: f, st: inputStat(f, inp) });
+    } else found.push({ file: inp, st });
+  }
+  const seen = new Map<string, { file: string; st: fs.Stats }>();
   const duplicates: string[] = [];
   for (const f of found) {
-    const real = fs.realpathSync(f);
-    if (seen.has(real)) duplicates.push(f);
-    else seen.set(real, f);
+    const id = fileIdOf(f.st);
+    if (seen.has(id)) duplicates.push(f.file);
+    else seen.set(id, f);
   }
-  const files = [...seen.values()].sort((a, b) => {
+  const kept = [...seen.values()].sort((x, y) => {
+    const a = x.file;
+    const b = y.file;
     const ka = path.basename(a);
     const kb = path.basename(b);
     return ka < kb ? -1 : ka > kb ? 1 : a < b ? -1 : a > b ? 1 : 0;
   });
-  const totalBytes = files.reduce((s, f) => s + fs.statSync(f).size, 0);
-  return { files, duplicates, totalBytes };
+  const totalBytes = kept.reduce((s, f) => s + (f.st.isFile() ? f.st.size : 0), 0);
+  return { files: kept.map((f) => f.file), duplicates, totalBytes };
 }
 
 /** A byte stream of the file's CSV text: gunzipped when the file starts with the gzip magic. */
 export function openInput(file: string): Readable {
-  const fd = fs.openSync(file, 'r');
+  let fd: number;
+  try {
+    fd = fs.openSync(file, 'r');
+  } catch (e) {
+    throw pathError(file, e);
+  }
+  const st = fs.fstatSync(fd);
+  if (st.isDirectory()) {
+    fs.closeSync(fd);
+    throw new UserError(`${file}: is a folder`);
+  }
+  if (!st.isFile()) return sniffGzip(fs.createReadStream('', { fd, highWaterMark: 1 << 20 }));
   const head = Buffer.alloc(2);
   const n = fs.readSync(fd, head, 0, 2, 0);
   const raw = fs.createReadStream('', { fd, start: 0, highWaterMark: 1 << 20 });
@@ -61,6 +90,35 @@ export function openInput(file: string): Readable {
   return raw;
 }
 
+/** A stream that cannot be read twice (a pipe): look at its first bytes as they pass, gunzip when they say gzip. */
+function sniffGzip(raw: Readable): Readable {
+  async function* bytes(): AsyncGenerator<Buffer> {
+    const it = raw[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+    let head = Buffer.alloc(0);
+    while (head.length < 2) {
+      const r = await it.next();
+      if (r.done) break;
+      head = Buffer.concat([head, r.value]);
+    }
+    async function* rest(): AsyncGenerator<Buffer> {
+      if (head.length) yield head;
+      for (;;) {
+        const r = await it.next();
+        if (r.done) return;
+        yield r.value;
+      }
+    }
+    if (head.length >= 2 && head[0] === 0x1f && head[1] === 0x8b) {
+      const gz = zlib.createGunzip({ chunkSize: 1 << 20 });
+      const src = Readable.from(rest());
+      src.on('error', (e) => gz.destroy(e));
+      src.pipe(gz);
+      for await (const c of gz) yield c as Buffer;
+    } else yield* rest();
+  }
+  return Readable.from(bytes(), { objectMode: false });
+}
+
 export function describeReadError(file: string, e: unknown): Error {
   const err = e as NodeJS.ErrnoException;
   if (err instanceof UserError) return err;
@@ -69,4 +127,24 @@ export function describeReadError(file: string, e: unknown): Error {
   if (err.code === 'EISDIR') return new UserError(`${file}: is a folder`);
   if (err.code === 'EACCES') return new UserError(`${file}: permission denied`);
   return err;
+}
+
+/** Total size of the inputs when every one is a regular file that is not gzip (whose bytes read are its size), else 0. */
+export function plainBytes(files: string[]): number {
+  let total = 0;
+  for (const f of files) {
+    try {
+      const st = fs.statSync(f);
+      if (!st.isFile()) return 0;
+      const fd = fs.openSync(f, 'r');
+      const head = Buffer.alloc(2);
+      const n = fs.readSync(fd, head, 0, 2, 0);
+      fs.closeSync(fd);
+      if (n === 2 && head[0] === 0x1f && head[1] === 0x8b) return 0;
+      total += st.size;
+    } catch {
+      return 0;
+    }
+  }
+  return total;
 }

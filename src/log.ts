@@ -86,6 +86,25 @@ export class Progress {
   }
 }
 
+/**
+ * Time left in an epoch from the batches done so far: its clock starts at the epoch's first update, so
+ * (total - done) batches at the measured seconds per batch. NaN (shown as '?') until two updates.
+ */
+export class BatchEta {
+  private epoch = -1;
+  private t0 = 0;
+  private d0 = 0;
+  update(epoch: number, done: number, total: number, now = Date.now()): number {
+    if (epoch !== this.epoch || done < this.d0) {
+      this.epoch = epoch;
+      this.t0 = now;
+      this.d0 = done;
+    }
+    if (done <= this.d0 || now <= this.t0) return NaN;
+    return ((total - done) * (now - this.t0)) / (done - this.d0) / 1000;
+  }
+}
+
 export function fmtCount(n: number): string {
   if (n >= 1e6) return `${(n / 1e6).toFixed(2)}M`;
   if (n >= 1e4) return `${(n / 1e3).toFixed(1)}k`;

@@ -1,8 +1,6 @@
 // `flowtensor predict`: score new flows with exactly the preprocessing a run was trained with:
 // parse -> filter -> ipsplit -> sanitize -> the run's saved scaler (never refitted) -> model.
 // One output line per data row, or one quarantine record; memory stays flat on an endless stdin.
-import fs from 'node:fs';
-import path from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { CsvBatchParser, type HeaderInfo } from '../stages/parse.js';
 import { missingModelColumns } from './releases.js';
@@ -20,13 +18,14 @@ import { loadFused } from './train.js';
 import { predictProbs, type ModelSpec } from './models.js';
 import { OnnxScorer } from './onnxengine.js';
 import { Confusion, type Report } from './metrics.js';
-import { openInput, describeReadError } from './inputs.js';
+import { openInput, describeReadError, plainBytes } from './inputs.js';
 import { UserError, workerExecArgv } from './errors.js';
 import { rejectSink } from './rejects.js';
+import { writeText } from './output.js';
+import { readRunInfo } from './runfiles.js';
 import { Worker } from 'node:worker_threads';
 import { silentLogger, Progress, type Logger } from './log.js';
 import type { Batch, Counts } from './batch.js';
-import type { ScalerStats } from './manifest.js';
 
 export interface PredictOptions {
   model: string;
@@ -38,6 +37,8 @@ export interface PredictOptions {
   batchSize?: number;
   backend?: BackendName | 'auto';
   rejects?: string;
+  /** Quoted fields may span lines (RFC 4180); off by default. */
+  multilineQuotes?: boolean;
   logger?: Logger;
   progress?: boolean;
   /** 2 (default): a worker thread scores every other batch; 1: this thread only. */
@@ -92,16 +93,6 @@ const CSV_COLUMNS = ['file', 'line', ...ID_COLUMNS, 'predicted', 'probability', 
 /** Hosts whose last flows predict keeps for window models; beyond, the least recently seen is forgotten (counted). */
 export const MAX_HOSTS = 32768;
 
-interface RunInfo {
-  window_context?: 'host' | 'rows' | null;
-  config: { model: 'seed' | 'window'; units: number; project: number; window: number; seed: number };
-  features: string[];
-  labels: string[];
-  scaler: ScalerStats;
-  dataset: string;
-  shards_manifest?: { options?: { drop_identifiers?: boolean; releases?: string[] } };
-}
-
 function csvCell(v: unknown): string {
   if (v === null || v === undefined) return '';
   const s = String(v);
@@ -110,9 +101,7 @@ function csvCell(v: unknown): string {
 
 export async function predict(o: PredictOptions): Promise<PredictSummary> {
   const log = o.logger ?? silentLogger;
-  const runFile = path.join(o.model, 'run.json');
-  if (!fs.existsSync(runFile)) throw new UserError(`${o.model}: no run.json`, 'give a run folder written by flowtensor train');
-  const run = JSON.parse(fs.readFileSync(runFile, 'utf8')) as RunInfo;
+  const run = readRunInfo(o.model); // checked: settings, features, classes, scaler (src/runfiles.ts)
   const cfg = loadConfig(run.dataset ?? 'cicids2017');
   const filter = createFilter({ cfg, dropIdentifiers: !!run.shards_manifest?.options?.drop_identifiers });
   const spec = featureSpec(cfg, filter.columns);
@@ -144,12 +133,12 @@ export async function predict(o: PredictOptions): Promise<PredictSummary> {
   const clipped: Record<string, number> = {};
   const totals = { rows_in: 0, rows_scored: 0, blank_rows: 0, header_rows: 0, hosts_forgotten: 0 };
   const t0 = performance.now();
-  const progress = new Progress('predict', 0, o.progress);
-  if (fmt === 'csv') out.write(CSV_COLUMNS.join(',') + '\n');
+  // a total (and so an ETA) when every input is a plain file; streams and .gz show rows and rows/s only
+  const progress = new Progress('predict', plainBytes(o.inputs), o.progress);
+  let bytesBefore = 0;
+  if (fmt === 'csv') await writeText(out, CSV_COLUMNS.join(',') + '\n');
 
-  const write = async (s: string) => {
-    if (!out.write(s)) await new Promise<void>((res) => out.once('drain', () => res()));
-  };
+  const write = async (s: string) => writeText(out, s); // rejects when the output fails (a full disk)
 
   interface Prepared {
     b: Batch;
@@ -339,19 +328,20 @@ export async function predict(o: PredictOptions): Promise<PredictSummary> {
   try {
     for (const f of sources) {
       const name = f === '-' ? 'stdin' : f;
-      const parser = new CsvBatchParser({ file: name, cfg, want: new Set([...filter.wanted, ...ID_COLUMNS, ...keys.wanted]), requireLabel: false, batchSize: B, onReject, onHeader });
+      const parser = new CsvBatchParser({ file: name, cfg, want: new Set([...filter.wanted, ...ID_COLUMNS, ...keys.wanted]), requireLabel: false, batchSize: B, multilineQuotes: o.multilineQuotes, onReject, onHeader });
       const context = { rows: null as Float32Array | null, hosts: new Map<number, Float32Array>() };
       const src = f === '-' ? (o.input ?? process.stdin) : openInput(f);
       try {
         for await (const chunk of src) {
           for (const b of parser.push(chunk as Buffer)) await take(prepare(b, context));
-          progress.update(totals.rows_scored);
+          progress.update(totals.rows_scored, bytesBefore + parser.bytesIn);
         }
         for (const b of parser.end()) await take(prepare(b, context));
         await drain();
       } catch (e) {
         throw describeReadError(name, e);
       }
+      bytesBefore += parser.bytesIn;
       totals.rows_in += parser.counts.data_rows as number;
       totals.blank_rows += parser.counts.blank_rows as number;
       totals.header_rows += parser.counts.header_rows as number;

@@ -27,6 +27,7 @@ import { rejectSink } from './rejects.js';
 import { PASS1, writeJsonAtomic, type Manifest, type Pass1, type ScalerMethod } from './manifest.js';
 import { Progress, silentLogger, type Logger } from './log.js';
 import { UserError, errorFrom, workerExecArgv, type ErrorData } from './errors.js';
+import { withDirLock } from './lock.js';
 
 export interface PrepOptions {
   out: string;
@@ -44,6 +45,10 @@ export interface PrepOptions {
   dropIdentifiers?: boolean;
   dedupe?: boolean;
   strict?: boolean;
+  /** Quoted fields may span lines (RFC 4180); off: a quote left open at the end of its line quarantines that row. */
+  multilineQuotes?: boolean;
+  /** Write quarantined rows here instead of OUT/rejects.ndjson. */
+  rejects?: string;
   allowNewLabels?: boolean;
   attempted?: AttemptedPolicy;
   ratios?: { train: number; val: number; test: number };
@@ -67,7 +72,7 @@ export interface PrepOptions {
 }
 
 function parseSettings(o: PrepOptions): ParseSettings {
-  return { batchSize: o.batchSize, strict: o.strict, maxLineBytes: o.maxLineBytes, delimiter: o.delimiter };
+  return { batchSize: o.batchSize, strict: o.strict, maxLineBytes: o.maxLineBytes, delimiter: o.delimiter, multilineQuotes: o.multilineQuotes };
 }
 
 interface WorkerResult {
@@ -312,7 +317,12 @@ export function assignFiles(files: string[], ratios: { train: number; val: numbe
   return out;
 }
 
+/** One writer per shard folder at a time (src/lock.ts). */
 export async function prep(opts: PrepOptions): Promise<Manifest> {
+  return withDirLock(opts.out, 'prep', () => prepLocked(opts));
+}
+
+async function prepLocked(opts: PrepOptions): Promise<Manifest> {
   const log = opts.logger ?? silentLogger;
   const t0 = Date.now();
   const { files, duplicates, totalBytes } = expandInputs(opts.inputs);
@@ -321,7 +331,7 @@ export async function prep(opts: PrepOptions): Promise<Manifest> {
   log.info({ files: files.length, bytes: totalBytes, out: opts.out }, 'prep: start');
 
   ensureDir(opts.out);
-  const rejects = rejectSink(log, { file: path.join(opts.out, 'rejects.ndjson'), atomic: true });
+  const rejects = rejectSink(log, { file: opts.rejects ?? path.join(opts.out, 'rejects.ndjson'), atomic: true });
   const onReject = rejects.onReject;
 
   const splitBy = opts.splitBy ?? 'hash';
@@ -361,7 +371,7 @@ export async function prep(opts: PrepOptions): Promise<Manifest> {
   // reference machine it meets both the speed and the memory target; a second worker (and a second
   // isolate) is no faster on two cores (docs/BENCHMARKS.md has the figures).
   const W = Math.min(opts.workers ?? (totalBytes > 16 << 20 ? 1 : 0), maxWorkers);
-  const tasks = planTasks(files, W > 0 ? (opts.chunkBytes ?? 8 << 20) : Infinity);
+  const tasks = planTasks(files, W > 0 ? (opts.chunkBytes ?? 8 << 20) : Infinity, opts.multilineQuotes);
   const pool: Worker[] = []; // parse workers, reused for pass 2
   const parseTotals: Counts = {};
   let stageTotals: Record<string, Counts> = {};

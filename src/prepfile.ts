@@ -15,6 +15,7 @@ export interface ParseSettings {
   strict?: boolean;
   maxLineBytes?: number;
   delimiter?: string;
+  multilineQuotes?: boolean;
 }
 
 /**
@@ -58,6 +59,7 @@ export async function processTask(t: Task, front: Front, features: string[], ps:
     strict: ps.strict,
     maxLineBytes: ps.maxLineBytes,
     delimiter: ps.delimiter,
+    multilineQuotes: ps.multilineQuotes,
     onReject: ev.reject,
     onHeader: ev.header,
   });

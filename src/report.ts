@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { writeFileAtomic } from './atomic.js';
-import { UserError } from './errors.js';
+import { readEvalJson, readMetrics, readRunInfo } from './runfiles.js';
 import type { Report } from './metrics.js';
 import { readBaselineEval } from './baseline.js';
 import type { EpochMetrics } from './train.js';
@@ -15,7 +15,7 @@ export function esc(s: unknown): string {
 
 type Epoch = EpochMetrics;
 
-function lineChart(title: string, epochs: Epoch[], series: { key: keyof Epoch; label: string; color: string }[]): string {
+function lineChart(title: string, epochs: Epoch[], series: { key: keyof Epoch; label: string; color: string }[], best = 0): string {
   const W = 460;
   const H = 260;
   const L = 50;
@@ -39,6 +39,8 @@ function lineChart(title: string, epochs: Epoch[], series: { key: keyof Epoch; l
     const pts = epochs.filter((e) => Number.isFinite(Number(e[s.key]))).map((e) => `${x(e.epoch).toFixed(1)},${y(Number(e[s.key])).toFixed(1)}`);
     return `<polyline fill="none" stroke="${s.color}" stroke-width="2.5" points="${pts.join(' ')}"/>` + pts.map((p) => `<circle cx="${p.split(',')[0]}" cy="${p.split(',')[1]}" r="3.5" fill="${s.color}"/>`).join('');
   });
+  // the best epoch (lowest val_loss: the weights the run keeps), marked by a dashed line
+  if (epochs.some((e) => e.epoch === best)) grid.push(`<line x1="${x(best)}" x2="${x(best)}" y1="${T}" y2="${H - Bm}" stroke="#2ca02c" stroke-width="1.5" stroke-dasharray="5,4"/><text x="${x(best) > W / 2 ? x(best) - 4 : x(best) + 4}" y="${T + 12}" text-anchor="${x(best) > W / 2 ? 'end' : 'start'}" font-size="11" fill="#2ca02c">best epoch ${best}</text>`);
   const legend = series.map((s, k) => `<rect x="${L + k * 130}" y="8" width="14" height="4" fill="${s.color}"/><text x="${L + 18 + k * 130}" y="14" font-size="12">${esc(s.label)}</text>`).join('');
   return `<figure><svg width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" role="img" aria-label="${esc(title)}"><rect width="100%" height="100%" fill="#fff"/>${grid.join('')}${lines.join('')}${legend}<text x="${(W + L) / 2}" y="${H - 6}" text-anchor="middle" font-size="12">epoch</text></svg><figcaption>${esc(title)}</figcaption></figure>`;
 }
@@ -46,9 +48,11 @@ function lineChart(title: string, epochs: Epoch[], series: { key: keyof Epoch; l
 function heatmap(r: Report): string {
   const idx = r.per_class.map((p, i) => (p.support > 0 || p.predicted > 0 ? i : -1)).filter((i) => i >= 0);
   const cell = 44;
-  const left = 150;
-  const top = 120;
-  const W = left + cell * idx.length + 10;
+  // margins wide enough for the longest class name shown (about 7 px a character at 12 px): never cut
+  const longest = Math.max(0, ...idx.map((i) => r.labels[i].length));
+  const left = Math.max(150, Math.ceil(longest * 7) + 16);
+  const top = Math.max(120, Math.ceil(longest * 7 * Math.sin((55 * Math.PI) / 180)) + 24);
+  const W = left + cell * idx.length + Math.ceil(longest * 7 * Math.cos((55 * Math.PI) / 180)) + 10;
   const H = top + cell * idx.length + 10;
   const parts: string[] = [`<rect width="100%" height="100%" fill="#fff"/>`];
   idx.forEach((j, c) => parts.push(`<text transform="translate(${left + c * cell + cell / 2 + 4},${top - 8}) rotate(-55)" font-size="12">${esc(r.labels[j])}</text>`));
@@ -82,14 +86,36 @@ function countsTable(title: string, obj: unknown): string {
   return `<h3>${esc(title)}</h3>` + (flat.length ? table(['what', 'count'], flat) : '<p class="none">none</p>');
 }
 
+/** Which run this is: when and how it was made, and from which data (inputs, identifiers, dedupe, split). */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+function runFacts(run: Record<string, any>, opt: Record<string, any>): string {
+  const yes = (v: unknown) => (v ? 'yes' : 'no');
+  const ratios = opt.ratios ? `${opt.ratios.train}/${opt.ratios.val}/${opt.ratios.test}` : '?';
+  const how: Record<string, string> = { hash: 'by row content (hash)', connection: 'by connection (five-tuple, both directions)', host: 'by source host', file: 'by input file' };
+  const split = `${esc(how[opt.split_by ?? 'hash'] ?? opt.split_by)}, ${opt.split_by === 'file' && opt.file_splits ? Object.entries(opt.file_splits).map(([f, s]) => `${esc(f)}→${esc(s)}`).join(', ') : ratios}`;
+  const inputs: string[] = Array.isArray(opt.inputs) ? opt.inputs.map(String) : [];
+  const rows: [string, string][] = [
+    ['created', esc(run.created ?? '?') + (Array.isArray(run.resumed) && run.resumed.length ? ` (resumed ${run.resumed.length}×, last ${esc(run.resumed[run.resumed.length - 1]?.at)})` : '')],
+    ['command', `<code>${esc(Array.isArray(run.command) ? run.command.join(' ') : '?')}</code>`],
+    ['shards', esc(run.config?.shards ?? '?')],
+    ['inputs', inputs.length ? inputs.map(esc).join(', ') : esc(opt.via ?? '?')],
+    ['identifiers (IPs, ports) dropped', yes(opt.drop_identifiers)],
+    ['exact duplicates removed', yes(opt.dedupe)],
+    ['split train/val/test', split],
+    ['attempted attacks', esc(opt.attempted ?? '?')],
+    ['release', esc(Array.isArray(opt.releases) ? opt.releases.join(' + ') : '?') + (opt.allow_mixed_releases ? ' (mixed on purpose)' : '')],
+    ['scaler', esc(run.scaler?.method ?? (opt.log1p ? 'minmax with log1p' : 'minmax'))],
+    ['versions', esc(run.runtime ? `flowtensor ${run.runtime.flowtensor}, Node ${run.runtime.node}, TensorFlow.js ${run.runtime.tfjs}, ${run.runtime.platform}` : `flowtensor ${run.flowtensor_version ?? '?'}`)],
+  ];
+  return `<table class="facts"><tbody>${rows.map(([k, v]) => `<tr><th>${esc(k)}</th><td>${v}</td></tr>`).join('')}</tbody></table>`;
+}
+
 export function renderReport(runDir: string, baselineDir?: string): string {
-  const runFile = path.join(runDir, 'run.json');
-  if (!fs.existsSync(runFile)) throw new UserError(`${runDir}: no run.json`, 'give a run folder written by flowtensor train');
-  const run = JSON.parse(fs.readFileSync(runFile, 'utf8'));
-  const mf = path.join(runDir, 'metrics.ndjson');
-  const epochs: Epoch[] = fs.existsSync(mf) ? fs.readFileSync(mf, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l)) : [];
-  const ef = path.join(runDir, 'eval.json');
-  const ev: (Report & { best_epoch?: number; loss?: number }) | null = fs.existsSync(ef) ? JSON.parse(fs.readFileSync(ef, 'utf8')) : null;
+  // every file checked as it is read (src/runfiles.ts): a damaged one is one clear error
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  const run: Record<string, any> = readRunInfo(runDir);
+  const epochs = readMetrics<Epoch>(runDir);
+  const ev = readEvalJson<Report & { best_epoch?: number; loss?: number }>(runDir);
   const sm = run.shards_manifest ?? {};
   const labels: string[] = run.labels ?? [];
   const cc = sm.class_counts ?? {};
@@ -99,14 +125,18 @@ export function renderReport(runDir: string, baselineDir?: string): string {
   sections.push(
     `<p class="meta">model <b>${esc(run.config?.model)}</b> · ${esc(run.features?.length)} features · ${esc(labels.length)} classes · backend ${esc(run.backend?.name)} · batch ${esc(run.config?.batch_size)} · lr ${esc(run.config?.learning_rate)} · class weights ${esc(run.config?.class_weights)} · flowtensor ${esc(run.flowtensor_version)}</p>`,
   );
+  sections.push(runFacts(run, sm.options ?? {}));
+  // the best epoch: from the evaluation, else the lowest val_loss (the checkpoint best/ holds)
+  const finite = epochs.filter((e) => Number.isFinite(e.val_loss));
+  const best = ev?.best_epoch ?? (finite.length ? finite.reduce((a, b) => (b.val_loss < a.val_loss ? b : a)).epoch : 0);
   if (ev) {
     sections.push(`<div class="kpis"><div><span>${ev.macro_f1.toFixed(4)}</span>macro-F1 (test)</div><div><span>${ev.weighted_f1.toFixed(4)}</span>weighted-F1</div><div><span>${ev.accuracy.toFixed(4)}</span>accuracy</div><div><span>${ev.majority_macro_f1.toFixed(4)}</span>majority-class macro-F1</div><div><span>${esc(ev.best_epoch ?? '?')}</span>best epoch</div></div>`);
   }
   sections.push('<h2>Training</h2>');
   if (epochs.length) {
     const f1s = epochs.some((e) => typeof e.val_macro_f1 === 'number');
-    sections.push(`<div class="row">${lineChart('Loss per epoch', epochs, [{ key: 'loss', label: 'train loss', color: '#1f77b4' }, { key: 'val_loss', label: 'validation loss', color: '#d62728' }])}${lineChart('Accuracy per epoch', epochs, [{ key: 'acc', label: 'train accuracy', color: '#1f77b4' }, { key: 'val_acc', label: 'validation accuracy', color: '#d62728' }, ...(f1s ? [{ key: 'val_macro_f1' as const, label: 'validation macro-F1', color: '#2ca02c' }] : [])])}</div>`);
-    sections.push(table(['epoch', 'loss', 'acc', 'val_loss', 'val_acc', ...(f1s ? ['val_macro_f1', 'lr'] : []), 'samples/s'], epochs.map((e) => [e.epoch, e.loss, e.acc, e.val_loss, e.val_acc, ...(f1s ? [e.val_macro_f1 ?? '', e.lr ?? ''] : []), e.samples_per_s])));
+    sections.push(`<div class="row">${lineChart('Loss per epoch', epochs, [{ key: 'loss', label: 'train loss', color: '#1f77b4' }, { key: 'val_loss', label: 'validation loss', color: '#d62728' }], best)}${lineChart('Accuracy per epoch', epochs, [{ key: 'acc', label: 'train accuracy', color: '#1f77b4' }, { key: 'val_acc', label: 'validation accuracy', color: '#d62728' }, ...(f1s ? [{ key: 'val_macro_f1' as const, label: 'validation macro-F1', color: '#2ca02c' }] : [])], best)}</div>`);
+    sections.push(table(['epoch', 'loss', 'acc', 'val_loss', 'val_acc', ...(f1s ? ['val_macro_f1', 'lr'] : []), 'samples/s', 'kept'], epochs.map((e) => [e.epoch, e.loss, e.acc, e.val_loss, e.val_acc, ...(f1s ? [e.val_macro_f1 ?? '', e.lr ?? ''] : []), e.samples_per_s, e.epoch === best ? '★ best (the model)' : ''])));
   } else sections.push('<p class="none">no epochs recorded</p>');
   if (ev) {
     sections.push('<h2>Test split</h2>');
@@ -135,7 +165,7 @@ export function renderReport(runDir: string, baselineDir?: string): string {
   const css = `body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px;color:#222;max-width:1200px}h1{font-size:22px}h2{margin-top:28px;border-bottom:1px solid #ccc;padding-bottom:4px}
 table{border-collapse:collapse;margin:8px 0 16px}td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px;text-align:right}td:first-child,th:first-child{text-align:left}th{background:#f3f3f3}
 .row{display:flex;flex-wrap:wrap;gap:16px}figure{margin:0}figcaption{font-size:12px;color:#555}.kpis{display:flex;gap:16px;margin:12px 0}.kpis div{border:1px solid #ccc;border-radius:6px;padding:8px 14px;font-size:12px;color:#555}
-.kpis span{display:block;font-size:22px;color:#111;font-weight:600}.meta{color:#555}.none{color:#888}`;
+.kpis span{display:block;font-size:22px;color:#111;font-weight:600}.meta{color:#555}.none{color:#888}.facts th,.facts td{text-align:left;font-weight:normal}.facts th{color:#555}`;
   return `<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>flowtensor report</title><style>${css}</style></head><body>${sections.join('\n')}</body></html>\n`;
 }
 

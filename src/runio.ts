@@ -8,6 +8,7 @@ import type { Tf } from './backend.js';
 import { ensureDir, writeFileAtomic } from './atomic.js';
 import { safeJoin, writeJsonAtomic } from './manifest.js';
 import { UserError } from './errors.js';
+import { MAX_BINARY_BYTES, confine, kindOf, readJsonFile, readRegularFile } from './safefile.js';
 import { packageVersion } from './config.js';
 
 export interface WeightSpec {
@@ -47,33 +48,32 @@ export interface ModelArtifacts {
 export function readModelArtifacts(dir: string): ModelArtifacts {
   const mj = path.join(dir, 'model.json');
   if (!fs.existsSync(mj)) throw new UserError(`${dir}: no model.json`, 'give a run folder written by flowtensor train');
-  let json: { modelTopology: unknown; weightsManifest: { paths: string[]; weights: WeightSpec[] }[] };
-  try {
-    json = JSON.parse(fs.readFileSync(mj, 'utf8'));
-  } catch (e) {
-    throw new UserError(`${mj}: not valid JSON (${(e as Error).message})`);
-  }
-  if (!json.modelTopology || !Array.isArray(json.weightsManifest)) throw new UserError(`${mj}: not a tfjs layers model`);
+  const json = readJsonFile<{ modelTopology: unknown; weightsManifest: { paths: string[]; weights: WeightSpec[] }[] }>(mj, { within: dir, hint: 'the run folder is damaged' });
+  if (!json.modelTopology || typeof json.modelTopology !== 'object' || !Array.isArray(json.weightsManifest)) throw new UserError(`${mj}: not a tfjs layers model`, 'the run folder is damaged');
   const specs: WeightSpec[] = [];
-  const parts: Buffer[] = [];
+  const files: { full: string; p: string; size: number }[] = [];
   let expected = 0;
-  let have = 0;
+  // every entry checked and every size summed before a byte of weights is read
   for (const g of json.weightsManifest) {
+    if (!g || typeof g !== 'object' || !Array.isArray(g.paths) || !Array.isArray(g.weights)) throw new UserError(`${mj}: a weightsManifest entry lacks paths or weights`, 'the run folder is damaged');
     for (const w of g.weights) {
-      if (!Array.isArray(w.shape) || !w.shape.every((d) => Number.isInteger(d) && d >= 0) || !(w.dtype in BYTES)) throw new UserError(`${mj}: weight ${w.name} has a bad shape or dtype`);
+      if (!w || typeof w !== 'object' || typeof w.name !== 'string' || !Array.isArray(w.shape) || !w.shape.every((d) => Number.isSafeInteger(d) && d >= 0) || !(w.dtype in BYTES)) throw new UserError(`${mj}: weight ${JSON.stringify(String(w?.name)).slice(0, 60)} has a bad name, shape or dtype`, 'the run folder is damaged');
       expected += w.shape.reduce((a, b) => a * b, 1) * BYTES[w.dtype];
       specs.push(w);
     }
     for (const p of g.paths) {
       const full = safeJoin(dir, p, mj);
+      confine(full, dir, 'weight file');
       const st = fs.statSync(full, { throwIfNoEntry: false });
       if (!st) throw new UserError(`${mj}: weight file ${p} is missing`);
-      have += st.size;
-      if (have > expected) throw new UserError(`${mj}: weight files hold more bytes than the manifest's ${expected}`);
-      parts.push(fs.readFileSync(full));
+      if (!st.isFile()) throw new UserError(`${mj}: weight file ${p} is ${kindOf(st)}, not a regular file; refused`);
+      files.push({ full, p, size: st.size });
     }
   }
+  const have = files.reduce((s, f) => s + f.size, 0);
+  if (have > expected) throw new UserError(`${mj}: weight files hold more bytes than the manifest's ${expected}`);
   if (have !== expected) throw new UserError(`${mj}: weight files hold ${have} bytes, the manifest needs ${expected}`, 'the run folder is damaged');
+  const parts = files.map((f) => readRegularFile(f.full, { maxBytes: MAX_BINARY_BYTES, exactBytes: f.size, within: dir, what: 'weight file' }));
   const buf = Buffer.concat(parts);
   const weightData = buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength);
   return { modelTopology: json.modelTopology as object, specs, weightData };

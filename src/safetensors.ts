@@ -1,8 +1,8 @@
 // safetensors: 8-byte little-endian header length, JSON header, raw little-endian tensors.
 // https://github.com/huggingface/safetensors — readable by numpy/torch/the Python stdlib without flowtensor.
-import fs from 'node:fs';
 import os from 'node:os';
 import { UserError } from './errors.js';
+import { MAX_BINARY_BYTES, readRegularFile } from './safefile.js';
 
 if (os.endianness() !== 'LE') throw new Error('flowtensor shards are little-endian; big-endian hosts are not supported');
 
@@ -59,18 +59,22 @@ export function decodeSafetensors(buf: Buffer, what = 'shard'): SafetensorsFile 
   } catch {
     throw new UserError(`${what}: safetensors header is not JSON`);
   }
+  if (header === null || typeof header !== 'object' || Array.isArray(header)) throw new UserError(`${what}: safetensors header is not a JSON object`);
   const base = 8 + hlen;
   const dataLen = buf.length - base;
   const metadata = (header.__metadata__ ?? {}) as Record<string, string>;
+  if (metadata === null || typeof metadata !== 'object' || Array.isArray(metadata) || !Object.values(metadata).every((v) => typeof v === 'string'))
+    throw new UserError(`${what}: safetensors __metadata__ is not an object of strings`);
   const tensors: Record<string, TensorInfo> = {};
   for (const [name, v] of Object.entries(header)) {
     if (name === '__metadata__') continue;
     const t = v as TensorInfo;
-    if (!t || (t.dtype !== 'F32' && t.dtype !== 'I32') || !Array.isArray(t.shape) || !Array.isArray(t.data_offsets))
+    if (!t || typeof t !== 'object' || (t.dtype !== 'F32' && t.dtype !== 'I32') || !Array.isArray(t.shape) || !Array.isArray(t.data_offsets) || t.data_offsets.length !== 2)
       throw new UserError(`${what}: tensor ${name} has an unsupported entry`);
+    if (!t.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) throw new UserError(`${what}: tensor ${name} has shape ${JSON.stringify(t.shape).slice(0, 80)}: dimensions are whole numbers from 0`);
     const [a, b] = t.data_offsets;
     const n = t.shape.reduce((x, y) => x * y, 1);
-    if (!Number.isInteger(a) || !Number.isInteger(b) || a < 0 || b > dataLen || b - a !== n * 4)
+    if (!Number.isInteger(a) || !Number.isInteger(b) || a < 0 || b < a || b > dataLen || b - a !== n * 4)
       throw new UserError(`${what}: tensor ${name} offsets [${a}, ${b}] do not fit shape ${JSON.stringify(t.shape)} and ${dataLen} data bytes`);
     tensors[name] = t;
   }
@@ -91,6 +95,7 @@ export function decodeSafetensors(buf: Buffer, what = 'shard'): SafetensorsFile 
   };
 }
 
-export function readSafetensors(file: string): SafetensorsFile {
-  return decodeSafetensors(fs.readFileSync(file), file);
+/** Read a safetensors file: a regular file only, its size checked first (src/safefile.ts). */
+export function readSafetensors(file: string, o: { within?: string; exactBytes?: number } = {}): SafetensorsFile {
+  return decodeSafetensors(readRegularFile(file, { maxBytes: MAX_BINARY_BYTES, what: 'shard', ...o }), file);
 }

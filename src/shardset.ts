@@ -50,9 +50,11 @@ export function hasHostContext(m: Manifest): boolean {
 }
 
 /** Read one shard, checking it against the manifest entry. */
-export function loadShard(dir: string, m: Manifest, file: string, rows: number): { x: Float32Array; y: Int32Array; prev: Int32Array | null } {
+export function loadShard(dir: string, m: Manifest, file: string, rows: number, bytes?: number): { x: Float32Array; y: Int32Array; prev: Int32Array | null } {
   const full = safeJoin(dir, file, path.join(dir, 'manifest.json'));
-  const st = readSafetensors(full);
+  // a regular file inside the folder, of the size the manifest gives, before a byte is read
+  const st = readSafetensors(full, { within: dir, exactBytes: bytes });
+  if (st.tensors.features?.dtype !== 'F32' || st.tensors.labels?.dtype !== 'I32') throw new UserError(`${full}: not a flowtensor shard (features F32 and labels I32 expected)`, 'the folder is damaged; prepare it again');
   const x = st.get('features') as Float32Array;
   const y = st.get('labels') as Int32Array;
   if (y.length !== rows || x.length !== rows * m.num_features)
@@ -61,6 +63,7 @@ export function loadShard(dir: string, m: Manifest, file: string, rows: number):
   for (let i = 0; i < y.length; i++) if (y[i] < 0 || y[i] >= m.num_classes) throw new UserError(`${full}: label ${y[i]} outside the ${m.num_classes} classes`);
   let prev: Int32Array | null = null;
   if (st.tensors.prev) {
+    if (st.tensors.prev.dtype !== 'I32') throw new UserError(`${full}: prev is not I32`, 'the folder is damaged; prepare it again');
     prev = st.get('prev') as Int32Array;
     if (prev.length !== rows) throw new UserError(`${full}: prev holds ${prev.length} rows, the manifest says ${rows}`, 'the folder is damaged; prepare it again');
     // a pointer must go back within the shard: anything else is damage (and could loop)
@@ -125,7 +128,7 @@ export function* splitBatches(dir: string, m: Manifest, split: SplitName, o: Str
     }
   }
   for (const sh of shards) {
-    const { x, y, prev } = loadShard(dir, m, sh.file, sh.rows);
+    const { x, y, prev } = loadShard(dir, m, sh.file, sh.rows, sh.bytes);
     for (let i = 0; i < y.length; i++) {
       if (y[i] === benign && keepBenign < 1 && r() >= keepBenign) continue;
       const at = size * unit;

@@ -5,23 +5,25 @@ import { Readable, Transform, Writable } from 'node:stream';
 import { parseStream } from '../stages/parse.js';
 import { createFilter } from '../stages/filter.js';
 import { createKeys, type SplitBy } from '../stages/keys.js';
-import { UserError } from './errors.js';
 import { createIpSplit } from '../stages/ipsplit.js';
 import { createLabels, type AttemptedPolicy } from '../stages/labels.js';
 import { createSanitize } from '../stages/sanitize.js';
 import { createSplit } from '../stages/split.js';
-import { ShardWriter } from '../stages/shard.js';
+import { ShardWriter, clearShardDir } from '../stages/shard.js';
 import { scaleSettings } from '../stages/scale.js';
-import { addCounts, sortCounts, type Counts } from './batch.js';
+import { addCounts, sortCounts, type Batch, type Counts } from './batch.js';
+import { MAX_CLASSES } from '../stages/labels.js';
 import type { DatasetConfig, SanitizePolicy } from './config.js';
-import { isMeta, ndjsonDecodeStream, ndjsonEncodeStream, stageStream, type Item, type Meta } from './ndjson.js';
+import { UserError } from './errors.js';
+import { withDirLock } from './lock.js';
+import { isMeta, STAGE_ORDER, ndjsonDecodeStream, ndjsonEncodeStream, stageStream, type Item, type Meta } from './ndjson.js';
 import { openInput, expandInputs } from './inputs.js';
 import { PASS1, writeJsonAtomic, type Pass1, type ScalerMethod } from './manifest.js';
 import { packageVersion } from './config.js';
 import type { Logger } from './log.js';
 import { rejectSink } from './rejects.js';
 
-export async function runParse(cfg: DatasetConfig, files: string[], o: { strict?: boolean; rejects?: string; delimiter?: string; maxLineBytes?: number }, log: Logger): Promise<void> {
+export async function runParse(cfg: DatasetConfig, files: string[], o: { strict?: boolean; rejects?: string; delimiter?: string; maxLineBytes?: number; multilineQuotes?: boolean }, log: Logger): Promise<void> {
   const rw = rejectSink(log, { file: o.rejects });
   const enc = ndjsonEncodeStream();
   const out = process.stdout;
@@ -31,7 +33,7 @@ export async function runParse(cfg: DatasetConfig, files: string[], o: { strict?
   async function* items(): AsyncGenerator<Item> {
     for (const f of inputs) {
       const name = f === '-' ? 'stdin' : f;
-      const ps = parseStream({ file: name, cfg, want: null, strict: o.strict, delimiter: o.delimiter, maxLineBytes: o.maxLineBytes, onReject: rw.onReject, onHeader: (h) => log.info({ file: name, format: h.format, columns: h.canonical.length }, 'reading') });
+      const ps = parseStream({ file: name, cfg, want: null, strict: o.strict, delimiter: o.delimiter, maxLineBytes: o.maxLineBytes, multilineQuotes: o.multilineQuotes, onReject: rw.onReject, onHeader: (h) => log.info({ file: name, format: h.format, columns: h.canonical.length }, 'reading') });
       const src = f === '-' ? process.stdin : openInput(f);
       src.on('error', (e) => ps.destroy(e));
       src.pipe(ps);
@@ -93,7 +95,7 @@ export async function runStage(cfg: DatasetConfig, stage: string, o: StageCliOpt
       const by = o.splitBy ?? 'hash';
       if (by !== 'hash' && by !== 'connection') throw new UserError(`split --split-by ${by}: the stage commands split by hash or connection`, 'prep splits by host or file');
       const s = createSplit({ ratios: o.ratios ?? cfg.split, dedupe: o.dedupe, grouped: by === 'connection' });
-      t = stageStream('split', s.apply, () => ({ counts: s.counts }));
+      t = stageStream('split', (b) => s.apply(numericRows(b, 'split')), () => ({ counts: s.counts }));
       break;
     }
     default:
@@ -109,19 +111,25 @@ export async function runStage(cfg: DatasetConfig, stage: string, o: StageCliOpt
     },
   });
   try {
-    await pipeline(process.stdin, ndjsonDecodeStream(cfg), grabVocab, t, ndjsonEncodeStream(() => vocab?.() ?? upstreamVocab ?? cfg.classes), process.stdout);
+    await pipeline(process.stdin, ndjsonDecodeStream(cfg, undefined, stage), grabVocab, t, ndjsonEncodeStream(() => vocab?.() ?? upstreamVocab ?? cfg.classes), process.stdout);
   } finally {
     rw.commit();
   }
 }
 
 /** `shard --out DIR`: the end of the stage pipe; writes unscaled shards and pass1.json. */
+/** `shard --out DIR`, holding DIR's lock (src/lock.ts). */
 export async function runShard(cfg: DatasetConfig, o: { out: string; shardRows?: number; log1p?: boolean; scaler?: ScalerMethod; clip?: boolean }, log: Logger): Promise<void> {
+  return withDirLock(o.out, 'shard', () => runShardLocked(cfg, o, log));
+}
+
+async function runShardLocked(cfg: DatasetConfig, o: { out: string; shardRows?: number; log1p?: boolean; scaler?: ScalerMethod; clip?: boolean }, log: Logger): Promise<void> {
   let writer: ShardWriter | null = null;
   let features: string[] = [];
   const metas: Record<string, Meta['_meta']> = {};
   const scaler = o.scaler ?? cfg.scale.method;
   let rows = 0;
+  let maxLabel = -1;
   const sink = new Writable({
     objectMode: true,
     write(x: Item, _e, cb) {
@@ -130,12 +138,14 @@ export async function runShard(cfg: DatasetConfig, o: { out: string; shardRows?:
           metas[x._meta.stage] = x._meta;
           return cb();
         }
-        if (!x.split || !x.label) throw new Error('shard reads the output of `split` (rows need _label_id and _split)');
+        if (!x.split || !x.label) throw new UserError(`${x.file}:${x.line[0]}: shard reads the output of split (rows need _label_id and _split)`, `the order is ${STAGE_ORDER.join(' | ')}`);
         if (!writer) {
-          features = x.order ?? [...x.num.keys()];
+          features = (x.order ?? [...x.num.keys()]).filter((c) => c !== 'label');
+          numericRows(x, 'shard');
           writer = new ShardWriter({ dir: o.out, features, labels: cfg.classes, shardRows: o.shardRows, logMoments: scaler === 'log-standard', hostContext: !!x.keys?.host });
         }
         writer.add(x);
+        for (let i = 0; i < x.n; i++) if (x.label[i] > maxLabel) maxLabel = x.label[i];
         rows += x.n;
         cb();
       } catch (e) {
@@ -143,8 +153,18 @@ export async function runShard(cfg: DatasetConfig, o: { out: string; shardRows?:
       }
     },
   });
-  await pipeline(process.stdin, ndjsonDecodeStream(cfg), sink);
-  if (!writer) throw new Error('shard: no rows on stdin');
+  try {
+    await pipeline(process.stdin, ndjsonDecodeStream(cfg, undefined, 'shard'), sink);
+    if (!writer) throw new UserError('shard: no rows on standard input', `pipe the output of split into it: ${STAGE_ORDER.join(' | ')}`);
+    // the whole pipe must have run, each stage once: its metadata are the accounting of pass1.json
+    const missing = STAGE_ORDER.filter((s) => s !== 'shard' && !metas[s]);
+    if (missing.length) throw new UserError(`shard: the input lacks the metadata of ${missing.join(', ')}: not the whole pipe ran`, `the order is ${STAGE_ORDER.join(' | ')}`);
+    checkVocab(metas.labels?.vocab, maxLabel);
+  } catch (e) {
+    (writer as ShardWriter | null)?.abort();
+    if (writer) clearShardDir(o.out); // no unscaled shards of a refused stream stay behind
+    throw e;
+  }
   const w = writer as ShardWriter;
   const vocab = (metas.labels?.vocab as string[]) ?? cfg.classes;
   const splits = w.finish(vocab);
@@ -172,4 +192,22 @@ export async function runShard(cfg: DatasetConfig, o: { out: string; shardRows?:
   };
   writeJsonAtomic(path.join(o.out, PASS1), p1);
   log.info({ rows, out: o.out, train: splits.train.rows, val: splits.val.rows, test: splits.test.rows }, 'pass 1 done: unscaled shards written; run `flowtensor scale` next');
+  process.stdout.write(`${o.out}: ${rows.toLocaleString('en-US')} rows in unscaled shards (train ${splits.train.rows.toLocaleString('en-US')}, val ${splits.val.rows.toLocaleString('en-US')}, test ${splits.test.rows.toLocaleString('en-US')}); next: flowtensor scale ${o.out}\n`);
+}
+
+/** The batch a stage that hashes or writes rows gets: labelled, and every model column numeric. */
+function numericRows(b: Batch, stage: string): Batch {
+  const order = `the order is ${STAGE_ORDER.join(' | ')}`;
+  if (!b.label) throw new UserError(`${b.file}:${b.line[0]}: ${stage}: rows have no class: run labels before ${stage}`, order);
+  const text = (b.order ?? []).find((c) => c !== 'label' && !b.num.has(c));
+  if (text) throw new UserError(`${b.file}:${b.line[0]}: ${stage}: column ${text} holds text: run filter and ipsplit before ${stage}`, order);
+  return b;
+}
+
+/** A labels stage's vocabulary from the stream: class names, each once, covering every class index in the rows. */
+function checkVocab(v: unknown, maxLabel: number): void {
+  if (v === undefined) return;
+  if (!Array.isArray(v) || !v.every((x) => typeof x === 'string') || new Set(v).size !== v.length || v.length > MAX_CLASSES)
+    throw new UserError(`shard: the labels metadata holds no list of distinct class names (at most ${MAX_CLASSES})`, 'the stream was changed between the stages');
+  if (maxLabel >= v.length) throw new UserError(`shard: rows carry class ${maxLabel} but the labels metadata names ${v.length} classes`, 'the stream was changed between the stages');
 }

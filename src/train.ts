@@ -11,13 +11,17 @@ import { saveModel, loadModel, swapDir, findCheckpoint } from './runio.js';
 import { writeJsonAtomic, type Manifest } from './manifest.js';
 import { ensureDir, writeFileAtomic } from './atomic.js';
 import { Confusion, type Report } from './metrics.js';
-import { fmtCount, fmtDuration, silentLogger, type Logger } from './log.js';
+import { BatchEta, fmtCount, fmtDuration, silentLogger, type Logger } from './log.js';
 import { UserError } from './errors.js';
 import { packageVersion } from './config.js';
 import type { SplitName } from './batch.js';
 import { kernelUnits, lstmKernel } from './kernels/lstm.js';
 import { TensorBoardWriter } from './tensorboard.js';
 import { reportEpoch } from './epochline.js';
+import { checkRunConfig, readOptimizerFiles, readRunInfo, readState } from './runfiles.js';
+import { prepareRunFolder, trimMetrics } from './runfolder.js';
+import { withDirLock } from './lock.js';
+import { provenance } from './provenance.js';
 
 export interface TrainOptions {
   shards: string;
@@ -40,6 +44,8 @@ export interface TrainOptions {
   seed?: number;
   backend?: BackendName | 'auto';
   resume?: boolean;
+  /** Replace the run a non-empty --out holds (without it, train refuses such a folder unless resuming). */
+  force?: boolean;
   bufferSize?: number;
   /** Stop an epoch after this many batches (quick runs, benchmarks). */
   maxBatchesPerEpoch?: number;
@@ -187,9 +193,7 @@ async function saveOptimizer(model: TF.LayersModel, dir: string): Promise<void> 
 }
 
 async function loadOptimizer(tf: Tf, model: TF.LayersModel, dir: string): Promise<void> {
-  const meta = JSON.parse(fs.readFileSync(path.join(dir, 'optimizer.json'), 'utf8')) as { weights: { name: string; shape: number[] }[] };
-  const buf = fs.readFileSync(path.join(dir, 'optimizer.bin'));
-  const all = new Float32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength));
+  const { meta, values: all } = readOptimizerFiles(dir); // checked: src/runfiles.ts
   let off = 0;
   const named = meta.weights.map((w) => {
     const n = w.shape.reduce((a, b) => a * b, 1);
@@ -204,24 +208,30 @@ async function loadOptimizer(tf: Tf, model: TF.LayersModel, dir: string): Promis
 async function writeCheckpoint(tf: Tf, model: TF.LayersModel, std: TF.LayersModel, run: string, name: 'last' | 'best', state: State, withOptimizer: boolean): Promise<void> {
   const tmp = path.join(run, `.${name}.tmp-${process.pid}`);
   fs.rmSync(tmp, { recursive: true, force: true });
-  copyWeights(model, std); // saved as standard layers, readable by any tfjs loader
-  await saveModel(tf, std, tmp);
-  if (withOptimizer) await saveOptimizer(model, tmp);
-  writeJsonAtomic(path.join(tmp, 'state.json'), state);
-  swapDir(tmp, path.join(run, name));
+  try {
+    copyWeights(model, std); // saved as standard layers, readable by any tfjs loader
+    await saveModel(tf, std, tmp);
+    if (withOptimizer) await saveOptimizer(model, tmp);
+    writeJsonAtomic(path.join(tmp, 'state.json'), state);
+    swapDir(tmp, path.join(run, name));
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true }); // after a failure (a full disk) no temp folder stays
+  }
 }
 
-class TrainProgress {
+export class TrainProgress {
   private last = 0;
+  private eta = new BatchEta();
   constructor(private enabled: boolean) {}
   update(epoch: number, epochs: number, done: number, total: number, rate: number, loss: number, acc: number): void {
     if (!this.enabled) return;
     const now = Date.now();
+    const left = this.eta.update(epoch, done, total, now); // from batches per second (rate is samples per second)
     if (now - this.last < 200 && done < total) return;
     this.last = now;
     const frac = total ? Math.min(1, done / total) : 0;
     const bar = '='.repeat(Math.round(frac * 24)).padEnd(24);
-    const eta = rate > 0 ? fmtDuration((total - done) / rate) : '?';
+    const eta = fmtDuration(left);
     fs.writeSync(2, `\r\x1b[Kepoch ${epoch}/${epochs} [${bar}] ${(frac * 100).toFixed(0)}%  ${fmtCount(rate)} samples/s  ETA ${eta}  loss ${loss.toFixed(4)} acc ${acc.toFixed(4)}`);
   }
   done(): void {
@@ -229,7 +239,12 @@ class TrainProgress {
   }
 }
 
+/** One train per run folder at a time (src/lock.ts). */
 export async function train(o: TrainOptions): Promise<TrainResult> {
+  return withDirLock(o.out, 'train', () => trainLocked(o));
+}
+
+async function trainLocked(o: TrainOptions): Promise<TrainResult> {
   const log = o.logger ?? silentLogger;
   const m = openShards(o.shards, 'sha256');
   if (m.splits.train.rows === 0) throw new UserError(`${o.shards}: the train split is empty`);
@@ -237,11 +252,12 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   const { tf, backend, reason } = await initBackend(o.backend ?? 'auto', log);
   const run = o.out;
   ensureDir(run);
+  prepareRunFolder(run, { resume: o.resume, force: o.force }); // one run per folder, crash leftovers cleared
   const ckpt = o.resume ? findCheckpoint(run) : null;
   if (o.resume && !ckpt) throw new UserError(`${run}: nothing to resume (no last/ checkpoint)`, 'start without --resume');
   let config: Record<string, unknown>;
   if (ckpt) {
-    config = JSON.parse(fs.readFileSync(path.join(run, 'run.json'), 'utf8')).config;
+    config = readRunInfo(run).config; // checked: src/runfiles.ts
     // a resumed run keeps its settings, except how long it may go on
     if (o.epochs !== undefined) config.epochs = o.epochs;
     if (o.patience !== undefined) config.patience = o.patience;
@@ -273,6 +289,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       shards: path.resolve(o.shards),
     };
   }
+  checkRunConfig(config, 'train'); // library callers get the CLI's limits too (a batch size of 0 trained forever)
   const spec: ModelSpec = { kind: config.model as ModelKind, features: m.num_features, classes: m.num_classes, units: config.units as number, project: config.project as number, window: config.window as number, seed: config.seed as number };
   const weights = config.class_weights === 'auto' ? autoClassWeights(m) : null;
   const windowContext = spec.kind !== 'window' ? null : hasHostContext(m) ? 'host' : 'rows';
@@ -280,6 +297,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     log.warn({ shards: o.shards }, 'these shards carry no per-host context (no source addresses, or prepared by an older flowtensor): windows are consecutive rows, which on per-class files share a label and inflate scores');
   writeJsonAtomic(path.join(run, 'run.json'), {
     flowtensor_version: packageVersion(),
+    ...provenance(tf as unknown as { version?: Record<string, string> }, ckpt ? run : undefined), // created, command line, versions
     config,
     backend: { name: backend, reason, lstm: kernelUnits(spec.units) ? lstmKernel().reason : `JavaScript gate loop (${spec.units} units: the kernel needs a multiple of 8)` },
     class_weights: weights ? Object.fromEntries(m.labels.map((l, i) => [l, weights[i]])) : null,
@@ -308,11 +326,9 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     copyWeights(std, model);
     compile(tf, model, config.learning_rate as number, weights, config.optimizer as OptimizerName);
     await loadOptimizer(tf, model, ckpt);
-    state = JSON.parse(fs.readFileSync(path.join(ckpt, 'state.json'), 'utf8'));
-    state.stopped_early = false; // asked to go on
-    // states written before the monitor existed watched val_loss
-    if (state.best === undefined) state.best = state.best_val_loss;
-    state.lr ??= config.learning_rate as number;
+    const saved = readState(ckpt); // states written before the monitor existed watched val_loss: best = best_val_loss
+    state = { ...saved, lr: saved.lr ?? (config.learning_rate as number), stopped_early: false }; // asked to go on
+    trimMetrics(run, state.epoch); // a kill between an epoch's metrics line and its checkpoint
     log.info({ run, from: path.basename(ckpt), epoch: state.epoch }, 'resuming');
   } else {
     std = buildModel(tf, spec);
@@ -321,6 +337,8 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     compile(tf, model, config.learning_rate as number, weights, config.optimizer as OptimizerName);
     state = { epoch: 0, best: null, best_val_loss: null, best_epoch: 0, bad_epochs: 0, lr: config.learning_rate as number, stopped_early: false };
     fs.rmSync(path.join(run, 'metrics.ndjson'), { force: true });
+    // the starting point is a checkpoint too: a stop in epoch 1 resumes from it, as any stop does from its epoch's start
+    await writeCheckpoint(tf, model, std, run, 'last', state, true);
   }
   const epochs = config.epochs as number;
   const B = config.batch_size as number;
@@ -399,9 +417,9 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     await writeCheckpoint(tf, model, std, run, 'last', state, true);
   }
   if (interrupted) {
-    // save what the interrupted epoch learnt; --resume reruns that epoch from these weights
-    await writeCheckpoint(tf, model, std, run, 'last', { ...state, interrupted_in_epoch: state.epoch + 1 } as State, true);
-    log.warn({ run, checkpoint: 'last' }, 'saved; resume with --resume');
+    // last/ holds the last finished epoch (or the start): --resume runs the interrupted epoch again from its
+    // start, with the same data order, so a resumed run trains exactly as an uninterrupted one
+    log.warn({ run, checkpoint: 'last', resume_at_epoch: state.epoch + 1 }, 'stopped; --resume goes on from the last finished epoch');
     model.dispose();
     std.dispose();
     return { run, epochs: history, best_epoch: state.best_epoch, interrupted, backend };
@@ -443,7 +461,8 @@ function expectedRows(m: Manifest, ratio: number): number {
 /** `flowtensor eval`: a saved run on a split of a shard folder. */
 export async function evalRun(o: { model: string; shards: string; split: SplitName; backend?: BackendName | 'auto'; logger?: Logger }): Promise<Report & { loss: number }> {
   const m = openShards(o.shards, 'sha256');
-  const runInfo = JSON.parse(fs.readFileSync(path.join(o.model, 'run.json'), 'utf8'));
+  if (m.splits[o.split].rows === 0) throw new UserError(`${o.shards}: the ${o.split} split is empty: nothing to evaluate`, 'give a split with rows (--split train|val|test)');
+  const runInfo = readRunInfo(o.model);
   if (JSON.stringify(runInfo.features) !== JSON.stringify(m.features)) throw new UserError(`${o.shards}: its features differ from those ${o.model} was trained on`);
   if (JSON.stringify(runInfo.labels) !== JSON.stringify(m.labels)) throw new UserError(`${o.shards}: its label vocabulary differs from the run's`);
   const { tf } = await initBackend(o.backend ?? 'auto', o.logger);

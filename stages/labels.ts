@@ -3,10 +3,15 @@
 // so `Web Attack – Brute Force`, its cp1252 byte 0x96, U+0096 mojibake, U+FFFD and `BruteForce` agree.
 import { bump, compact, type Batch, type Counts } from '../src/batch.js';
 import { labelKey, type DatasetConfig } from '../src/config.js';
-import { UserError } from '../src/errors.js';
+import { UserError, showValue } from '../src/errors.js';
 import type { RejectRecord } from './parse.js';
 
 export type AttemptedPolicy = 'benign' | 'attack' | 'drop';
+
+/** Most classes a vocabulary may hold (CICIDS2017 has 15): a model, its confusion matrix and reports stay small. */
+export const MAX_CLASSES = 1000;
+/** Longest name --allow-new-labels gives a new class. */
+export const MAX_LABEL_CHARS = 100;
 
 export interface LabelsOptions {
   cfg: DatasetConfig;
@@ -35,6 +40,8 @@ export function createLabels(opts: LabelsOptions): Labels {
   const caches = new Map<string, Map<string, number>>(); // format -> raw label -> id
   const suffix = cfg.attempted.suffix_key;
   const benign = index.get(cfg.classes[0]) ?? 0;
+  // classes added by --allow-new-labels, by label key: every spelling of a new label is one class
+  const added = new Map<string, string>();
 
   function lookup(key: string, format: string): string | undefined {
     return cfg.format_label_spellings[format]?.[key] ?? (cfg.merged_labels[key] ? undefined : cfg.label_spellings[key]) ?? (index.has(key) ? key : undefined);
@@ -51,7 +58,7 @@ export function createLabels(opts: LabelsOptions): Labels {
       attempted = true;
       key = key.slice(0, -suffix.length);
     }
-    let cls = lookup(key, format);
+    let cls = lookup(key, format) ?? added.get(key);
     if (cls === undefined && !cfg.merged_labels[key]) {
       const exact = vocab.indexOf(raw.trim());
       if (exact >= 0) cls = vocab[exact];
@@ -61,11 +68,17 @@ export function createLabels(opts: LabelsOptions): Labels {
       if (!opts.allowNewLabels) {
         const why = merged ? `: a merged label from a derived data set (${merged})` : '';
         throw new UserError(
-          `${file}:${line}: unknown label ${JSON.stringify(raw)}${why}`,
-          `known classes: ${vocab.join(', ')}; add a spelling to config label_spellings, or pass --allow-new-labels to add it as a class`,
+          `${file}:${line}: unknown label ${showValue(raw)}${why}`,
+          `known classes: ${vocab.slice(0, 40).join(', ')}${vocab.length > 40 ? ', …' : ''}; add a spelling to config label_spellings, or pass --allow-new-labels to add it as a class`,
         );
       }
       cls = raw.trim();
+      if (cls.length > MAX_LABEL_CHARS) throw new UserError(`${file}:${line}: label ${showValue(cls, 40)}: a new class name has at most ${MAX_LABEL_CHARS} characters`, 'a label this long is not a class; check the label column');
+      // a merged label of a derived data set is not the class of the same name (BruteForce there is FTP/SSH-Patator)
+      if (merged) cls = `${cls} (merged)`;
+      while (index.has(cls)) cls = `${cls}'`;
+      if (vocab.length >= MAX_CLASSES) throw new UserError(`${file}:${line}: label ${showValue(cls, 40)} would be class ${vocab.length + 1}: at most ${MAX_CLASSES} classes`, 'the label column holds something else than classes, or map spellings in config label_spellings');
+      added.set(key, cls);
       index.set(cls, vocab.length);
       vocab.push(cls);
       bump(counts, 'new_labels', cls);

@@ -22,6 +22,8 @@ export interface ParseOptions {
   batchSize?: number;
   strict?: boolean;
   maxLineBytes?: number;
+  /** Quoted fields may span lines (RFC 4180). Off: a quote left open at the end of a line quarantines that row. */
+  multilineQuotes?: boolean;
   /** When false, a file without a label column is accepted (predict). */
   requireLabel?: boolean;
   delimiter?: string;
@@ -86,9 +88,15 @@ export class CsvBatchParser {
           bump(this.counts, 'data_rows');
           this.reject(line, 'line_too_long', `line longer than ${this.tok.maxLineBytes} bytes (${bytes} bytes skipped)`, '');
         },
+        malformed: (line, reason, raw) => {
+          bump(this.counts, 'rows_read');
+          const what = reason === 'unterminated_quote' ? `a quoted field is not closed by the end of its line` : 'text after a closing quote';
+          if (!this.header) throw new UserError(`${this.opts.file}:${line}: the header line is malformed (${what})`, 'give a CICFlowMeter CSV');
+          bump(this.counts, 'data_rows');
+          this.reject(line, reason, what + (reason === 'unterminated_quote' && !this.tok.multiline ? ' (CICFlowMeter never quotes; --multiline-quotes reads fields that span lines)' : ''), raw);
+        },
       },
-      opts.maxLineBytes ?? 1 << 20,
-      opts.delimiter ?? ',',
+      { maxLineBytes: opts.maxLineBytes, delimiter: opts.delimiter, multiline: opts.multilineQuotes },
     );
   }
 

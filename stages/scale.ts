@@ -10,7 +10,7 @@ import os from 'node:os';
 import { SPLITS, type SplitName } from '../src/batch.js';
 import { decodeSafetensors, encodeSafetensors } from '../src/safetensors.js';
 import { writeFileAtomic } from '../src/atomic.js';
-import { FORMAT, FORMAT_VERSION, MANIFEST, PASS1, safeJoin, writeJsonAtomic, type Manifest, type Pass1, type ScalerMethod, type ScalerStats } from '../src/manifest.js';
+import { FORMAT, FORMAT_VERSION, MANIFEST, PASS1, readPass1, safeJoin, writeJsonAtomic, type Manifest, type Pass1, type ScalerMethod, type ScalerStats } from '../src/manifest.js';
 import { meanStd, type MomentsJson } from '../src/moments.js';
 import { UserError, errorFrom, workerExecArgv, type ErrorData } from '../src/errors.js';
 import type { DatasetConfig, SanitizePolicy } from '../src/config.js';
@@ -139,6 +139,10 @@ export function applyScaler(x: Float32Array, F: number, sc: ScalerStats, counts?
           y = yMax[f];
           clipped[f]++;
         }
+      } else if (!(Math.abs(y) <= 3.4028234663852886e38)) {
+        // unclipped, a value far outside the train range can pass float32's range: never an Infinity in a shard
+        y = y > 0 ? 3.4028234663852886e38 : -3.4028234663852886e38;
+        clipped[f]++;
       }
       x[o] = y;
     }
@@ -178,9 +182,11 @@ export interface ShardJobResult {
 // one read buffer per thread, reused for every shard: pass 2 then allocates nothing per shard
 let readBuf = Buffer.alloc(0);
 function readWhole(file: string): Buffer {
-  const fd = fs.openSync(file, 'r');
+  const fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK); // a FIFO never blocks here
   try {
-    const size = fs.fstatSync(fd).size;
+    const st = fs.fstatSync(fd);
+    if (!st.isFile()) throw new UserError(`${file}: not a regular file; refused`);
+    const size = st.size;
     if (readBuf.length < size) readBuf = Buffer.allocUnsafeSlow(size);
     let off = 0;
     while (off < size) {
@@ -205,6 +211,7 @@ export function scaleShard(job: ShardJob, scaler: ScalerStats, features: string[
   const clipped: Record<string, number> = {};
   const inf: Record<string, number> = {};
   if (!scaledAlready) applyScaler(x, F, scaler, { clipped, inf }, features);
+  else shardCounts(st.metadata, job.full, clipped, inf); // a rerun after a kill counts what the first run did
   // per-host context pointers travel unchanged
   const prev = st.tensors.prev ? (st.get('prev') as Int32Array) : null;
   if (prev && prev.length !== job.rows) throw new UserError(`${job.full}: prev holds ${prev.length} rows, pass1.json says ${job.rows}`);
@@ -214,7 +221,8 @@ export function scaleShard(job: ShardJob, scaler: ScalerStats, features: string[
       labels: { dtype: 'I32', shape: [job.rows], data: y },
       ...(prev ? { prev: { dtype: 'I32' as const, shape: [job.rows], data: prev } } : {}),
     },
-    { format: 'flowtensor', split: job.split, shard: String(Number(job.file.match(/(\d+)\.safetensors$/)?.[1] ?? 0)), scaled: 'true' },
+    // the shard's own counts travel with it, so a rerun of pass 2 after a kill gives the same totals
+    { format: 'flowtensor', split: job.split, shard: String(Number(job.file.match(/(\d+)\.safetensors$/)?.[1] ?? 0)), scaled: 'true', clipped: JSON.stringify(clipped), infinities: JSON.stringify(inf) },
   );
   if (!scaledAlready) writeFileAtomic(job.full, parts);
   const h = crypto.createHash('sha256');
@@ -319,7 +327,7 @@ export async function scaleDir(opts: ScaleOptions): Promise<Manifest> {
     if (fs.existsSync(path.join(dir, MANIFEST))) throw new UserError(`${dir}: already scaled (manifest.json exists)`, 'prepare again to rescale');
     throw new UserError(`${dir}: no ${PASS1}: pass 1 (shard) has not finished here`, `run: flowtensor shard --out ${dir} < records.ndjson`);
   }
-  const p1 = JSON.parse(fs.readFileSync(p1file, 'utf8')) as Pass1;
+  const p1 = readPass1(p1file); // checked: src/manifest.ts
   const F = p1.features.length;
   const scaler = fitScaler(p1.features, p1.raw_min, p1.raw_max, { log1p: p1.log1p, clip: p1.clip, posinf: p1.posinf, neginf: p1.neginf, method: p1.scaler, moments: p1.moments });
   const counts: ScaleCounts = { clipped: { train: {}, val: {}, test: {} }, inf_replaced: {} };
@@ -359,4 +367,19 @@ export async function scaleDir(opts: ScaleOptions): Promise<Manifest> {
   writeJsonAtomic(path.join(dir, MANIFEST), manifest);
   fs.rmSync(p1file, { force: true });
   return manifest;
+}
+
+/** A scaled shard's clipped / infinity counts, from its metadata (written by scaleShard). */
+function shardCounts(meta: Record<string, string>, file: string, clipped: Record<string, number>, inf: Record<string, number>): void {
+  for (const [key, into] of [['clipped', clipped], ['infinities', inf]] as const) {
+    if (meta[key] === undefined) continue;
+    let v: unknown;
+    try {
+      v = JSON.parse(meta[key]);
+    } catch {
+      v = null;
+    }
+    if (!v || typeof v !== 'object' || !Object.values(v).every((n) => Number.isSafeInteger(n) && (n as number) >= 0)) throw new UserError(`${file}: metadata ${key} is not a set of counts`, 'the folder is damaged; prepare it again');
+    Object.assign(into, v);
+  }
 }

@@ -8,6 +8,7 @@ import { ensureDir, isTempName, tempName, writeAll } from '../src/atomic.js';
 import { MANIFEST, PASS1, type ShardInfo, type SplitInfo } from '../src/manifest.js';
 import { Moments } from '../src/moments.js';
 import { slog1p } from './scale.js';
+import { UserError } from '../src/errors.js';
 
 export interface ShardOptions {
   dir: string;
@@ -67,6 +68,7 @@ export class ShardWriter {
   constructor(private opts: ShardOptions) {
     this.F = opts.features.length;
     this.shardRows = opts.shardRows ?? 65536;
+    if (!Number.isSafeInteger(this.shardRows) || this.shardRows < 1 || this.shardRows > 1 << 22) throw new UserError(`shard rows ${this.shardRows}: give a whole number from 1 to ${1 << 22}`);
     this.min = new Float64Array(this.F).fill(Infinity);
     this.max = new Float64Array(this.F).fill(-Infinity);
     this.moments = opts.logMoments ? new Moments(this.F) : null;

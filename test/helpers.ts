@@ -2,7 +2,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import { spawn, spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { synthToFile, type SynthOptions } from '../src/synth.js';
 
@@ -10,17 +10,61 @@ export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '
 export const BIN = path.join(ROOT, 'bin', 'flowtensor.js');
 export const SHARED_DATA = path.resolve(ROOT, '..', 'shared', 'data', 'cicids2017');
 
+const made: string[] = [];
+
+/**
+ * A fresh temp folder, removed with everything in it when the test process exits (each test file runs in
+ * its own process). FLOWTENSOR_KEEP_TMP=1 keeps them for a look after a failure.
+ */
 export function tmpdir(prefix = 'ft-'): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  if (made.length === 0 && !process.env.FLOWTENSOR_KEEP_TMP)
+    process.on('exit', () => {
+      for (const x of made) fs.rmSync(x, { recursive: true, force: true });
+    });
+  made.push(d);
+  return d;
 }
 
-export function cli(args: string[], opts: { input?: string | Buffer; env?: Record<string, string> } = {}): SpawnSyncReturns<string> {
-  return spawnSync(process.execPath, [BIN, ...args], {
-    input: opts.input,
-    encoding: 'utf8',
-    env: { ...process.env, FLOWTENSOR_LOG_LEVEL: 'warn', ...opts.env },
-    maxBuffer: 1 << 28,
-  });
+/** The CLI as a child process; stdinFile makes a file its standard input (as `< FILE` does). */
+export function cli(args: string[], opts: { input?: string | Buffer; stdinFile?: string; env?: Record<string, string> } = {}): SpawnSyncReturns<string> {
+  const fd = opts.stdinFile ? fs.openSync(opts.stdinFile, 'r') : -1;
+  try {
+    return spawnSync(process.execPath, [BIN, ...args], {
+      input: fd >= 0 ? undefined : opts.input,
+      stdio: fd >= 0 ? [fd, 'pipe', 'pipe'] : undefined,
+      encoding: 'utf8',
+      env: { ...process.env, FLOWTENSOR_LOG_LEVEL: 'warn', ...opts.env },
+      maxBuffer: 1 << 28,
+    });
+  } finally {
+    if (fd >= 0) fs.closeSync(fd);
+  }
+}
+
+/** Many CLI runs at once (a few at a time): results in the order of the list. */
+export async function cliAll(runs: { args: string[]; input?: string }[], concurrency = 4): Promise<{ status: number | null; stdout: string; stderr: string }[]> {
+  const out: { status: number | null; stdout: string; stderr: string }[] = new Array(runs.length);
+  let next = 0;
+  const one = (k: number) =>
+    new Promise<void>((resolve) => {
+      const c = spawn(process.execPath, [BIN, ...runs[k].args], { env: { ...process.env, FLOWTENSOR_LOG_LEVEL: 'warn' } });
+      let stdout = '';
+      let stderr = '';
+      c.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
+      c.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
+      c.stdin.on('error', () => undefined);
+      c.stdin.end(runs[k].input ?? '');
+      c.on('close', (status) => {
+        out[k] = { status, stdout, stderr };
+        resolve();
+      });
+    });
+  const worker = async () => {
+    while (next < runs.length) await one(next++);
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  return out;
 }
 
 export function synthFile(dir: string, name: string, o: SynthOptions): string {

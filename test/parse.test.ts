@@ -9,9 +9,9 @@ import { tlHeader, tlRow } from './helpers.js';
 
 const cfg = loadConfig();
 
-function parseAll(text: string | Buffer, opts: { chunk?: number; strict?: boolean; maxLineBytes?: number } = {}) {
+function parseAll(text: string | Buffer, opts: { chunk?: number; strict?: boolean; maxLineBytes?: number; multiline?: boolean } = {}) {
   const rejects: RejectRecord[] = [];
-  const p = new CsvBatchParser({ file: 't.csv', cfg, want: null, onReject: (r) => rejects.push(r), strict: opts.strict, maxLineBytes: opts.maxLineBytes, batchSize: 7 });
+  const p = new CsvBatchParser({ file: 't.csv', cfg, want: null, onReject: (r) => rejects.push(r), strict: opts.strict, maxLineBytes: opts.maxLineBytes, multilineQuotes: opts.multiline, batchSize: 7 });
   const buf = Buffer.isBuffer(text) ? text : Buffer.from(text, 'latin1');
   const batches: Batch[] = [];
   const step = opts.chunk ?? buf.length;
@@ -112,16 +112,47 @@ test('numeric quirks become NaN/±Infinity with an issue naming the kind', () =>
   assert.deepEqual(kinds, ['0:flow_packets_per_s:nan', '1:flow_bytes_per_s:empty', '2:flow_bytes_per_s:text']);
 });
 
-test('quoted fields with delimiters and newlines', () => {
-  const text = 'Flow ID,Source IP,Destination IP,Flow Duration,Total Fwd Packets,Total Backward Packets,Fwd Header Length,Bwd Header Length,Flow Bytes/s,Flow Packets/s,Label\n"a,b",1.1.1.1,2.2.2.2,"12",2,3,4,5,6,7,"Web Attack\n ""x"""\nz,1.1.1.1,2.2.2.2,13,2,3,4,5,6,7,BENIGN\n';
+test('quoted fields with delimiters; with multilineQuotes, fields that span lines', () => {
+  const text = 'Flow ID,Source IP,Destination IP,Flow Duration,Total Fwd Packets,Total Backward Packets,Fwd Header Length,Bwd Header Length,Flow Bytes/s,Flow Packets/s,Label\n"a,b",1.1.1.1,2.2.2.2,"12",2,3,4,5,6,7,"Web Attack\n ""x"""\nz,1.1.1.1,2.2.2.2,13,2,3,4,5,6,7,BENIGN\n"c,d",1.1.1.1,2.2.2.2,"14",2,3,4,5,6,7,"Web ""Attack"""\r\n';
   for (const chunk of [undefined, 3]) {
-    const { batches, rows } = parseAll(text, { chunk });
-    assert.equal(rows, 2);
+    const { batches, rows } = parseAll(text, { chunk, multiline: true });
+    assert.equal(rows, 3);
     const b = batches[0];
     assert.equal(b.str.get('label')![0], 'Web Attack\n "x"');
+    assert.equal(b.str.get('flow_id')![2], 'c,d');
+    assert.equal(b.str.get('label')![2], 'Web "Attack"');
     assert.equal(b.num.get('flow_duration')![0], 12);
-    assert.deepEqual(Array.from(b.line.subarray(0, 2)), [2, 4]);
+    assert.deepEqual(Array.from(b.line.subarray(0, 3)), [2, 4, 5]);
+    // by default the open quote ends at its line: that row is quarantined, its next line read as a row
+    const d = parseAll(text, { chunk });
+    assert.equal(d.rows, 2, `chunk ${chunk}`);
+    assert.deepEqual(d.rejects.map((r) => [r.line, r.reason]), [[2, 'unterminated_quote'], [3, 'field_count']]);
+    assert.deepEqual(d.batches.flatMap((x) => Array.from(x.line.subarray(0, x.n))), [4, 5]);
   }
+});
+
+test('stray quotes never swallow rows: an open quote ends at its line, text after a closing quote is malformed', () => {
+  const h = tlHeader();
+  const lines = [h];
+  for (let i = 0; i < 200; i++) lines.push(tlRow({ 7: i }));
+  lines[2] = tlRow({ 0: '"192.168.10.5-1', 7: 1 }); // line 3: a field starting with a quote, never closed
+  lines[12] = tlRow({ 0: '"x', 7: 11 }); // line 13
+  lines[20] = tlRow({ 0: '"ab"c', 7: 19 }); // line 21: text after the closing quote
+  lines[30] = tlRow({ 0: '"quoted, fine"', 7: 29 }); // line 31: a well-formed quoted field
+  const text = lines.join('\n') + '\n';
+  for (const chunk of [undefined, 7, 1000]) {
+    const { rows, rejects, p, batches } = parseAll(text, { chunk });
+    assert.deepEqual(rejects.map((r) => [r.line, r.reason]), [[3, 'unterminated_quote'], [13, 'unterminated_quote'], [21, 'text_after_quote']], `chunk ${chunk}`);
+    assert.equal(rows, 197);
+    assert.equal(p.counts.data_rows, 200);
+    assert.equal(p.counts.quarantined, 3);
+    const got = batches.flatMap((b) => Array.from(b.line.subarray(0, b.n)));
+    assert.ok(got.includes(4) && got.includes(14) && got.includes(31) && got.includes(201));
+    const dur = batches.flatMap((b) => Array.from(b.num.get('flow_duration')!.subarray(0, b.n)));
+    assert.ok(got.every((l, k) => dur[k] === l - 2), 'every row keeps its own line number');
+    assert.equal(batches.flatMap((b) => b.str.get('flow_id')!.slice(0, b.n)).filter((v) => v === 'quoted, fine').length, 1);
+  }
+  assert.throws(() => parseAll(text, { strict: true }), /t\.csv:3: a quoted field is not closed by the end of its line/);
 });
 
 test('Windows-1252 bytes decode to the en dash; UTF-8 stays UTF-8', () => {

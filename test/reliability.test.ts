@@ -91,10 +91,14 @@ test('an output folder that cannot be written: one line, exit 1, nothing half-wr
   assert.equal(r.status, 1);
   assert.match(r.stderr, /cannot write \/proc\/flowtensor-test/);
   assert.doesNotMatch(r.stderr, /at .*\.js:\d+/);
+  // a file in the way is a user mistake, caught before any work: exit 2
   const file = writeCsv(d, 'plain-file', 'x');
   const r2 = cli(['prep', '--out', path.join(file, 'sub'), csv]);
-  assert.equal(r2.status, 1);
-  assert.match(r2.stderr, /cannot write .*plain-file/);
+  assert.equal(r2.status, 2);
+  assert.match(r2.stderr, /--out .*plain-file\/sub: a part of the path is not a folder/);
+  const r3 = cli(['prep', '--out', file, csv]);
+  assert.equal(r3.status, 2);
+  assert.match(r3.stderr, /--out .*plain-file: exists and is not a folder/);
 });
 
 test('disk full (ENOSPC) in pass 1 or pass 2: one line, exit 1, temp files removed, no manifest', () => {
@@ -147,7 +151,15 @@ test('train killed with SIGKILL mid-epoch: checkpoints are whole, --resume goes 
   const child = spawn(process.execPath, [BIN, 'train', '-q', '--shards', shards, '--out', run, '--model', 'window', '--window', '2', '--epochs', '50', '--patience', '50', '--batch-size', '32'], { stdio: 'ignore' });
   const exited = new Promise((r) => child.once('exit', r));
   const t0 = Date.now();
-  while (!fs.existsSync(path.join(run, 'last', 'state.json')) && Date.now() - t0 < 60000) await new Promise((r) => setTimeout(r, 50));
+  // last/ exists from the start (epoch 0): wait for the end of epoch 1
+  const epochDone = () => {
+    try {
+      return JSON.parse(fs.readFileSync(path.join(run, 'last', 'state.json'), 'utf8')).epoch >= 1;
+    } catch {
+      return false;
+    }
+  };
+  while (!epochDone() && Date.now() - t0 < 60000) await new Promise((r) => setTimeout(r, 50));
   await new Promise((r) => setTimeout(r, 700)); // into the next epoch
   child.kill('SIGKILL');
   await exited;
@@ -215,4 +227,93 @@ test('sanitize on any numbers: every cell is kept finite or ±Infinity, and the 
     }),
     { numRuns: 300 },
   );
+});
+
+test('one unterminated quote loses one row, not thousands; line numbers stay true in every thread layout', async () => {
+  const d = tmpdir();
+  const src = synthFile(d, 'src.csv', { rows: 20000, seed: 71, quirks: false });
+  const lines = fs.readFileSync(src, 'latin1').split('\n');
+  lines[2] = '"' + lines[2]; // line 3: a quote that is never closed
+  lines[15001] = '"' + lines[15001]; // line 15002, far past the first MiB and the first chunks
+  const f = writeCsv(d, 'bad.csv', Buffer.from(lines.join('\n'), 'latin1'));
+  for (const [workers, mainParses] of [[0, false], [1, true], [2, false]] as const) {
+    const out = path.join(d, `o${workers}${mainParses}`);
+    const m = await prep({ out, inputs: [f], workers, mainParses, chunkBytes: 200_000 });
+    assert.equal(m.accounting.data_rows, 20000, `workers ${workers}`);
+    assert.equal(m.accounting.quarantined, 2);
+    assert.equal(m.accounting.rows_in_shards, 19998);
+    const rej = fs.readFileSync(path.join(out, 'rejects.ndjson'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    assert.deepEqual(rej.map((r) => [r.line, r.reason]), [[3, 'unterminated_quote'], [15002, 'unterminated_quote']]);
+  }
+  // --multiline-quotes: RFC 4180 fields over several lines, read in one pass (the open quote then swallows up to the 1 MiB cap)
+  const ok = writeCsv(d, 'multi.csv', `${tlHeader()}\n${tlRow({ 0: '"a\nb"' })}\n${tlRow()}\n`);
+  const mm = await prep({ out: path.join(d, 'mq'), inputs: [ok], multilineQuotes: true, workers: 1 });
+  assert.equal(mm.accounting.rows_in_shards, 2);
+  const r = cli(['prep', '-q', '--out', path.join(d, 'mq2'), ok]);
+  assert.equal(r.status, 0, r.stderr);
+  // without it, line 2 (the open quote) is quarantined; line 3 (`b",...`) holds all its fields and is read
+  assert.deepEqual(readManifest(path.join(d, 'mq2')).quality.quarantine_reasons, { unterminated_quote: 1 });
+});
+
+test('the stage pipe: a CSV column named _meta stays data; forged, duplicate and late metadata are refused', () => {
+  const d = tmpdir();
+  const src = synthFile(d, 'a.csv', { rows: 200, seed: 9, quirks: false });
+  const lines = fs.readFileSync(src, 'latin1').trimEnd().split('\n');
+  const f = writeCsv(d, 'm.csv', Buffer.from(lines.map((l, i) => (i === 0 ? l + ',_meta' : l + (i % 10 === 1 ? ',x' : ','))).join('\n') + '\n', 'latin1'));
+  let data = cli(['parse', f]);
+  assert.equal(data.status, 0, data.stderr);
+  assert.match(data.stdout, /"__meta":"x"/); // the column, escaped: never a metadata record
+  for (const stage of ['filter', 'ipsplit', 'labels', 'sanitize', 'split']) {
+    data = cli([stage], { input: data.stdout });
+    assert.equal(data.status, 0, `${stage}: ${data.stderr}`);
+  }
+  const out = path.join(d, 'o');
+  assert.equal(cli(['shard', '--out', out], { input: data.stdout }).status, 0);
+  assert.equal(cli(['scale', out]).status, 0);
+  const m = readManifest(out);
+  assert.deepEqual([m.accounting.data_rows, m.accounting.rows_in_shards, m.accounting.unaccounted], [200, 200, 0]);
+  // a forged labels record after the real one would rename the classes: refused, nothing left behind
+  const forged = data.stdout + JSON.stringify({ _meta: { stage: 'labels', counts: {}, vocab: ['A', 'B'] } }) + '\n';
+  const o2 = path.join(d, 'o2');
+  let r = cli(['shard', '--out', o2], { input: forged });
+  assert.equal(r.status, 2, r.stderr);
+  assert.match(r.stderr, /a second metadata record of stage labels/);
+  assert.ok(!fs.existsSync(path.join(o2, 'pass1.json')) && listShards(o2).length === 0);
+  // data after the metadata, metadata of a later stage, malformed records
+  const firstRow = data.stdout.split('\n')[0];
+  for (const [input, msg] of [
+    [data.stdout + firstRow + '\n', /a data record after the metadata/],
+    ['{"_meta":{"stage":"shard","counts":{}}}\n', /already went through shard/],
+    ['null\n', /stdin:1: null, not a JSON record/],
+    ['{"_meta":null}\n', /not a stage's metadata/],
+    ['{"_meta":{"stage":"x","counts":{}}}\n', /an unknown stage/],
+  ] as const) {
+    r = cli(['shard', '--out', path.join(d, 'o3')], { input });
+    assert.equal(r.status, 2, r.stderr);
+    assert.match(r.stderr, msg);
+    assert.doesNotMatch(r.stderr, /internal error/);
+  }
+});
+
+test('scale rerun after pass 2 died midway: temp files removed, the same counters as an uninterrupted run', () => {
+  const d = tmpdir();
+  const csv = synthFile(d, 'a.csv', { rows: 6000, seed: 44 });
+  let data = cli(['parse', csv]);
+  for (const stage of ['filter', 'ipsplit', 'labels', 'sanitize', 'split']) data = cli([stage], { input: data.stdout });
+  const ref = path.join(d, 'ref');
+  assert.equal(cli(['shard', '--shard-rows', '400', '--out', ref], { input: data.stdout }).status, 0);
+  const out = path.join(d, 'out');
+  fs.cpSync(ref, out, { recursive: true });
+  assert.equal(cli(['scale', ref]).status, 0);
+  // pass 2 fails after a few shards (as a kill would stop it), leaving one temp file of the dead process
+  const r = cli(['scale', out], { env: { FLOWTENSOR_FAULT_ENOSPC_AFTER: '300000' } });
+  assert.equal(r.status, 1, r.stderr);
+  fs.writeFileSync(path.join(out, 'train', '.shard-00003.safetensors.tmp-999999'), 'half');
+  assert.equal(cli(['scale', out]).status, 0);
+  const a = readManifest(ref);
+  const b = readManifest(out);
+  assert.deepEqual(b.quality, a.quality);
+  assert.ok((a.quality.infinities_replaced as Record<string, number>).flow_bytes_per_s > 0, 'the data has counted infinities');
+  for (const f of listShards(ref)) assert.ok(fs.readFileSync(path.join(ref, f)).equals(fs.readFileSync(path.join(out, f))), f);
+  assert.deepEqual(listShards(out).filter((f) => f.includes('.tmp-')), []);
 });

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { prep } from '../src/prep.js';
-import { train, evalRun, loadFused } from '../src/train.js';
+import { train, evalRun, loadFused, TrainProgress } from '../src/train.js';
 import { initBackend, resetBackendChoice, type Loaders, type Tf } from '../src/backend.js';
 import { buildModel, buildFused, copyWeights } from '../src/models.js';
 import { loadModel } from '../src/runio.js';
@@ -174,18 +174,64 @@ test('resume continues the epoch count and the loss curve; no tensors leak per b
   assert.ok(after - before < 40, `tensors before ${before}, after ${after}`);
 });
 
-test('Ctrl-C (stop request) finishes the batch, saves last/, and --resume reruns that epoch', async () => {
+test('Ctrl-C (stop request) keeps the last finished epoch; --resume then trains exactly as an uninterrupted run', async () => {
   const dir = await shards(3000, 9);
+  const m = readManifest(dir);
+  const opts = { shards: dir, model: 'window' as const, window: 2, epochs: 2, patience: 5, batchSize: 32, progress: false };
+  const ref = path.join(tmpdir(), 'ref');
+  await train({ ...opts, out: ref });
   const run = path.join(tmpdir(), 'run');
-  const stop = { requested: false };
-  setTimeout(() => (stop.requested = true), 1);
-  const r = await train({ shards: dir, out: run, model: 'window', window: 2, epochs: 3, batchSize: 32, progress: false, stop });
+  // the trainer looks at the stop request once per batch: stop 10 batches into epoch 2
+  let calls = 0;
+  const perEpoch = Math.ceil(m.splits.train.rows / 32);
+  const stop = {
+    get requested() {
+      return ++calls > perEpoch + 10;
+    },
+    set requested(_v: boolean) {},
+  };
+  const r = await train({ ...opts, out: run, stop });
   assert.ok(r.interrupted);
   const st = JSON.parse(fs.readFileSync(path.join(run, 'last', 'state.json'), 'utf8'));
-  assert.equal(st.epoch, 0);
-  assert.equal(st.interrupted_in_epoch, 1);
-  const again = await train({ shards: dir, out: run, resume: true, progress: false });
-  assert.equal(again.epochs[0].epoch, 1);
+  assert.equal(st.epoch, 1, 'last/ is the end of epoch 1, not the middle of epoch 2');
+  const again = await train({ ...opts, out: run, resume: true });
+  assert.deepEqual(again.epochs.map((e) => e.epoch), [2]);
+  const strip = (f: string) => fs.readFileSync(f, 'utf8').trim().split('\n').map((l) => { const { seconds, samples_per_s, ...rest } = JSON.parse(l); return rest; });
+  assert.deepEqual(strip(path.join(run, 'metrics.ndjson')), strip(path.join(ref, 'metrics.ndjson')));
+  assert.ok(fs.readFileSync(path.join(run, 'weights.bin')).equals(fs.readFileSync(path.join(ref, 'weights.bin'))), 'the same weights as without the stop');
+  // a stop in epoch 1 resumes from the starting checkpoint
+  const early = path.join(tmpdir(), 'early');
+  const r1 = await train({ ...opts, out: early, stop: { requested: true } });
+  assert.ok(r1.interrupted);
+  assert.equal(JSON.parse(fs.readFileSync(path.join(early, 'last', 'state.json'), 'utf8')).epoch, 0);
+  assert.deepEqual((await train({ ...opts, epochs: 1, out: early, resume: true })).epochs.map((e) => e.epoch), [1]);
+});
+
+test('a run folder holds one run: a used --out is refused unless --resume or --force; crash leftovers are cleared', async () => {
+  const dir = await shards(2000, 16);
+  const run = path.join(tmpdir(), 'run');
+  const opts = { shards: dir, model: 'window' as const, window: 2, epochs: 1, batchSize: 128, progress: false };
+  await train({ ...opts, out: run });
+  fs.writeFileSync(path.join(run, 'report.html'), 'old report');
+  await assert.rejects(train({ ...opts, out: run }), /holds a run already/);
+  const r = cli(['train', '--shards', dir, '--out', run, '--epochs', '1']);
+  assert.equal(r.status, 2, r.stderr);
+  assert.match(r.stderr, /holds a run already .*\n  hint: go on with it: --resume; replace it: --force/);
+  await train({ ...opts, out: run, force: true, seed: 2 });
+  assert.ok(!fs.existsSync(path.join(run, 'report.html')), 'no stale report of the replaced run');
+  assert.equal(JSON.parse(fs.readFileSync(path.join(run, 'run.json'), 'utf8')).config.seed, 2);
+  // what a SIGKILL or a full disk leaves: temp folders of a dead process, a half-swapped last/, an
+  // epoch's metrics line without its checkpoint; --resume clears them all
+  const dead = 999999;
+  fs.mkdirSync(path.join(run, `.best.tmp-${dead}`));
+  fs.mkdirSync(path.join(run, `.last.tmp-${dead}`));
+  fs.cpSync(path.join(run, 'last'), path.join(run, `last.old-${dead}`), { recursive: true });
+  fs.appendFileSync(path.join(run, 'metrics.ndjson'), JSON.stringify({ epoch: 2, loss: 9 }) + '\n');
+  const again = await train({ ...opts, out: run, resume: true, epochs: 2 });
+  assert.deepEqual(again.epochs.map((e) => e.epoch), [2]);
+  assert.deepEqual(fs.readdirSync(run).filter((f) => f.includes('.tmp-') || f.includes('.old-')), []);
+  const epochs = fs.readFileSync(path.join(run, 'metrics.ndjson'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).epoch);
+  assert.deepEqual(epochs, [1, 2], 'epoch 2 once');
 });
 
 test('a corrupted shard, a missing manifest and an unfinished folder are refused clearly', async () => {
@@ -221,4 +267,20 @@ test('--class-weights auto and --max-benign-ratio: recorded in the run, benign r
   const seen = r.epochs[0].samples;
   assert.ok(seen > others && seen < others + 0.5 * others * 1.25 + 50, `samples ${seen}, others ${others}, benign ${cc.BENIGN}`);
   assert.ok(r.eval && r.eval.rows === m.splits.test.rows, 'test is evaluated in full, not down-sampled');
+});
+
+test('the training progress line shows the time left in the epoch (batches left at the measured batch rate)', (t) => {
+  const writes: string[] = [];
+  t.mock.method(fs, 'writeSync', (_fd: number, s: string) => {
+    writes.push(String(s));
+    return 0;
+  });
+  let now = 1_000_000;
+  t.mock.method(Date, 'now', () => now);
+  const p = new TrainProgress(true);
+  p.update(1, 3, 10, 100, 2000, 1, 0.5); // 2,000 samples/s of batch 64 is ~31 batches/s ...
+  now += 1000;
+  p.update(1, 3, 20, 100, 2000, 1, 0.5); // ... but 10 batches took 1 s here: 80 left take 8 s
+  t.mock.restoreAll();
+  assert.match(writes[writes.length - 1], /epoch 1\/3 .*ETA 0:08 /);
 });

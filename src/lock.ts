@@ -1,0 +1,93 @@
+// One writer per output folder: prep, shard and scale into a shard folder, train into a run folder.
+// The lock is a file created exclusively (O_EXCL) holding the owner's process id; a lock whose process
+// is gone (killed) is taken over, so a crash never blocks the folder for good.
+import fs from 'node:fs';
+import path from 'node:path';
+import { ensureDir } from './atomic.js';
+import { UserError } from './errors.js';
+
+export const LOCK_NAME = '.flowtensor.lock';
+
+/** Whether a process with this id runs (EPERM: it runs as another user). */
+export function processAlive(pid: number): boolean {
+  if (!Number.isSafeInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Take dir's lock for `what` (e.g. 'prep'); returns the function that releases it. */
+export function lockDir(dir: string, what: string): () => void {
+  const existed = fs.existsSync(dir);
+  ensureDir(dir);
+  const file = path.join(dir, LOCK_NAME);
+  const mine = `${process.pid} ${what}\n`;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const fd = fs.openSync(file, 'wx', 0o644);
+      fs.writeSync(fd, mine);
+      fs.closeSync(fd);
+      break;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
+    let text = '';
+    try {
+      text = fs.readFileSync(file, 'utf8');
+    } catch {
+      /* removed meanwhile: try again */
+    }
+    const [pidText, other] = text.trim().split(/\s+/);
+    const pid = Number(pidText);
+    // a half-written lock (its writer just created it) is read as held; a dead owner's lock is stale
+    if (attempt < 3 && (text === '' ? false : !processAlive(pid))) {
+      fs.rmSync(file, { force: true });
+      continue;
+    }
+    throw new UserError(`${dir}: in use by another flowtensor ${other ?? 'command'}${pid ? ` (process ${pid})` : ''}`, `wait for it to finish, or write elsewhere; a lock left by a killed process is taken over (${path.join(dir, LOCK_NAME)})`);
+  }
+  let held = true;
+  return () => {
+    if (!held) return;
+    held = false;
+    try {
+      if (fs.readFileSync(file, 'utf8') === mine) fs.rmSync(file, { force: true });
+      // a folder made only to hold the lock (the command failed before writing) does not stay behind
+      if (!existed) fs.rmdirSync(dir);
+    } catch {
+      /* gone already, or not empty */
+    }
+  };
+}
+
+/** Run f while holding dir's lock. */
+export async function withDirLock<T>(dir: string, what: string, f: () => Promise<T> | T): Promise<T> {
+  const release = lockDir(dir, what);
+  try {
+    return await f();
+  } finally {
+    release();
+  }
+}
+
+/** Temp files (`.NAME.tmp-PID`) and folders in dir left by processes that are gone. */
+export function staleTemps(dir: string): string[] {
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir);
+  } catch {
+    return [];
+  }
+  return names.filter((n) => {
+    const m = /^\..*\.tmp-(\d+)$/.exec(n);
+    return m !== null && (Number(m[1]) === process.pid ? false : !processAlive(Number(m[1])));
+  }).map((n) => path.join(dir, n));
+}
+
+/** Remove the stale temp files of a shard folder and its split folders (a pass killed midway leaves them). */
+export function removeStaleTemps(dir: string): void {
+  for (const d of [dir, ...['train', 'val', 'test'].map((s) => path.join(dir, s))]) for (const t of staleTemps(d)) fs.rmSync(t, { recursive: true, force: true });
+}

@@ -63,7 +63,7 @@ const CONFIG_CHOICES: Record<string, string[]> = {
   monitor: ['val_loss', 'val_macro_f1'],
   optimizer: ['adam', 'rmsprop'],
   lr_schedule: ['plateau', 'constant'],
-  class_weights: ['auto', 'none'],
+  class_weights: ['auto', 'sqrt', 'none'],
 };
 
 function checkChoices(c: Record<string, unknown>, file: string, hint = DAMAGED): void {

@@ -39,7 +39,7 @@ export interface TrainOptions {
   optimizer?: OptimizerName;
   /** plateau: halve the learning rate after a third of `patience` epochs without improvement; constant: never. */
   lrSchedule?: LrSchedule;
-  classWeights?: 'auto' | 'none';
+  classWeights?: ClassWeights;
   maxBenignRatio?: number;
   seed?: number;
   backend?: BackendName | 'auto';
@@ -75,7 +75,7 @@ export const TRAIN_DEFAULTS = {
   monitor: 'val_loss' as Monitor,
   optimizer: 'rmsprop' as OptimizerName,
   lr_schedule: 'plateau' as LrSchedule,
-  class_weights: 'auto' as 'auto' | 'none',
+  class_weights: 'auto' as ClassWeights,
 };
 
 export interface EpochMetrics {
@@ -122,12 +122,22 @@ export function improves(monitor: Monitor, s: Pick<State, 'best' | 'best_val_los
   return e.val_macro_f1 > s.best || (e.val_macro_f1 === s.best && s.best_val_loss !== null && e.val_loss < s.best_val_loss);
 }
 
-/** Class weights from the manifest's train counts: n / (k * n_c), capped at 100. */
-export function autoClassWeights(m: Manifest): number[] {
+export type ClassWeights = 'auto' | 'sqrt' | 'none';
+export const CLASS_WEIGHTS: ClassWeights[] = ['sqrt', 'auto', 'none'];
+
+/**
+ * Class weights from the manifest's train counts: auto = n / (k * n_c) (balanced), sqrt = its square root
+ * (a class 100x rarer weighs 10x more, not 100x), both capped at 100; 0 for classes absent from train.
+ */
+export function classWeights(m: Manifest, kind: 'auto' | 'sqrt' = 'auto'): number[] {
   const cc = m.splits.train.class_counts;
   const present = m.labels.filter((l) => (cc[l] ?? 0) > 0).length;
   const n = m.splits.train.rows;
-  return m.labels.map((l) => ((cc[l] ?? 0) > 0 ? Math.min(100, n / (present * cc[l])) : 0));
+  return m.labels.map((l) => {
+    if (!((cc[l] ?? 0) > 0)) return 0;
+    const w = n / (present * cc[l]);
+    return Math.min(100, kind === 'sqrt' ? Math.sqrt(w) : w);
+  });
 }
 
 /** Class-weighted cross-entropy over one-hot targets (tfjs checks a custom loss's target shape). */
@@ -291,7 +301,7 @@ async function trainLocked(o: TrainOptions): Promise<TrainResult> {
   }
   checkRunConfig(config, 'train'); // library callers get the CLI's limits too (a batch size of 0 trained forever)
   const spec: ModelSpec = { kind: config.model as ModelKind, features: m.num_features, classes: m.num_classes, units: config.units as number, project: config.project as number, window: config.window as number, seed: config.seed as number };
-  const weights = config.class_weights === 'auto' ? autoClassWeights(m) : null;
+  const weights = config.class_weights === 'auto' || config.class_weights === 'sqrt' ? classWeights(m, config.class_weights) : null;
   const windowContext = spec.kind !== 'window' ? null : hasHostContext(m) ? 'host' : 'rows';
   if (windowContext === 'rows')
     log.warn({ shards: o.shards }, 'these shards carry no per-host context (no source addresses, or prepared by an older flowtensor): windows are consecutive rows, which on per-class files share a label and inflate scores');

@@ -26,6 +26,12 @@ export function inspectText(dir: string, m: Manifest = readManifest(dir)): strin
   const a = m.accounting;
   out.push(`shards    ${dir}  (flowtensor ${m.flowtensor_version}, data set ${m.dataset})`);
   out.push(`features  ${m.num_features}   classes ${m.num_classes}   rows per shard ${n(m.shard_rows)}   scaler ${scalerText(m)}`);
+  const o = m.options as { releases?: string[]; allow_mixed_releases?: boolean; split_by?: string; ratios?: { train: number; val: number; test: number }; dedupe?: boolean; drop_identifiers?: boolean; row_context?: string | null };
+  const ratios = o.ratios ? `${o.ratios.train}/${o.ratios.val}/${o.ratios.test}` : '';
+  out.push(
+    `data      release ${o.releases?.join(' + ') ?? '?'}${o.allow_mixed_releases ? ' (mixed on purpose)' : ''}   split by ${o.split_by ?? 'hash'} ${ratios}   ` +
+      `identifiers ${o.drop_identifiers ? 'dropped' : 'kept'}   duplicates ${o.dedupe ? 'removed' : 'kept'}   windows ${o.row_context === 'host' ? 'per source host' : 'of consecutive rows'}`,
+  );
   // feature names in column order, wrapped
   let fl = 'columns  ';
   const flines: string[] = [];
@@ -71,8 +77,8 @@ export function inspectText(dir: string, m: Manifest = readManifest(dir)): strin
   line('labels added (--allow-new-labels)', q.new_labels);
   out.push(`  ${pad('cp1252 text cells', 30)} ${n(Number(q.cp1252_cells ?? 0))}`);
   out.push('');
-  const src = m.sources as { file: string; format?: string; data_rows?: number }[];
+  const src = m.sources as { file: string; format?: string; release?: string; data_rows?: number }[];
   out.push(`sources   ${src.length} file(s)`);
-  for (const s of src) out.push(`  ${pad(s.format ?? '?', 20)} ${pad(n(s.data_rows ?? 0), 10, true)} rows  ${s.file}`);
+  for (const s of src) out.push(`  ${pad(s.format ?? '?', 20)} ${pad(s.release ?? '', 20)} ${pad(n(s.data_rows ?? 0), 10, true)} rows  ${s.file}`);
   return out.join('\n') + '\n';
 }

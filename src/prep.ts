@@ -198,15 +198,21 @@ export function featureSpec(cfg: DatasetConfig, columns: string[]): FeatureSpec 
 /** Worker heaps: small young generation (batches die young) keeps RSS flat; measured in docs/BENCHMARKS.md. */
 const WORKER_LIMITS = { maxYoungGenerationSizeMb: 8, maxOldGenerationSizeMb: 64 };
 
+type CheckedLayout = InputLayout & { hasSource: boolean; canonical: string[] };
+
 /**
  * Before any row is read: each input's layout and release from its header, the data-set config (given, or
- * the one every input's layout belongs to), no mixing of releases, no model column left unmapped.
+ * the one every input's layout belongs to), no mixing of releases, no model column left unmapped, the
+ * identifiers a group split needs. A pipe's header cannot be read twice: it is checked by `late` when
+ * the parser meets it (prep's output is then cleared like after any failure).
  */
-export function preflight(files: string[], o: Pick<PrepOptions, 'config' | 'allowMixedReleases' | 'allowMissingFeatures' | 'dropIdentifiers' | 'delimiter' | 'splitBy'>, log: Logger): { cfg: DatasetConfig; layouts: (InputLayout & { hasSource: boolean; canonical: string[] })[] } {
-  const found = files.map((file) => {
-    const raw = readHeaderLine(file, o.delimiter);
-    return { file, raw, layout: detectLayout(raw) };
-  });
+export function preflight(files: string[], o: Pick<PrepOptions, 'config' | 'allowMixedReleases' | 'allowMissingFeatures' | 'dropIdentifiers' | 'delimiter' | 'splitBy'>, log: Logger): { cfg: DatasetConfig; layouts: CheckedLayout[]; late: (h: HeaderInfo) => void } {
+  const found = files
+    .filter((file) => fs.statSync(file).isFile())
+    .map((file) => {
+      const raw = readHeaderLine(file, o.delimiter);
+      return { file, raw, layout: detectLayout(raw) };
+    });
   let cfgName = o.config;
   if (!cfgName) {
     const names = [...new Set(found.map((f) => f.layout?.config).filter((c): c is string => !!c))];
@@ -221,45 +227,62 @@ export function preflight(files: string[], o: Pick<PrepOptions, 'config' | 'allo
   const cfg = loadConfig(cfgName);
   const columns = modelColumns(cfg, { dropIdentifiers: o.dropIdentifiers });
   const known = new Set(cfg.columns);
-  const layouts: (InputLayout & { hasSource: boolean; canonical: string[] })[] = [];
-  for (const { file, raw } of found) {
+  const by = o.splitBy ?? 'hash';
+  const layouts: CheckedLayout[] = [];
+  /** This config's view of one header; null when it is no CICFlowMeter header at all (the parser says why). */
+  const view = (file: string, raw: string[]): CheckedLayout | null => {
     const canonical = canonicalHeader(raw, cfg);
     const k = canonical.filter((c) => known.has(c)).length;
-    // not a CICFlowMeter header at all: the parser says precisely why when it reads the file
-    if (k < 8) continue;
+    if (k < 8) return null;
     const misread = misreadError(path.basename(file), raw, cfg, k);
     if (misread) throw misread;
     const format = detectFormat(raw, canonical, cfg);
-    layouts.push({ file, config: cfg.name, format, release: cfg.formats[format]?.release ?? cfg.name, known: k, missing: missingModelColumns(canonical, columns, cfg), hasSource: canonical.includes('source_ip'), canonical });
+    return { file, config: cfg.name, format, release: cfg.formats[format]?.release ?? cfg.name, known: k, missing: missingModelColumns(canonical, columns, cfg), hasSource: canonical.includes('source_ip'), canonical };
+  };
+  /** The checks over the inputs seen so far. */
+  const check = (all: CheckedLayout[], warn: boolean): void => {
+    // a group split needs the identifiers it groups on, in every file
+    if (by === 'connection' || by === 'host') {
+      const need = GROUP_COLUMNS[by];
+      const bad = all.filter((l) => need.some((c) => !l.canonical.includes(c)) && !(by === 'connection' && l.canonical.includes('flow_id')));
+      if (bad.length)
+        throw new UserError(
+          `--split-by ${by} needs ${need.join(', ')}${by === 'connection' ? ' (or Flow ID)' : ''} in every input; ${bad.map((l) => `${path.basename(l.file)} (${l.format})`).slice(0, 3).join(', ')}${bad.length > 3 ? ', …' : ''} ha${bad.length === 1 ? 's' : 've'} none`,
+          'use --split-by hash or file for layouts without identifiers (MachineLearningCVE, the 80-column CICFlowMeter-V4 files)',
+        );
+    }
+    const releases = new Set(all.map((l) => l.release));
+    if (releases.size > 1) {
+      const what = describeReleases(all, (f) => path.basename(f));
+      if (!o.allowMixedReleases)
+        throw new UserError(`inputs mix releases whose features differ in meaning: ${what}`, 'prepare each release into its own shard folder, or add --allow-mixed-releases (recorded in the manifest)');
+      if (warn) log.warn({ releases: [...releases] }, `mixing releases (--allow-mixed-releases): ${what}`);
+    }
+    const lacking = all.filter((l) => l.missing.length > 0);
+    if (lacking.length > 0) {
+      const first = lacking[0];
+      const what = `${path.basename(first.file)} (${first.format}) lacks model columns ${first.missing.join(', ')}${lacking.length > 1 ? ` (and ${lacking.length - 1} more file${lacking.length > 2 ? 's' : ''})` : ''}`;
+      const idsOnly = lacking.every((l) => l.missing.every((c) => cfg.identifier_columns.includes(c)));
+      if (!o.allowMissingFeatures)
+        throw new UserError(`${what}: they would be zero-filled`, `${idsOnly ? 'add --drop-identifiers (the missing columns are identifiers), or ' : ''}add --allow-missing-features to zero-fill them (counted and recorded)`);
+      if (warn) log.warn({ files: lacking.map((l) => ({ file: l.file, missing: l.missing })) }, `${what}: zero-filled (--allow-missing-features)`);
+    }
+  };
+  for (const { file, raw } of found) {
+    const l = view(file, raw);
+    if (l) layouts.push(l);
   }
-  // a group split needs the identifiers it groups on, in every file
-  const by = o.splitBy ?? 'hash';
-  if (by === 'connection' || by === 'host') {
-    const need = GROUP_COLUMNS[by];
-    const bad = layouts.filter((l) => need.some((c) => !l.canonical.includes(c)) && !(by === 'connection' && l.canonical.includes('flow_id')));
-    if (bad.length)
-      throw new UserError(
-        `--split-by ${by} needs ${need.join(', ')}${by === 'connection' ? ' (or Flow ID)' : ''} in every input; ${bad.map((l) => `${path.basename(l.file)} (${l.format})`).slice(0, 3).join(', ')}${bad.length > 3 ? ', …' : ''} ha${bad.length === 1 ? 's' : 've'} none`,
-        'use --split-by hash or file for layouts without identifiers (MachineLearningCVE, the 80-column CICFlowMeter-V4 files)',
-      );
-  }
-  const releases = new Set(layouts.map((l) => l.release));
-  if (releases.size > 1) {
-    const what = describeReleases(layouts, (f) => path.basename(f));
-    if (!o.allowMixedReleases)
-      throw new UserError(`inputs mix releases whose features differ in meaning: ${what}`, 'prepare each release into its own shard folder, or add --allow-mixed-releases (recorded in the manifest)');
-    log.warn({ releases: [...releases] }, `mixing releases (--allow-mixed-releases): ${what}`);
-  }
-  const lacking = layouts.filter((l) => l.missing.length > 0);
-  if (lacking.length > 0) {
-    const first = lacking[0];
-    const what = `${path.basename(first.file)} (${first.format}) lacks model columns ${first.missing.join(', ')}${lacking.length > 1 ? ` (and ${lacking.length - 1} more file${lacking.length > 2 ? 's' : ''})` : ''}`;
-    const idsOnly = lacking.every((l) => l.missing.every((c) => cfg.identifier_columns.includes(c)));
-    if (!o.allowMissingFeatures)
-      throw new UserError(`${what}: they would be zero-filled`, `${idsOnly ? 'add --drop-identifiers (the missing columns are identifiers), or ' : ''}add --allow-missing-features to zero-fill them (counted and recorded)`);
-    log.warn({ files: lacking.map((l) => ({ file: l.file, missing: l.missing })) }, `${what}: zero-filled (--allow-missing-features)`);
-  }
-  return { cfg, layouts };
+  check(layouts, true);
+  const checked = new Set(found.map((f) => f.file));
+  const late = (h: HeaderInfo) => {
+    if (checked.has(h.file)) return;
+    checked.add(h.file);
+    const l = view(h.file, h.raw);
+    if (!l) return;
+    layouts.push(l);
+    check(layouts, true);
+  };
+  return { cfg, layouts, late };
 }
 
 /** A shell-style glob (`*`, `?`, `**`) as a regular expression over a whole name or path. */
@@ -327,7 +350,7 @@ async function prepLocked(opts: PrepOptions): Promise<Manifest> {
   const t0 = Date.now();
   const { files, duplicates, totalBytes } = expandInputs(opts.inputs);
   for (const d of duplicates) log.warn({ file: d }, 'input given twice: read once');
-  const { cfg, layouts } = preflight(files, opts, log);
+  const { cfg, layouts, late } = preflight(files, opts, log);
   log.info({ files: files.length, bytes: totalBytes, out: opts.out }, 'prep: start');
 
   ensureDir(opts.out);
@@ -337,7 +360,7 @@ async function prepLocked(opts: PrepOptions): Promise<Manifest> {
   const splitBy = opts.splitBy ?? 'hash';
   const fileSplit = splitBy === 'file' ? assignFiles(files, opts.ratios ?? cfg.split, opts.testFiles ?? [], log) : null;
   // per-host context (the window model) needs the source address; every file with one gets it
-  const hostKeys = layouts.some((l) => l.hasSource);
+  const hostKeys = layouts.some((l) => l.hasSource) || files.some((f) => !fs.statSync(f).isFile()); // a pipe's header is not known yet
   const frontOpts = { dropIdentifiers: opts.dropIdentifiers, allowNewLabels: opts.allowNewLabels, attempted: opts.attempted, sanitize: opts.sanitize, splitBy, hostKeys };
   const onNewLabel = (label: string, file: string, line: number) => log.warn({ label, file, line }, 'new label added to the vocabulary');
   const onReplace = log.isLevelEnabled('debug') ? (file: string, line: number, col: string, kind: string, raw: string) => log.debug({ file, line, col, kind, raw }, 'value replaced') : undefined;
@@ -417,6 +440,7 @@ async function prepLocked(opts: PrepOptions): Promise<Manifest> {
     log.info({ file, ...f.parse, seconds: (Date.now() - f.start) / 1000 }, 'file done');
   };
   const onHeader = (fileIndex: number, h: HeaderInfo) => {
+    late(h); // a pipe's header, seen only now: the same checks as the files had before any row
     headers.set(fileIndex, h);
     if (!perFile.has(fileIndex)) perFile.set(fileIndex, { parse: {}, bytes: 0, newlines: 0, start: Date.now() });
     log.info({ file: h.file, format: h.format, columns: h.canonical.length, missing: h.missing, extra: h.extra.length ? h.extra : undefined }, 'reading');

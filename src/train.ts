@@ -75,7 +75,7 @@ export const TRAIN_DEFAULTS = {
   monitor: 'val_loss' as Monitor,
   optimizer: 'rmsprop' as OptimizerName,
   lr_schedule: 'plateau' as LrSchedule,
-  class_weights: 'auto' as ClassWeights,
+  class_weights: 'sqrt' as ClassWeights,
 };
 
 export interface EpochMetrics {

@@ -6,7 +6,8 @@ import { prep } from '../src/prep.js';
 import { detectLayout, readHeaderLine } from '../src/releases.js';
 import { train } from '../src/train.js';
 import { predict } from '../src/predict.js';
-import { cli, synthFile, tmpdir } from './helpers.js';
+import { BIN, cli, synthFile, tmpdir } from './helpers.js';
+import { spawn, spawnSync } from 'node:child_process';
 import { Writable } from 'node:stream';
 
 const EXPECT: Record<string, { config: string; release: string; format: string }> = {
@@ -92,3 +93,35 @@ test('predict: an input of another release is scored with a warning in the log a
   const s = await predict({ model: run, inputs: [mlc], output: sink(), threads: 1, allowMissingFeatures: true });
   assert.deepEqual(s.missing_features, [{ file: mlc, missing: ['protocol'] }]);
 });
+
+test('a pipe\'s header is checked when it is read: mixing releases through a FIFO is refused too, and the pipe is read whole', async (t) => {
+  if (spawnSync('mkfifo', ['--version']).status !== 0) return t.skip('mkfifo not available');
+  const d = tmpdir();
+  const imp = synthFile(d, 'imp.csv', { rows: 400, seed: 11, layout: 'improved' });
+  const orig = synthFile(d, 'orig.csv', { rows: 400, seed: 12 });
+  const fifo = path.join(d, 'pipe.csv');
+  const feed = () => spawn('sh', ['-c', `cat "${imp}" > "${fifo}"`]);
+  spawnSync('mkfifo', [fifo]);
+  feed();
+  const r = await cliAsync(['prep', '--out', path.join(d, 'mixed'), fifo, orig]);
+  assert.equal(r.status, 2, r.stderr);
+  assert.match(r.stderr, /mix releases .*cicids2017: 1 file \(orig\.csv\); cicids2017-improved: 1 file \(pipe\.csv\)/);
+  assert.ok(!fs.existsSync(path.join(d, 'mixed', 'manifest.json')));
+  feed();
+  const ok = await cliAsync(['prep', '--out', path.join(d, 'alone'), '--drop-identifiers', fifo]);
+  assert.equal(ok.status, 0, ok.stderr);
+  const m = JSON.parse(fs.readFileSync(path.join(d, 'alone', 'manifest.json'), 'utf8'));
+  assert.deepEqual(m.options.releases, ['cicids2017-improved']);
+  assert.equal(m.accounting.data_rows, 400, 'the header was not consumed before the parser read the pipe');
+});
+
+/** The CLI without blocking this process (a FIFO writer runs beside it). */
+function cliAsync(args: string[]): Promise<{ status: number | null; stderr: string }> {
+  return new Promise((res) => {
+    const p = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, FLOWTENSOR_LOG_LEVEL: 'warn' } });
+    let stderr = '';
+    p.stderr.on('data', (c) => (stderr += c));
+    p.stdout.resume();
+    p.on('close', (status) => res({ status, stderr }));
+  });
+}

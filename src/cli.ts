@@ -38,6 +38,14 @@ function ratios(s: string | undefined): { train: number; val: number; test: numb
   return { train: p[0], val: p[1], test: p[2] };
 }
 
+/** --test-files: comma-separated globs, or the option repeated; an empty one is a mistake, not "none". */
+function testFiles(v: string | string[] | undefined): string[] | undefined {
+  if (v === undefined) return undefined;
+  const globs = ([] as string[]).concat(v).flatMap((g) => String(g).split(','));
+  if (globs.some((g) => g.trim() === '')) throw new UserError(`--test-files ${JSON.stringify(([] as string[]).concat(v).join(','))}: give file names or globs, e.g. 'Friday*,Thursday*'`);
+  return globs.map((g) => g.trim());
+}
+
 function sanitizePolicy(a: Record<string, unknown>): Partial<SanitizePolicy> {
   const p: Partial<SanitizePolicy> = {};
   if (a.nan) p.nan = p.empty = a.nan as SanitizePolicy['nan'];
@@ -157,7 +165,7 @@ export async function main(argv = hideBin(process.argv)): Promise<void> {
             config: a.config as string | undefined,
             allowMixedReleases: a['allow-mixed-releases'] as boolean,
             splitBy: a['split-by'] as SplitBy | undefined,
-            testFiles: a['test-files'] === undefined ? undefined : ([] as string[]).concat(a['test-files'] as string | string[]).flatMap((g) => g.split(',')).filter(Boolean),
+            testFiles: testFiles(a['test-files'] as string | string[] | undefined),
             allowMissingFeatures: a['allow-missing-features'] as boolean,
             dropIdentifiers: a['drop-identifiers'] as boolean,
             dedupe: a.dedupe as boolean,

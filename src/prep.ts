@@ -337,6 +337,7 @@ export function assignFiles(files: string[], ratios: { train: number; val: numbe
   const by = SPLITS.map((_, s) => files.filter((f) => out.get(f) === s).map((f) => path.basename(f)));
   log.info({ train: by[0], val: by[1], test: by[2] }, '--split-by file: files assigned to splits');
   if (by[0].length === 0) throw new UserError(`--split-by file: no input file falls in train (${files.length} files)`, 'give more files, or other --ratios / --test-files');
+  for (const s of [1, 2]) if (by[s].length === 0 && [r.train, r.val, r.test][s] > 0) log.warn({ split: SPLITS[s], files: files.length }, `--split-by file: no input file falls in ${SPLITS[s]} (${files.length} file${files.length === 1 ? '' : 's'}): it stays empty`);
   return out;
 }
 

@@ -14,6 +14,8 @@ export interface Layout {
   release: string;
   /** header columns that config knows */
   known: number;
+  /** matched by a detection rule (not a config's fallback format) */
+  ruled?: boolean;
 }
 
 /**
@@ -34,19 +36,22 @@ export function detectLayout(raw: string[], configs: string[] = shippedConfigs()
     const cand = { config: cfg.name, format, release: rule.release, known, ruled };
     if (!best || (cand.ruled && !best.ruled) || (cand.ruled === best.ruled && cand.known > best.known)) best = cand;
   }
-  if (!best) return null;
-  const { ruled: _r, ...layout } = best;
-  return layout;
+  return best;
 }
 
-/** The error for a header that another data-set config reads better than the one in use, or null. */
+/**
+ * The error for a header that another data-set config reads better than the one in use, or null: it knows
+ * more of its columns, or a rule of it recognises the layout while the one in use does not.
+ */
 export function misreadError(where: string, raw: string[], cfg: DatasetConfig, knownHere: number): UserError | null {
   const better = detectLayout(raw);
-  if (!better || better.config === cfg.name || better.known <= knownHere) return null;
-  return new UserError(
-    `${where}: the header is the ${better.release} layout (${better.format}: ${better.known} columns known), which the ${cfg.name} config misreads (${knownHere} known)`,
-    `read it with --config ${better.config}`,
-  );
+  if (!better || better.config === cfg.name) return null;
+  const format = detectFormat(raw, canonicalHeader(raw, cfg), cfg);
+  const rule = cfg.formats[format];
+  const ruledHere = !!rule && !!(rule.detect_any || rule.detect_all || rule.detect_raw_any || rule.detect_raw_all);
+  if (!(better.known > knownHere || (better.ruled && !ruledHere))) return null;
+  const why = better.known > knownHere ? `which the ${cfg.name} config misreads (${knownHere} of its columns known, ${better.known} by ${better.config})` : `which the ${cfg.name} config does not recognise`;
+  return new UserError(`${where}: the header is the ${better.release} layout (${better.format}), ${why}`, `read it with --config ${better.config}`);
 }
 
 /** Model columns (filter's, before ipsplit) a header does not provide: neither the column, nor its twin, nor optional. */

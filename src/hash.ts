@@ -84,3 +84,58 @@ export function strHash64(s: string, out: Uint32Array, at: number): void {
   out[at] = fmix(h1 ^ s.length);
   out[at + 1] = fmix(h2 ^ Math.imul(s.length, 0x165667b1));
 }
+
+/**
+ * A map from nonzero 32-bit keys to int32 values, open addressing in typed arrays (no allocation per
+ * entry; cleared in one fill). For per-row lookups where a Map's hashing and boxing cost too much.
+ */
+export class U32Map {
+  private keys: Uint32Array;
+  private vals: Int32Array;
+  private mask: number;
+  private size = 0;
+  constructor(initial = 1 << 12) {
+    this.keys = new Uint32Array(initial);
+    this.vals = new Int32Array(initial);
+    this.mask = initial - 1;
+  }
+  /** The value of key (nonzero), or -1. */
+  get(key: number): number {
+    const k = this.keys;
+    for (let i = Math.imul(key, 0x9e3779b1) & this.mask; ; i = (i + 1) & this.mask) {
+      if (k[i] === key) return this.vals[i];
+      if (k[i] === 0) return -1;
+    }
+  }
+  set(key: number, val: number): void {
+    if ((this.size + 1) * 2 > this.mask + 1) this.grow();
+    const k = this.keys;
+    for (let i = Math.imul(key, 0x9e3779b1) & this.mask; ; i = (i + 1) & this.mask) {
+      if (k[i] === key) {
+        this.vals[i] = val;
+        return;
+      }
+      if (k[i] === 0) {
+        k[i] = key;
+        this.vals[i] = val;
+        this.size++;
+        return;
+      }
+    }
+  }
+  clear(): void {
+    if (this.size === 0) return;
+    this.keys.fill(0);
+    this.size = 0;
+  }
+  private grow(): void {
+    const oldK = this.keys;
+    const oldV = this.vals;
+    const cap = oldK.length * 2;
+    this.keys = new Uint32Array(cap);
+    this.vals = new Int32Array(cap);
+    this.mask = cap - 1;
+    this.size = 0;
+    for (let i = 0; i < oldK.length; i++) if (oldK[i] !== 0) this.set(oldK[i], oldV[i]);
+  }
+}

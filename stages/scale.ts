@@ -120,31 +120,49 @@ export function applyScaler(x: Float32Array, F: number, sc: ScalerStats, counts?
   const infs = new Float64Array(F);
   const clip = sc.clip;
   const n = x.length / F;
+  // per feature, the last finite input and its result: consecutive rows often repeat a value (flags,
+  // ports, counts), and then the log and the clip test are not done again
+  const lastIn = new Float64Array(F).fill(NaN);
+  const lastOut = new Float64Array(F);
+  const lastClipped = new Uint8Array(F);
   // row-major walk: the shard is [n][F], so memory is read in order
   for (let i = 0, o = 0; i < n; i++) {
     for (let f = 0; f < F; f++, o++) {
       let v = x[o];
-      if (v - v !== 0) {
+      if (v === lastIn[f]) {
+        x[o] = lastOut[f];
+        clipped[f] += lastClipped[f];
+        continue;
+      }
+      const finite = v - v === 0;
+      if (!finite) {
         infs[f]++;
         v = v > 0 ? posRep[f] : v < 0 ? negRep[f] : 0;
       }
       const t = useLog[f] === 1 ? slog1p(v) : v;
       let y = (t - center[f]) * inv[f];
+      let c = 0;
       if (clip) {
         // outside the train range (val, test, predict): clipped to it, counted
         if (y < yMin[f]) {
           y = yMin[f];
-          clipped[f]++;
+          c = 1;
         } else if (y > yMax[f]) {
           y = yMax[f];
-          clipped[f]++;
+          c = 1;
         }
       } else if (!(Math.abs(y) <= 3.4028234663852886e38)) {
         // unclipped, a value far outside the train range can pass float32's range: never an Infinity in a shard
         y = y > 0 ? 3.4028234663852886e38 : -3.4028234663852886e38;
-        clipped[f]++;
+        c = 1;
       }
+      clipped[f] += c;
       x[o] = y;
+      if (finite) {
+        lastIn[f] = v;
+        lastOut[f] = y;
+        lastClipped[f] = c;
+      }
     }
   }
   for (let f = 0; f < F; f++) {

@@ -7,6 +7,7 @@ import { toRowMajor } from './split.js';
 import { ensureDir, isTempName, tempName, writeAll } from '../src/atomic.js';
 import { MANIFEST, PASS1, type ShardInfo, type SplitInfo } from '../src/manifest.js';
 import { Moments } from '../src/moments.js';
+import { U32Map } from '../src/hash.js';
 import { slog1p } from './scale.js';
 import { UserError } from '../src/errors.js';
 
@@ -30,7 +31,7 @@ interface Open {
   /** per row: index of the same host's previous row in this shard, -1 for none (with hostContext) */
   prev: Int32Array | null;
   /** host -> its last row in this shard */
-  lastOfHost: Map<number, number>;
+  lastOfHost: U32Map;
   n: number;
   index: number;
   classCounts: Map<number, number>;
@@ -62,6 +63,9 @@ export class ShardWriter {
   readonly max: Float64Array;
   /** Moments of slog1p over finite train values, when asked for. */
   readonly moments: Moments | null;
+  /** per feature: the last train value and its slog1p (a one-entry cache for the moments) */
+  private lastV: Float64Array;
+  private lastT: Float64Array;
   private open: Open[];
   readonly splits: Record<SplitName, SplitInfo>;
 
@@ -72,6 +76,8 @@ export class ShardWriter {
     this.min = new Float64Array(this.F).fill(Infinity);
     this.max = new Float64Array(this.F).fill(-Infinity);
     this.moments = opts.logMoments ? new Moments(this.F) : null;
+    this.lastV = new Float64Array(this.F).fill(NaN);
+    this.lastT = new Float64Array(this.F);
     ensureDir(opts.dir);
     clearShardDir(opts.dir);
     for (const s of SPLITS) ensureDir(path.join(opts.dir, s));
@@ -80,7 +86,7 @@ export class ShardWriter {
   }
 
   private fresh(index: number): Open {
-    return { block: new Float32Array(BLOCK_ROWS * this.F), bn: 0, labels: new Int32Array(this.shardRows), prev: this.opts.hostContext ? new Int32Array(this.shardRows) : null, lastOfHost: new Map(), n: 0, index, classCounts: new Map(), fd: -1, tmp: '' };
+    return { block: new Float32Array(BLOCK_ROWS * this.F), bn: 0, labels: new Int32Array(this.shardRows), prev: this.opts.hostContext ? new Int32Array(this.shardRows) : null, lastOfHost: new U32Map(), n: 0, index, classCounts: new Map(), fd: -1, tmp: '' };
   }
 
   /** Write the pending block of split s at its place in the shard's temp file. */
@@ -130,6 +136,8 @@ export class ShardWriter {
     const min = this.min;
     const max = this.max;
     const mom = this.moments;
+    const lastV = this.lastV;
+    const lastT = this.lastT;
     for (let i = 0; i < n; i++) {
       if (keep && !keep[i]) continue;
       const s = split[i];
@@ -146,7 +154,14 @@ export class ShardWriter {
           if (v - v === 0) {
             if (v < min[f]) min[f] = v;
             if (v > max[f]) max[f] = v;
-            if (mom) mom.add(f, slog1p(v));
+            if (mom) {
+              // consecutive rows often repeat a value (flags, ports, counts): its log is taken once
+              if (v !== lastV[f]) {
+                lastV[f] = v;
+                lastT[f] = slog1p(v);
+              }
+              mom.add(f, lastT[f]);
+            }
           }
         }
         if (mom) mom.endRow();
@@ -157,7 +172,7 @@ export class ShardWriter {
         const h = host ? host[i] : 0;
         if (h === 0) o.prev[o.n] = -1;
         else {
-          o.prev[o.n] = o.lastOfHost.get(h) ?? -1;
+          o.prev[o.n] = o.lastOfHost.get(h);
           o.lastOfHost.set(h, o.n);
         }
       }

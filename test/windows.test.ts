@@ -3,7 +3,9 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { prep } from '../src/prep.js';
-import { openShards, splitBatches } from '../src/shardset.js';
+import fs from 'node:fs';
+import { loadShard, openShards, splitBatches } from '../src/shardset.js';
+import { encodeSafetensors, readSafetensors } from '../src/safetensors.js';
 import { train } from '../src/train.js';
 import { predict } from '../src/predict.js';
 import { tmpdir, tlHeader, tlRow, writeCsv } from './helpers.js';
@@ -86,4 +88,22 @@ test('per-host windows (predict): a flow\'s score depends on its host\'s earlier
   for (const q of [1, 2, 4, 5, 7, 8]) assert.equal(without3.get(q), all.get(q), `row ${q} of another host`);
   const m = openShards(shards);
   assert.equal(m.options.row_context, 'host');
+});
+
+test('a damaged prev pointer (not to an earlier row) is refused before any window follows it', async () => {
+  const d = tmpdir();
+  const a = writeCsv(d, 'a.csv', `${tlHeader()}\n${rowsFor([...Array(30).keys()], (id) => HOSTS[id % 3])}\n`);
+  const out = path.join(d, 'shards');
+  const m = await prep({ out, inputs: [a], ratios: { train: 1, val: 0, test: 0 }, workers: 0 });
+  const sh = m.splits.train.shards[0];
+  const st = readSafetensors(path.join(out, sh.file));
+  const prev = Int32Array.from(st.get('prev') as Int32Array);
+  prev[10] = 10; // points at itself: a chain that would never end
+  const parts = encodeSafetensors(
+    { features: { dtype: 'F32', shape: [sh.rows, m.num_features], data: st.get('features') as Float32Array }, labels: { dtype: 'I32', shape: [sh.rows], data: st.get('labels') as Int32Array }, prev: { dtype: 'I32', shape: [sh.rows], data: prev } },
+    st.metadata,
+  );
+  const bytes = Buffer.concat(parts.map((p) => Buffer.from(p.buffer, p.byteOffset, p.byteLength)));
+  fs.writeFileSync(path.join(out, sh.file), bytes);
+  assert.throws(() => loadShard(out, m, sh.file, sh.rows, bytes.length), /prev\[10\] = 10 does not point to an earlier row/);
 });

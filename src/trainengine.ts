@@ -72,9 +72,10 @@ export class TrainEngine {
   private offsets: number[];
   private cap = -1;
   private o: Record<string, number> = {};
-  private logits: Float64Array;
   private probs: Float64Array;
-  private dl: Float64Array;
+  /** classes and units rounded up to 16 (the blocked products' column tiles): the head runs padded with zeros */
+  private Cp: number;
+  private Hp: number;
 
   constructor(
     private s: EngineSpec,
@@ -90,9 +91,9 @@ export class TrainEngine {
     this.P = s.kind === 'seed' ? 1 : s.features;
     this.shapes = weightShapes(s);
     this.offsets = flatLayout(this.shapes).offsets;
-    this.logits = new Float64Array(s.classes);
     this.probs = new Float64Array(s.classes);
-    this.dl = new Float64Array(s.classes);
+    this.Cp = Math.ceil(s.classes / 16) * 16;
+    this.Hp = Math.ceil(s.units / 16) * 16;
   }
 
   /** Lay out the module's memory for parts of up to `rows` rows (grown, never shrunk). */
@@ -103,7 +104,8 @@ export class TrainEngine {
     const S = (T + 1) * R * H;
     const window = this.s.kind === 'window';
     const parts: [string, number][] = [
-      ['u', H * G], ['ut', G * H], ['w', P * G], ['b', G],
+      ['u', H * G], ['ut', G * H], ['w', P * G], ['b', G], ['wc', H * this.Cp], ['bc', this.Cp], ['wct', this.Cp * this.Hp], ['zh', this.Hp],
+      ['lg', R * this.Cp], ['dl', R * this.Cp], ['dwc', H * this.Cp], ['dbc', this.Cp], ['dyp', R * this.Hp],
       ['x', R * T * P], ['gx', window ? R * T * G : 0], ['act', T * R * G], ['c', S], ['tc', S], ['h', S], ['sf', 2 * H + G],
       ['dy', R * H], ['dz', R * T * G], ['hbt', R * T * H], ['du', H * G], ['dw', window ? P * G : 0], ['da', G], ['dc0', G], ['sb', 2 * H + G],
     ];
@@ -152,6 +154,19 @@ export class TrainEngine {
       this.f32('w', P * G).set(W[0]);
       this.f32('b', G).set(W[2]);
     }
+    // the head, padded to Cp classes: Wc [H][Cp], bc [Cp], Wcᵀ [Cp][Hp]
+    const [wc, bc] = seed ? [W[5], W[6]] : [W[3], W[4]];
+    const C = this.s.classes;
+    const { Cp, Hp } = this;
+    const wcp = this.f32('wc', H * Cp).fill(0);
+    const wct = this.f32('wct', Cp * Hp).fill(0);
+    for (let q = 0; q < H; q++)
+      for (let c = 0; c < C; c++) {
+        wcp[q * Cp + c] = wc[q * C + c];
+        wct[c * Hp + q] = wc[q * C + c];
+      }
+    this.f32('bc', Cp).fill(0).set(bc);
+    this.f32('zh', Hp).fill(0);
   }
 
   /**
@@ -171,7 +186,6 @@ export class TrainEngine {
     const C = this.s.classes;
     const seed = this.s.kind === 'seed';
     const D = splitFlat(grads, this.shapes);
-    const [wc, bc] = seed ? [W[5], W[6]] : [W[3], W[4]];
     const per = T * P;
     this.f32('x', n * per).set(x.subarray(r0 * per, r1 * per));
     // c_0 = h_0 = 0
@@ -182,34 +196,30 @@ export class TrainEngine {
       ex.gemm_nn(n * T, P, G, o.x, o.w, o.b, o.gx);
       ex.lstm_train(1, n, T, 0, H, o.gx, o.w, o.b, o.u, o.act, o.c, o.tc, o.h, o.sf);
     }
-    // the head: logits, softmax, loss; dlogits, dWc, dbc and dh_T
-    const hT = new Float32Array(ex.memory.buffer, o.h + T * n * H * 4, n * H);
-    const dy = this.f32('dy', n * H);
-    const dwc = seed ? D[5] : D[3];
-    const dbc = seed ? D[6] : D[4];
-    const dwc64 = new Float64Array(H * C);
-    const dbc64 = new Float64Array(C);
-    const { logits, probs, dl } = this;
+    // the head: logits = h_T·Wc + bc (blocked product), softmax and loss per row here, then dWc = h_Tᵀ·dl,
+    // dbc = Σ dl and dh_T = dl·Wcᵀ as blocked products
+    const { Cp, Hp } = this;
+    const hT = o.h + T * n * H * 4;
+    ex.gemm_nn(n, H, Cp, hT, o.wc, o.bc, o.lg);
+    const lg = this.f32('lg', n * Cp);
+    const dl = this.f32('dl', n * Cp);
+    const probs = this.probs;
     const cw = this.classWeights;
     let loss = 0;
     let correct = 0;
     for (let i = 0; i < n; i++) {
-      const hi = i * H;
-      for (let c = 0; c < C; c++) logits[c] = bc[c];
-      for (let q = 0; q < H; q++) {
-        const hq = hT[hi + q];
-        const wq = q * C;
-        for (let c = 0; c < C; c++) logits[c] += hq * wc[wq + c];
-      }
+      const li = i * Cp;
       let max = -Infinity;
-      for (let c = 0; c < C; c++) if (logits[c] > max) max = logits[c];
-      let sum = 0;
       let best = 0;
       for (let c = 0; c < C; c++) {
-        const e = Math.exp(logits[c] - max);
+        if (lg[li + c] > max) max = lg[li + c];
+        if (lg[li + c] > lg[li + best]) best = c;
+      }
+      let sum = 0;
+      for (let c = 0; c < C; c++) {
+        const e = Math.exp(lg[li + c] - max);
         probs[c] = e;
         sum += e;
-        if (logits[c] > logits[best]) best = c;
       }
       const yi = y[r0 + i];
       if (best === yi) correct++;
@@ -220,20 +230,24 @@ export class TrainEngine {
       const inside = py >= LO && (cw !== null || py <= HI);
       loss += wy * -Math.log(Math.min(Math.max(py, LO), cw ? 1 : HI));
       const g = inside ? scale * wy : 0;
-      for (let c = 0; c < C; c++) dl[c] = g * (probs[c] - (c === yi ? 1 : 0));
-      for (let c = 0; c < C; c++) dbc64[c] += dl[c];
-      for (let q = 0; q < H; q++) {
-        const hq = hT[hi + q];
-        let d = 0;
-        for (let c = 0; c < C; c++) {
-          dwc64[q * C + c] += hq * dl[c];
-          d += dl[c] * wc[q * C + c];
-        }
-        dy[hi + q] = d;
-      }
+      for (let c = 0; c < C; c++) dl[li + c] = g * (probs[c] - (c === yi ? 1 : 0));
+      for (let c = C; c < Cp; c++) dl[li + c] = 0;
     }
-    dwc.set(dwc64);
-    dbc.set(dbc64);
+    this.f32('dwc', H * Cp).fill(0);
+    ex.gemm_tn(n, H, Cp, hT, o.dl, o.dwc);
+    this.f32('dbc', Cp).fill(0);
+    ex.colsum(n, Cp, o.dl, o.dbc);
+    const dwcp = this.f32('dwc', H * Cp);
+    const dwc = seed ? D[5] : D[3];
+    for (let q = 0; q < H; q++) for (let c = 0; c < C; c++) dwc[q * C + c] = dwcp[q * Cp + c];
+    (seed ? D[6] : D[4]).set(this.f32('dbc', C));
+    if (Hp === H) ex.gemm_nn(n, Cp, H, o.dl, o.wct, o.zh, o.dy);
+    else {
+      ex.gemm_nn(n, Cp, Hp, o.dl, o.wct, o.zh, o.dyp);
+      const dyp = this.f32('dyp', n * Hp);
+      const dy = this.f32('dy', n * H);
+      for (let i = 0; i < n; i++) for (let q = 0; q < H; q++) dy[i * H + q] = dyp[i * Hp + q];
+    }
     // the recurrence backwards; dz of every step into dz [n][T][G]
     if (seed) {
       this.f32('da', G).fill(0);

@@ -1,5 +1,5 @@
 // `npm run bench`: prints one JSON line per measurement. Inputs come from `synth` (cached in .bench/).
-// Usage: node dist/bench/bench.js [prep|parsers|train|predict ...] [--rows 500000,2830743]
+// Usage: node dist/bench/bench.js [prep|parsers|train|predict|threads|lstm|engines|peers ...] [--rows 500000,2830743]
 import fs from 'node:fs';
 import path from 'node:path';
 import os from 'node:os';
@@ -117,7 +117,7 @@ if (want('train') || want('predict')) {
     import { train } from ${JSON.stringify(path.join(ROOT, 'dist/src/train.js'))};
     const [shards, out, model, batches] = process.argv.slice(1);
     const r = await train({ shards, out, model, batchSize: 256, epochs: 2, patience: 5, maxBatchesPerEpoch: Number(batches), progress: false, force: true });
-    console.log(JSON.stringify({ backend: r.backend, samples_per_s: r.epochs.map((e) => e.samples_per_s), peak_rss_mb: Math.round(process.resourceUsage().maxRSS / 1024) }));`;
+    console.log(JSON.stringify({ backend: r.backend, trainer: r.trainer, samples_per_s: r.epochs.map((e) => e.samples_per_s), peak_rss_mb: Math.round(process.resourceUsage().maxRSS / 1024) }));`;
   const runs: Record<string, string> = {};
   for (const [model, batches, target] of [['seed', 150, 3000], ['window', 600, 8000]] as const) {
     const out = path.join(CACHE, `run-${model}`);
@@ -125,7 +125,7 @@ if (want('train') || want('predict')) {
     if (!want('train') && fs.existsSync(path.join(out, 'model.json'))) continue;
     const r = child(trainScript, [shards, out, model, String(batches)]);
     const sps = r.samples_per_s as number[];
-    emit({ bench: 'train', model, batch: 256, batches_per_epoch: batches, backend: r.backend, samples_per_s: sps[sps.length - 1], samples_per_s_by_epoch: sps, peak_rss_mb: r.peak_rss_mb, train_rows_available: rows, target_samples_per_s: target, target_peak_rss_mb: 1024 });
+    emit({ bench: 'train', model, batch: 256, batches_per_epoch: batches, backend: r.backend, trainer: r.trainer, samples_per_s: sps[sps.length - 1], samples_per_s_by_epoch: sps, peak_rss_mb: r.peak_rss_mb, train_rows_available: rows, target_samples_per_s: target, target_peak_rss_mb: 1024 });
   }
   if (want('predict')) {
     const file = inputs(rows)[0];
@@ -281,4 +281,109 @@ if (want('engines')) {
       }
     }
   }
+}
+
+if (want('peers')) {
+  // flowtensor beside its peers, interleaved in one run (docs/BENCHMARKS.md, "Peers"): prep vs the same job
+  // in DuckDB (bench/duckprep.ts), and training vs PyTorch's LSTMs (bench/torch_lstm.py, Debian's
+  // python3-torch under /usr/bin/python3) at batch 256 on one thread and two. Three rounds; each line
+  // carries wall and CPU seconds and the load average, since the machine is shared. Ratios are taken within
+  // a round (flowtensor ÷ peer on the same round), then their range is printed.
+  const rows = Math.max(...sizes);
+  const files = inputs(rows);
+  const ROUNDS = Number(process.env.PEER_ROUNDS ?? 3);
+  const load = () => os.loadavg().map((v) => +v.toFixed(2));
+  const range = (xs: number[]) => (xs.length ? [Math.min(...xs), Math.max(...xs)].map((v) => +v.toFixed(2)) : null);
+  // prep: flowtensor (default threads, --drop-identifiers) vs DuckDB (its default threads), same 8 CSVs
+  const ftPrep = `
+    import { prep } from ${JSON.stringify(path.join(ROOT, 'dist/src/prep.js'))};
+    const t = performance.now(), c = process.cpuUsage();
+    const m = await prep({ out: process.argv[1], inputs: process.argv.slice(2), dropIdentifiers: true });
+    const u = process.cpuUsage(c);
+    console.log(JSON.stringify({ seconds: (performance.now() - t) / 1000, cpu_s: (u.user + u.system) / 1e6, rows: m.accounting.data_rows, peak_rss_mb: Math.round(process.resourceUsage().maxRSS / 1024) }));`;
+  const ftOut = path.join(CACHE, 'peers-ft');
+  const duckOut = path.join(CACHE, 'peers-duckdb');
+  let haveDuck = true;
+  try {
+    await import('@duckdb/node-api');
+  } catch (e) {
+    haveDuck = false;
+    emit({ bench: 'peer-prep', peer: 'duckdb', skipped: `@duckdb/node-api does not load (${(e as Error).message.split('\n')[0]}): npm install` });
+  }
+  const prepRatios: number[] = [];
+  for (let round = 1; round <= ROUNDS; round++) {
+    const f = child(ftPrep, [ftOut, ...files]);
+    emit({ bench: 'peer-prep', tool: 'flowtensor', rows: f.rows, seconds: +(f.seconds as number).toFixed(2), cpu_s: +(f.cpu_s as number).toFixed(1), peak_rss_mb: f.peak_rss_mb, load: load(), round });
+    if (!haveDuck) continue;
+    const r = spawnSync(process.execPath, [path.join(ROOT, 'dist/bench/duckprep.js'), duckOut, path.join(ftOut, 'manifest.json'), ...files], { encoding: 'utf8', cwd: ROOT, maxBuffer: 1 << 26 });
+    if (r.status !== 0) throw new Error(`duckprep failed: ${r.stderr}`);
+    const d = JSON.parse(r.stdout.trim().split('\n').pop()!);
+    const ratio = (d.seconds as number) / (f.seconds as number);
+    prepRatios.push(ratio);
+    emit({ bench: 'peer-prep', tool: 'duckdb', version: d.duckdb, rows: d.rows, seconds: +d.seconds.toFixed(2), cpu_s: +d.cpu_s.toFixed(1), peak_rss_mb: d.peak_rss_mb, load: load(), round, flowtensor_speedup: +ratio.toFixed(2) });
+  }
+  if (prepRatios.length) emit({ bench: 'peer-prep-summary', rows, flowtensor_speedup_vs_duckdb: range(prepRatios), goal: 2 });
+
+  // training: the same shapes and batch as bench/torch_lstm.py; flowtensor's train loop (shuffled shard
+  // stream, the engine on 1 or 2 threads, class weights) without the per-epoch validation
+  const shards = path.join(CACHE, `shards-${rows}`);
+  if (!fs.existsSync(path.join(shards, 'manifest.json'))) child(`import { prep } from ${JSON.stringify(path.join(ROOT, 'dist/src/prep.js'))}; await prep({ out: process.argv[1], inputs: process.argv.slice(2) }); console.log('{}');`, [shards, ...files]);
+  const ftTrain = `
+    import { openShards, splitBatches } from ${JSON.stringify(path.join(ROOT, 'dist/src/shardset.js'))};
+    import { classWeights } from ${JSON.stringify(path.join(ROOT, 'dist/src/train.js'))};
+    import { EngineStepper } from ${JSON.stringify(path.join(ROOT, 'dist/src/parallel.js'))};
+    import { weightShapes } from ${JSON.stringify(path.join(ROOT, 'dist/src/trainengine.js'))};
+    const [dir, kind, threads, secs] = [process.argv[1], process.argv[2], Number(process.argv[3]), Number(process.argv[4])];
+    const m = openShards(dir);
+    const spec = { kind, features: m.num_features, classes: m.num_classes, units: 32, project: 32, window: 8 };
+    const shapes = weightShapes(spec);
+    const weights = shapes.map((s, i) => Float32Array.from({ length: s.reduce((a, b) => a * b, 1) }, (_, j) => Math.sin(i * 7919 + j) * 0.1));
+    const s = await EngineStepper.create({ spec, classWeights: classWeights(m), threads, maxRows: 256, optimizer: 'rmsprop', learningRate: 0.003, names: shapes.map((_, i) => 'w' + i), weights });
+    let n = 0, t, c, epoch = 0;
+    const t00 = performance.now();
+    for (;;) {
+      const it = splitBatches(dir, m, 'train', { batchSize: 256, window: kind === 'window' ? 8 : 1, shuffle: true, seed: ++epoch });
+      let next = it.next(), stop = false;
+      while (!next.done) {
+        s.start(next.value);
+        const b = next.value;
+        next = it.next();
+        await s.finish();
+        if (t === undefined) { if (performance.now() - t00 > 1000) { t = performance.now(); c = process.cpuUsage(); } }
+        else { n += b.n; if (performance.now() - t > secs * 1000) { stop = true; break; } }
+      }
+      if (stop) break;
+    }
+    const sec = (performance.now() - t) / 1000, u = process.cpuUsage(c), cpu = (u.user + u.system) / 1e6;
+    await s.dispose();
+    console.log(JSON.stringify({ samples_per_s: Math.round(n / sec), samples_per_cpu_s: Math.round(n / cpu), cpu_s: +cpu.toFixed(2), wall_s: +sec.toFixed(2), peak_rss_mb: Math.round(process.resourceUsage().maxRSS / 1024) }));`;
+  const PY = '/usr/bin/python3';
+  const torchOk = spawnSync(PY, ['-c', 'import torch'], { encoding: 'utf8' }).status === 0;
+  if (!torchOk) emit({ bench: 'peer-train', peer: 'pytorch', skipped: `${PY} has no torch: apt-get install -y python3-torch` });
+  const SECS = Number(process.env.PEER_SECONDS ?? 5);
+  const ratios: Record<string, number[]> = {};
+  for (let round = 1; round <= ROUNDS; round++) {
+    for (const kind of ['seed', 'window']) {
+      const got: Record<string, number> = {};
+      for (const threads of [2, 1]) {
+        const r = child(ftTrain, [shards, kind, String(threads), String(SECS)]);
+        got[`ft${threads}`] = r.samples_per_s as number;
+        emit({ bench: 'peer-train', tool: 'flowtensor', model: kind, threads, batch: 256, ...r, load: load(), round });
+      }
+      if (!torchOk) continue;
+      for (const threads of [1, 2]) {
+        const env = { ...process.env, OMP_NUM_THREADS: String(threads), OPENBLAS_NUM_THREADS: String(threads), MKL_NUM_THREADS: String(threads) };
+        const r = spawnSync(PY, [path.join(ROOT, 'bench/torch_lstm.py'), kind, String(threads), String(SECS)], { encoding: 'utf8', env, cwd: ROOT });
+        if (r.status !== 0) throw new Error(`torch_lstm.py failed: ${r.stderr}`);
+        const t = JSON.parse(r.stdout.trim().split('\n').pop()!);
+        got[`pt${threads}`] = t.samples_per_s;
+        emit({ bench: 'peer-train', tool: 'pytorch', version: t.torch, model: kind, threads, batch: 256, samples_per_s: t.samples_per_s, samples_per_cpu_s: t.samples_per_cpu_s, cpu_s: t.cpu_s, wall_s: t.wall_s, peak_rss_mb: t.peak_rss_mb, load: load(), round });
+      }
+      for (const [name, a, b] of [['ft2_vs_pt1', 'ft2', 'pt1'], ['ft1_vs_pt1', 'ft1', 'pt1'], ['ft2_vs_pt2', 'ft2', 'pt2'], ['ft2_vs_ft1', 'ft2', 'ft1']] as const) {
+        if (got[a] && got[b]) (ratios[`${kind}_${name}`] ??= []).push(got[a] / got[b]);
+      }
+    }
+  }
+  for (const kind of ['seed', 'window'])
+    emit({ bench: 'peer-train-summary', model: kind, batch: 256, rounds: ROUNDS, ...Object.fromEntries(Object.entries(ratios).filter(([k]) => k.startsWith(kind)).map(([k, v]) => [k.slice(kind.length + 1), range(v)])), goal_ft2_vs_pt1: kind === 'seed' ? 1.5 : 1.0 });
 }

@@ -280,6 +280,7 @@ export async function main(argv = hideBin(process.argv)): Promise<void> {
           .option('resume', { type: 'boolean', describe: 'continue from the run folder\'s last checkpoint (its last finished epoch)' })
           .option('force', { type: 'boolean', describe: 'replace the run the --out folder holds (train refuses a used folder otherwise)' })
           .option('max-batches', { type: 'number', describe: 'at most this many batches per epoch' })
+          .option('threads', { type: 'number', choices: [1, 2], describe: 'threads computing the training steps (default 2 on a machine with 2+ cores); the results are the same with either' })
           .option('progress', { type: 'boolean', describe: 'progress line (default: on when stderr is a TTY)' })
           .example('$0 train --shards data/shards --out runs/first', '')
           .example('$0 train --shards data/shards --out runs/win --model window --window 8 --batch-size 256', ''),
@@ -314,6 +315,7 @@ export async function main(argv = hideBin(process.argv)): Promise<void> {
             resume: a.resume as boolean,
             force: a.force as boolean,
             maxBatchesPerEpoch: a['max-batches'] as number | undefined,
+            threads: a.threads as number | undefined,
             logger: log,
             progress: a.progress as boolean | undefined,
             stop,

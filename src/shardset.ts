@@ -72,6 +72,11 @@ export function loadShard(dir: string, m: Manifest, file: string, rows: number, 
   return { x, y, prev };
 }
 
+/** dst[d..d+n) = src[s..s+n): for the short rows here a loop beats subarray() + set() (an object and checks per call). */
+function copyFloats(dst: Float32Array, d: number, src: Float32Array, s: number, n: number): void {
+  for (let i = 0; i < n; i++) dst[d + i] = src[s + i];
+}
+
 /** Number of examples in a split (after the benign cap, an expectation). */
 
 /**
@@ -108,12 +113,12 @@ export function* splitBatches(dir: string, m: Manifest, split: SplitName, o: Str
       const y = new Int32Array(n);
       for (let k = 0; k < n; k++) {
         const i = o.shuffle ? Math.floor(r() * size) : k;
-        x.set(poolX.subarray(i * unit, (i + 1) * unit), k * unit);
+        copyFloats(x, k * unit, poolX, i * unit, unit);
         y[k] = poolY[i];
         if (o.shuffle) {
           size--;
           if (i !== size) {
-            poolX.copyWithin(i * unit, size * unit, (size + 1) * unit);
+            copyFloats(poolX, i * unit, poolX, size * unit, unit);
             poolY[i] = poolY[size];
           }
         }
@@ -132,13 +137,13 @@ export function* splitBatches(dir: string, m: Manifest, split: SplitName, o: Str
     for (let i = 0; i < y.length; i++) {
       if (y[i] === benign && keepBenign < 1 && r() >= keepBenign) continue;
       const at = size * unit;
-      if (W === 1) poolX.set(x.subarray(i * F, (i + 1) * F), at);
+      if (W === 1) copyFloats(poolX, at, x, i * F, F);
       else if (prev) {
         // the row last, its host's earlier flows before it, zeros where the chain ends
         let src = i;
         for (let w = W - 1; w >= 0; w--) {
           if (src >= 0) {
-            poolX.set(x.subarray(src * F, (src + 1) * F), at + w * F);
+            copyFloats(poolX, at + w * F, x, src * F, F);
             src = prev[src];
           } else poolX.fill(0, at + w * F, at + (w + 1) * F);
         }
@@ -147,7 +152,7 @@ export function* splitBatches(dir: string, m: Manifest, split: SplitName, o: Str
         for (let w = 0; w < W; w++) {
           const src = i - (W - 1) + w;
           if (src < 0) poolX.fill(0, at + w * F, at + (w + 1) * F);
-          else poolX.set(x.subarray(src * F, (src + 1) * F), at + w * F);
+          else copyFloats(poolX, at + w * F, x, src * F, F);
         }
       }
       poolY[size] = y[i];

@@ -2,6 +2,7 @@
 // Early stopping on val_loss with the best weights restored, best/last checkpoints, --resume,
 // Ctrl-C saves and exits 130, one NDJSON line of metrics per epoch, evaluation on test at the end.
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import type * as TF from '@tensorflow/tfjs';
 import { initBackend, type BackendName, type Tf } from './backend.js';
@@ -22,6 +23,9 @@ import { checkRunConfig, readOptimizerFiles, readRunInfo, readState } from './ru
 import { prepareRunFolder, trimMetrics } from './runfolder.js';
 import { withDirLock } from './lock.js';
 import { provenance } from './provenance.js';
+import { EngineStepper } from './parallel.js';
+import { engineAvailable } from './trainengine.js';
+import { iterationsOf, type NamedState } from './optim.js';
 
 export interface TrainOptions {
   shards: string;
@@ -53,7 +57,18 @@ export interface TrainOptions {
   progress?: boolean;
   /** Set to true (e.g. on SIGINT) to finish the current batch, save and stop. */
   stop?: { requested: boolean };
+  /**
+   * Threads computing the training steps (default: 2 where the machine has two cores or more). Each
+   * batch is cut into the same two parts whatever this is, so the results are identical; only the
+   * speed differs. Needs the WebAssembly kernel; without it training runs on tfjs, one thread.
+   */
+  threads?: number;
+  /** kernel (default where the kernel handles the model): the training engine; tfjs: tfjs's trainOnBatch, one thread (tests, benchmarks). */
+  engine?: 'kernel' | 'tfjs';
 }
+
+/** Training threads by default: both parts of each batch at once where there are two cores. */
+export const defaultTrainThreads = (): number => (os.availableParallelism() >= 2 ? 2 : 1);
 
 export type Monitor = 'val_loss' | 'val_macro_f1';
 export type OptimizerName = 'adam' | 'rmsprop';
@@ -100,6 +115,8 @@ export interface TrainResult {
   interrupted: boolean;
   eval?: Report;
   backend: string;
+  /** what computed the training steps: the engine (WebAssembly kernel, 1 or 2 threads) or tfjs (one thread) */
+  trainer: { engine: 'kernel' | 'tfjs'; threads: number };
 }
 
 interface State {
@@ -141,7 +158,7 @@ export function classWeights(m: Manifest, kind: 'auto' | 'sqrt' = 'auto'): numbe
 }
 
 /** Class-weighted cross-entropy over one-hot targets (tfjs checks a custom loss's target shape). */
-function weightedCE(tf: Tf, weights: number[]) {
+export function weightedCE(tf: Tf, weights: number[]) {
   const w = tf.tensor2d(weights, [weights.length, 1]);
   return (yTrue: TF.Tensor, yPred: TF.Tensor) =>
     tf.tidy(() => {
@@ -151,7 +168,7 @@ function weightedCE(tf: Tf, weights: number[]) {
     });
 }
 
-function compile(tf: Tf, model: TF.LayersModel, lr: number, weights: number[] | null, optimizer: OptimizerName): void {
+export function compile(tf: Tf, model: TF.LayersModel, lr: number, weights: number[] | null, optimizer: OptimizerName): void {
   model.compile({
     optimizer: optimizer === 'adam' ? tf.train.adam(lr) : tf.train.rmsprop(lr),
     loss: weights ? weightedCE(tf, weights) : 'sparseCategoricalCrossentropy',
@@ -189,39 +206,43 @@ export async function evaluateSplit(tf: Tf, model: TF.LayersModel, dir: string, 
   return { loss: n ? loss / n : NaN, acc: r.accuracy, confusion: conf };
 }
 
-async function saveOptimizer(model: TF.LayersModel, dir: string): Promise<void> {
-  const ws = await model.optimizer.getWeights();
-  const meta: { name: string; shape: number[] }[] = [];
-  const parts: Uint8Array[] = [];
-  for (const w of ws) {
-    const d = (await w.tensor.data()) as Float32Array;
-    meta.push({ name: w.name, shape: w.tensor.shape });
-    parts.push(new Uint8Array(d.buffer, d.byteOffset, d.byteLength));
-  }
-  writeFileAtomic(path.join(dir, 'optimizer.bin'), parts);
-  writeJsonAtomic(path.join(dir, 'optimizer.json'), { weights: meta });
+/** The tfjs optimizer's state as float32 arrays (its int32 iteration count as a float, as every value in the file). */
+async function tfjsOptimizerState(model: TF.LayersModel): Promise<NamedState[]> {
+  const out: NamedState[] = [];
+  for (const w of await model.optimizer.getWeights()) out.push({ name: w.name, shape: w.tensor.shape, values: Float32Array.from((await w.tensor.data()) as Float32Array) });
+  return out;
 }
 
-async function loadOptimizer(tf: Tf, model: TF.LayersModel, dir: string): Promise<void> {
-  const { meta, values: all } = readOptimizerFiles(dir); // checked: src/runfiles.ts
+function saveOptimizer(ws: NamedState[], dir: string): void {
+  writeFileAtomic(path.join(dir, 'optimizer.bin'), ws.map((w) => new Uint8Array(w.values.buffer, w.values.byteOffset, w.values.byteLength)));
+  writeJsonAtomic(path.join(dir, 'optimizer.json'), { weights: ws.map((w) => ({ name: w.name, shape: w.shape })) });
+}
+
+/** optimizer.json/bin as a list of named arrays (checked: src/runfiles.ts). */
+function readOptimizer(dir: string): NamedState[] {
+  const { meta, values: all } = readOptimizerFiles(dir);
   let off = 0;
-  const named = meta.weights.map((w) => {
+  return meta.weights.map((w) => {
     const n = w.shape.reduce((a, b) => a * b, 1);
     if (off + n > all.length) throw new UserError(`${dir}: optimizer.bin is shorter than optimizer.json says`);
-    const t = tf.tensor(all.subarray(off, off + n), w.shape);
+    const values = all.slice(off, off + n);
     off += n;
-    return { name: w.name, tensor: t };
+    return { name: w.name, shape: w.shape, values };
   });
-  await model.optimizer.setWeights(named);
 }
 
-async function writeCheckpoint(tf: Tf, model: TF.LayersModel, std: TF.LayersModel, run: string, name: 'last' | 'best', state: State, withOptimizer: boolean): Promise<void> {
+async function loadOptimizer(tf: Tf, model: TF.LayersModel, ws: NamedState[]): Promise<void> {
+  // the iteration count as tfjs reads it (older files hold its int32 bytes: src/optim.ts)
+  await model.optimizer.setWeights(ws.map((w, i) => ({ name: w.name, tensor: tf.tensor(i === 0 && w.name === 'iter' ? Float32Array.of(iterationsOf(w.values[0])) : w.values, w.shape) })));
+}
+
+async function writeCheckpoint(tf: Tf, model: TF.LayersModel, std: TF.LayersModel, run: string, name: 'last' | 'best', state: State, optimizer: (() => Promise<NamedState[]>) | null): Promise<void> {
   const tmp = path.join(run, `.${name}.tmp-${process.pid}`);
   fs.rmSync(tmp, { recursive: true, force: true });
   try {
     copyWeights(model, std); // saved as standard layers, readable by any tfjs loader
     await saveModel(tf, std, tmp);
-    if (withOptimizer) await saveOptimizer(model, tmp);
+    if (optimizer) saveOptimizer(await optimizer(), tmp);
     writeJsonAtomic(path.join(tmp, 'state.json'), state);
     swapDir(tmp, path.join(run, name));
   } finally {
@@ -302,6 +323,7 @@ async function trainLocked(o: TrainOptions): Promise<TrainResult> {
   checkRunConfig(config, 'train'); // library callers get the CLI's limits too (a batch size of 0 trained forever)
   const spec: ModelSpec = { kind: config.model as ModelKind, features: m.num_features, classes: m.num_classes, units: config.units as number, project: config.project as number, window: config.window as number, seed: config.seed as number };
   const weights = config.class_weights === 'auto' || config.class_weights === 'sqrt' ? classWeights(m, config.class_weights) : null;
+  const trainer: TrainResult['trainer'] = o.engine !== 'tfjs' && engineAvailable(spec.units) ? { engine: 'kernel', threads: Math.min(2, Math.max(1, o.threads ?? defaultTrainThreads())) } : { engine: 'tfjs', threads: 1 };
   const windowContext = spec.kind !== 'window' ? null : hasHostContext(m) ? 'host' : 'rows';
   if (windowContext === 'rows')
     log.warn({ shards: o.shards }, 'these shards carry no per-host context (no source addresses, or prepared by an older flowtensor): windows are consecutive rows, which on per-class files share a label and inflate scores');
@@ -309,7 +331,7 @@ async function trainLocked(o: TrainOptions): Promise<TrainResult> {
     flowtensor_version: packageVersion(),
     ...provenance(tf as unknown as { version?: Record<string, string> }, ckpt ? run : undefined), // created, command line, versions
     config,
-    backend: { name: backend, reason, lstm: kernelUnits(spec.units) ? lstmKernel().reason : `JavaScript gate loop (${spec.units} units: the kernel needs a multiple of 8)` },
+    backend: { name: backend, reason, lstm: kernelUnits(spec.units) ? lstmKernel().reason : `JavaScript gate loop (${spec.units} units: the kernel needs a multiple of 8)`, trainer: trainerText(trainer) },
     class_weights: weights ? Object.fromEntries(m.labels.map((l, i) => [l, weights[i]])) : null,
     // window model: each example is a row and its source host's previous flows ('host'), or consecutive rows
     window_context: windowContext,
@@ -330,12 +352,13 @@ async function trainLocked(o: TrainOptions): Promise<TrainResult> {
   let model: TF.LayersModel;
   let std: TF.LayersModel;
   let state: State;
+  let savedOptimizer: NamedState[] | null = null;
   if (ckpt) {
     std = await loadModel(tf, ckpt);
     model = buildFused(tf, spec);
     copyWeights(std, model);
     compile(tf, model, config.learning_rate as number, weights, config.optimizer as OptimizerName);
-    await loadOptimizer(tf, model, ckpt);
+    savedOptimizer = readOptimizer(ckpt);
     const saved = readState(ckpt); // states written before the monitor existed watched val_loss: best = best_val_loss
     state = { ...saved, lr: saved.lr ?? (config.learning_rate as number), stopped_early: false }; // asked to go on
     trimMetrics(run, state.epoch); // a kill between an epoch's metrics line and its checkpoint
@@ -347,84 +370,129 @@ async function trainLocked(o: TrainOptions): Promise<TrainResult> {
     compile(tf, model, config.learning_rate as number, weights, config.optimizer as OptimizerName);
     state = { epoch: 0, best: null, best_val_loss: null, best_epoch: 0, bad_epochs: 0, lr: config.learning_rate as number, stopped_early: false };
     fs.rmSync(path.join(run, 'metrics.ndjson'), { force: true });
-    // the starting point is a checkpoint too: a stop in epoch 1 resumes from it, as any stop does from its epoch's start
-    await writeCheckpoint(tf, model, std, run, 'last', state, true);
   }
   const epochs = config.epochs as number;
   const B = config.batch_size as number;
-  const monitor = config.monitor as Monitor;
-  const patience = config.patience as number;
-  // plateau schedule: halve the rate after a third of the patience without improvement
-  const reduceAfter = Math.max(1, Math.round(patience / 3));
-  const optimizer = model.optimizer as unknown as { learningRate: number };
-  const metricsFile = path.join(run, 'metrics.ndjson');
-  const history: EpochMetrics[] = [];
-  const prog = new TrainProgress(o.progress ?? process.stderr.isTTY === true);
-  const stop = o.stop ?? { requested: false };
-  const perEpoch = Math.ceil((config.max_benign_ratio !== null ? expectedRows(m, config.max_benign_ratio as number) : m.splits.train.rows) / B);
-  const batchesPerEpoch = config.max_batches_per_epoch ? Math.min(perEpoch, config.max_batches_per_epoch as number) : perEpoch;
-  log.info({ model: spec.kind, features: spec.features, classes: spec.classes, steps: spec.kind === 'seed' ? spec.features : spec.window, batch: B, batches_per_epoch: batchesPerEpoch, params: model.countParams() }, 'training');
-  // TensorBoard event files on every backend (src/tensorboard.ts); a resumed run appends a new file per run
-  const tb = new TensorBoardWriter(path.join(run, 'tb'), { fresh: !ckpt, firstStep: state.epoch + 1 });
+  // the training steps: the engine (WebAssembly kernel, batches cut in two parts, one or two threads,
+  // src/parallel.ts) where the kernel handles the model, else tfjs's trainOnBatch on this thread
+  const stepper = trainer.engine === 'kernel'
+    ? await EngineStepper.create({
+        spec,
+        classWeights: weights,
+        threads: trainer.threads,
+        maxRows: B,
+        optimizer: config.optimizer as OptimizerName,
+        learningRate: state.lr,
+        names: model.trainableWeights.map((w) => (w as unknown as { val?: { name: string } }).val?.name ?? w.name),
+        weights: model.getWeights().map((t) => Float32Array.from(t.dataSync() as Float32Array)),
+      })
+    : null;
+  const optimizerState = stepper ? async () => stepper.optimizer.getWeights() : () => tfjsOptimizerState(model);
+  /** The engine's weights into the tfjs model (validation, checkpoints). */
+  const syncModel = () => {
+    if (stepper) tf.tidy(() => model.setWeights(stepper.weightArrays().map((w, i) => tf.tensor(w.slice(), model.weights[i].shape as number[]))));
+  };
   let interrupted = false;
-  while (state.epoch < epochs && !state.stopped_early) {
-    const epoch = state.epoch + 1;
-    optimizer.learningRate = state.lr;
-    const t0 = performance.now();
-    let seen = 0;
-    let lossSum = 0;
-    let accSum = 0;
-    let k = 0;
-    for (const b of splitBatches(o.shards, m, 'train', { batchSize: B, window: spec.kind === 'window' ? spec.window : 1, shuffle: true, seed: (config.seed as number) * 1000 + epoch, bufferSize: config.buffer_size as number, maxBenignRatio: (config.max_benign_ratio as number | null) ?? undefined })) {
-      const { xs, ys } = toTensors(tf, spec, b, weights !== null);
-      const r = (await model.trainOnBatch(xs, ys)) as number[];
-      xs.dispose();
-      ys.dispose();
-      lossSum += r[0] * b.n;
-      accSum += r[1] * b.n;
-      seen += b.n;
-      k++;
-      prog.update(epoch, epochs, k, batchesPerEpoch, seen / ((performance.now() - t0) / 1000), lossSum / seen, accSum / seen);
-      // let signal handlers and timers run: trainOnBatch resolves through microtasks only
-      await new Promise<void>((res) => setImmediate(res));
-      if (stop.requested) {
-        interrupted = true;
+  const history: EpochMetrics[] = [];
+  try {
+    if (savedOptimizer) {
+      if (stepper) stepper.optimizer.setWeights(savedOptimizer);
+      else await loadOptimizer(tf, model, savedOptimizer);
+    } else {
+      // the starting point is a checkpoint too: a stop in epoch 1 resumes from it, as any stop does from its epoch's start
+      await writeCheckpoint(tf, model, std, run, 'last', state, optimizerState);
+    }
+    const monitor = config.monitor as Monitor;
+    const patience = config.patience as number;
+    // plateau schedule: halve the rate after a third of the patience without improvement
+    const reduceAfter = Math.max(1, Math.round(patience / 3));
+    const setLearningRate = (lr: number) => {
+      if (stepper) stepper.learningRate = lr;
+      else (model.optimizer as unknown as { learningRate: number }).learningRate = lr;
+    };
+    const metricsFile = path.join(run, 'metrics.ndjson');
+    const prog = new TrainProgress(o.progress ?? process.stderr.isTTY === true);
+    const stop = o.stop ?? { requested: false };
+    const perEpoch = Math.ceil((config.max_benign_ratio !== null ? expectedRows(m, config.max_benign_ratio as number) : m.splits.train.rows) / B);
+    const batchesPerEpoch = config.max_batches_per_epoch ? Math.min(perEpoch, config.max_batches_per_epoch as number) : perEpoch;
+    log.info({ model: spec.kind, features: spec.features, classes: spec.classes, steps: spec.kind === 'seed' ? spec.features : spec.window, batch: B, batches_per_epoch: batchesPerEpoch, params: model.countParams(), trainer: trainerText(trainer) }, 'training');
+    // TensorBoard event files on every backend (src/tensorboard.ts); a resumed run appends a new file per run
+    const tb = new TensorBoardWriter(path.join(run, 'tb'), { fresh: !ckpt, firstStep: state.epoch + 1 });
+    while (state.epoch < epochs && !state.stopped_early) {
+      const epoch = state.epoch + 1;
+      setLearningRate(state.lr);
+      const t0 = performance.now();
+      let seen = 0;
+      let lossSum = 0;
+      let accSum = 0;
+      let k = 0;
+      const maxK = (config.max_batches_per_epoch as number | null) ?? Infinity;
+      const batches = splitBatches(o.shards, m, 'train', { batchSize: B, window: spec.kind === 'window' ? spec.window : 1, shuffle: true, seed: (config.seed as number) * 1000 + epoch, bufferSize: config.buffer_size as number, maxBenignRatio: (config.max_benign_ratio as number | null) ?? undefined });
+      const ended: IteratorResult<BatchArrays, void> = { done: true, value: undefined };
+      let next = batches.next();
+      while (!next.done) {
+        const b = next.value;
+        let loss: number;
+        let acc: number;
+        if (stepper) {
+          stepper.start(b);
+          next = k + 1 < maxK ? batches.next() : ended; // the next batch is read while the threads compute this one
+          ({ loss, acc } = await stepper.finish());
+        } else {
+          const { xs, ys } = toTensors(tf, spec, b, weights !== null);
+          [loss, acc] = (await model.trainOnBatch(xs, ys)) as number[];
+          xs.dispose();
+          ys.dispose();
+          next = k + 1 < maxK ? batches.next() : ended;
+        }
+        lossSum += loss * b.n;
+        accSum += acc * b.n;
+        seen += b.n;
+        k++;
+        prog.update(epoch, epochs, k, batchesPerEpoch, seen / ((performance.now() - t0) / 1000), lossSum / seen, accSum / seen);
+        // let signal handlers and timers run: trainOnBatch resolves through microtasks only
+        await new Promise<void>((res) => setImmediate(res));
+        if (stop.requested) {
+          interrupted = true;
+          break;
+        }
+      }
+      const trainSeconds = (performance.now() - t0) / 1000;
+      prog.done();
+      if (interrupted) {
+        // the epoch did not finish: keep the last complete checkpoint, but save progress as a separate one
+        log.warn({ epoch, batches: k }, 'interrupted: stopping after this batch');
         break;
       }
-      if (config.max_batches_per_epoch && k >= (config.max_batches_per_epoch as number)) break;
-    }
-    const trainSeconds = (performance.now() - t0) / 1000;
-    prog.done();
-    if (interrupted) {
-      // the epoch did not finish: keep the last complete checkpoint, but save progress as a separate one
-      log.warn({ epoch, batches: k }, 'interrupted: stopping after this batch');
-      break;
-    }
-    const val = await evaluateSplit(tf, model, o.shards, m, 'val', spec);
-    const valF1 = val.confusion.report().macro_f1;
-    const em: EpochMetrics = { epoch, loss: lossSum / seen, acc: accSum / seen, val_loss: val.loss, val_acc: val.acc, val_macro_f1: valF1, lr: state.lr, samples_per_s: Math.round(seen / trainSeconds), seconds: +((performance.now() - t0) / 1000).toFixed(2), samples: seen };
-    history.push(em);
-    fs.appendFileSync(metricsFile, JSON.stringify(em) + '\n');
-    reportEpoch(log, em, epochs, o.progress ?? process.stderr.isTTY === true);
-    tb.epoch(em);
-    state.epoch = epoch;
-    if (improves(monitor, state, em)) {
-      state.best = monitor === 'val_loss' ? em.val_loss : em.val_macro_f1;
-      state.best_val_loss = em.val_loss;
-      state.best_epoch = epoch;
-      state.bad_epochs = 0;
-      await writeCheckpoint(tf, model, std, run, 'best', state, false);
-    } else {
-      state.bad_epochs++;
-      if (state.bad_epochs >= patience) {
-        state.stopped_early = true;
-        log.info({ epoch, best_epoch: state.best_epoch, patience, monitor }, `early stopping: ${monitor} stopped improving`);
-      } else if (config.lr_schedule === 'plateau' && state.bad_epochs % reduceAfter === 0) {
-        state.lr /= 2;
-        log.info({ epoch, lr: state.lr, monitor }, `learning rate halved: ${monitor} did not improve for ${reduceAfter} epochs`);
+      syncModel();
+      const val = await evaluateSplit(tf, model, o.shards, m, 'val', spec);
+      const valF1 = val.confusion.report().macro_f1;
+      const em: EpochMetrics = { epoch, loss: lossSum / seen, acc: accSum / seen, val_loss: val.loss, val_acc: val.acc, val_macro_f1: valF1, lr: state.lr, samples_per_s: Math.round(seen / trainSeconds), seconds: +((performance.now() - t0) / 1000).toFixed(2), samples: seen };
+      history.push(em);
+      fs.appendFileSync(metricsFile, JSON.stringify(em) + '\n');
+      reportEpoch(log, em, epochs, o.progress ?? process.stderr.isTTY === true);
+      tb.epoch(em);
+      state.epoch = epoch;
+      if (improves(monitor, state, em)) {
+        state.best = monitor === 'val_loss' ? em.val_loss : em.val_macro_f1;
+        state.best_val_loss = em.val_loss;
+        state.best_epoch = epoch;
+        state.bad_epochs = 0;
+        await writeCheckpoint(tf, model, std, run, 'best', state, null);
+      } else {
+        state.bad_epochs++;
+        if (state.bad_epochs >= patience) {
+          state.stopped_early = true;
+          log.info({ epoch, best_epoch: state.best_epoch, patience, monitor }, `early stopping: ${monitor} stopped improving`);
+        } else if (config.lr_schedule === 'plateau' && state.bad_epochs % reduceAfter === 0) {
+          state.lr /= 2;
+          log.info({ epoch, lr: state.lr, monitor }, `learning rate halved: ${monitor} did not improve for ${reduceAfter} epochs`);
+        }
       }
+      await writeCheckpoint(tf, model, std, run, 'last', state, optimizerState);
     }
-    await writeCheckpoint(tf, model, std, run, 'last', state, true);
+  } finally {
+    await stepper?.dispose();
   }
   if (interrupted) {
     // last/ holds the last finished epoch (or the start): --resume runs the interrupted epoch again from its
@@ -432,7 +500,7 @@ async function trainLocked(o: TrainOptions): Promise<TrainResult> {
     log.warn({ run, checkpoint: 'last', resume_at_epoch: state.epoch + 1 }, 'stopped; --resume goes on from the last finished epoch');
     model.dispose();
     std.dispose();
-    return { run, epochs: history, best_epoch: state.best_epoch, interrupted, backend };
+    return { run, epochs: history, best_epoch: state.best_epoch, interrupted, backend, trainer };
   }
   // the best weights become the run's model
   const bestDir = path.join(run, 'best');
@@ -450,7 +518,7 @@ async function trainLocked(o: TrainOptions): Promise<TrainResult> {
     log.info({ split: 'test', macro_f1: +report.macro_f1.toFixed(4), accuracy: +report.accuracy.toFixed(4), majority_macro_f1: +report.majority_macro_f1.toFixed(4) }, 'evaluation of the best model');
   }
   best.dispose();
-  return { run, epochs: history, best_epoch: state.best_epoch, interrupted, eval: report, backend };
+  return { run, epochs: history, best_epoch: state.best_epoch, interrupted, eval: report, backend, trainer };
 }
 
 /** A saved run's model as its fused twin (the fast form for predicting). */
@@ -460,6 +528,10 @@ export async function loadFused(tf: Tf, dir: string, spec: ModelSpec): Promise<T
   copyWeights(std, fused);
   std.dispose();
   return fused;
+}
+
+function trainerText(t: TrainResult['trainer']): string {
+  return t.engine === 'kernel' ? `training engine (WebAssembly kernel), ${t.threads} thread${t.threads > 1 ? 's' : ''}` : 'tfjs trainOnBatch, one thread';
 }
 
 function expectedRows(m: Manifest, ratio: number): number {

@@ -49,11 +49,21 @@ interface WasmMemory {
 }
 const WA = (globalThis as unknown as { WebAssembly: { Module: new (bytes: Uint8Array) => object; Instance: new (m: object, imports: object) => { exports: unknown } } }).WebAssembly;
 
-interface Exports {
+export interface Exports {
   memory: WasmMemory;
   lstm: (B: number, T: number, P: number, H: number, x: number, w: number, bias: number, u: number, out: number, scratch: number) => void;
   lstm_train: (mode: number, B: number, T: number, P: number, H: number, x: number, w: number, bias: number, u: number, act: number, c: number, tc: number, h: number, scratch: number) => void;
-  lstm_train_bwd: (mode: number, B: number, T: number, H: number, x: number, act: number, c: number, tc: number, h: number, ut: number, dy: number, du: number, dgx: number, da: number, dc0: number, scratch: number) => void;
+  lstm_train_bwd: (mode: number, B: number, T: number, H: number, x: number, act: number, c: number, tc: number, h: number, ut: number, dy: number, du: number, dgx: number, da: number, dc0: number, scratch: number, defer: number) => void;
+  gemm_nn: (M: number, K: number, N: number, a: number, b: number, bias: number, c: number) => void;
+  gemm_tn: (M: number, K: number, N: number, a: number, b: number, c: number) => void;
+  colsum: (M: number, N: number, a: number, out: number) => void;
+  steps_to_rows: (B: number, T: number, H: number, h: number, out: number) => void;
+}
+
+/** A fresh instance of the kernel module (its own memory), for the training engine (src/trainengine.ts); null without the kernel. */
+export function kernelInstance(): Exports | null {
+  const c = compile();
+  return c.module ? instantiate(c.module) : null;
 }
 
 let compiled: { module: object | null; reason: string } | undefined;
@@ -167,7 +177,7 @@ function trainKernel(ex: Exports): LstmTrainKernel {
       const f = floats(ex.memory, base + end);
       f.set(dy.subarray(0, B * H), (base + dyo) / 4);
       f.fill(0, (base + duo) / 4, (base + dco) / 4 + G); // du, da, dc0 accumulate
-      ex.lstm_train_bwd(projected ? 0 : 1, B, T, H, last.xo, last.ao, last.co, last.to, last.ho, last.uto, base + dyo, base + duo, base + dgo, base + dao, base + dco, base + so);
+      ex.lstm_train_bwd(projected ? 0 : 1, B, T, H, last.xo, last.ao, last.co, last.to, last.ho, last.uto, base + dyo, base + duo, base + dgo, base + dao, base + dco, base + so, 0);
       const du = view(base + duo, H * G).slice();
       if (projected) return { du, da: view(base + dao, G).slice(), dc0: view(base + dco, G).slice() };
       return { du, dgx: view(base + dgo, B * T * G) };

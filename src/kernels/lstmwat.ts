@@ -166,7 +166,7 @@ function lstmFunction(train: boolean): string {
 }
 
 /**
- * lstm_train_bwd(mode, B, T, H, x, act, c, tc, h, ut, dy, du, dgx, da, dc0, scratch): the backward
+ * lstm_train_bwd(mode, B, T, H, x, act, c, tc, h, ut, dy, du, dgx, da, dc0, scratch, defer): the backward
  * pass through the recurrence, from the state lstm_train kept. dy [B][H]: the gradient of h_T. Adds
  * the recurrent kernel's gradient Σ h_prevᵀ·dz to du [H][4H], and the input side: mode 0 (inputs
  * projected in the kernel, P = 1, x [B][T]) adds Σ x·dz to da [4H] and Σ dz to dc0 [4H]; mode 1 writes
@@ -174,6 +174,9 @@ function lstmFunction(train: boolean): string {
  * Per row, from the last step: dc' = dc + dh·o·(1 − tanh²c), dz = (dc'·g·i(1−i), dc'·c_prev·f(1−f),
  * dc'·i(1−g²), dh·tanh c·o(1−o)), dc = dc'·f, du += h_prevᵀ·dz (32 columns at a time, dz held in
  * registers), dh = dz·Uᵀ (8 columns of dh at a time over the 4H products).
+ * defer = 1 (the training engine, src/trainengine.ts): dz of every step is written to dgx in both modes
+ * and du is left alone: the engine computes it afterwards as one blocked product (gemm_tn), which
+ * keeps du's tile in registers instead of loading and storing all of du at every row and step.
  */
 function backwardFunction(): string {
   const BACC = 2;
@@ -181,7 +184,7 @@ function backwardFunction(): string {
   const store = each((m) => `(v128.store offset=${m * 16} ${at('dh', get('j'))} ${get(`acc${m}`)})`, BACC);
   const one = splat(1);
   return `
-  (func (export "lstm_train_bwd") (param $mode i32) (param $B i32) (param $T i32) (param $H i32) (param $x i32) (param $act i32) (param $cc i32) (param $tcs i32) (param $hh i32) (param $ut i32) (param $dy i32) (param $du i32) (param $dgx i32) (param $da i32) (param $dc0 i32) (param $scr i32)
+  (func (export "lstm_train_bwd") (param $mode i32) (param $B i32) (param $T i32) (param $H i32) (param $x i32) (param $act i32) (param $cc i32) (param $tcs i32) (param $hh i32) (param $ut i32) (param $dy i32) (param $du i32) (param $dgx i32) (param $da i32) (param $dc0 i32) (param $scr i32) (param $defer i32)
     ${I32(['b', 't', 'j', 'n', 'k', 'q', 'G', 'dh', 'dc', 'ap', 'cp', 'tp', 'hp', 'zp', 'mp', 'up'])}
     ${V128(['vn', ...Array.from({ length: ACC }, (_, m) => `acc${m}`), 'i', 'f', 'g', 'o', 'tc', 'dhv', 'dcq', 'xv'])}
     (local.set $G (i32.shl ${get('H')} (i32.const 2)))
@@ -229,11 +232,12 @@ function backwardFunction(): string {
               (v128.store ${at('da', get('j'))} (f32x4.add (v128.load ${at('da', get('j'))}) (f32x4.mul ${get('xv')} ${get('vn')})))
               (v128.store ${at('dc0', get('j'))} (f32x4.add (v128.load ${at('dc0', get('j'))}) ${get('vn')}))
               (local.set $j (i32.add ${get('j')} (i32.const 4)))
-              (br $in))))
-          (else
+              (br $in)))))
+        (if (i32.or ${get('mode')} ${get('defer')})
+          (then
             (memory.copy ${at('dgx', `(i32.mul (i32.add (i32.mul ${get('b')} ${get('T')}) ${get('t')}) ${get('G')})`)} ${get('zp')} (i32.shl ${get('G')} (i32.const 2)))))
         ;; du += h_prevᵀ·dz, 32 columns at a time: dz's columns in registers, one row of du per h_prev[k]
-        (if (i32.gt_u ${get('t')} (i32.const 0))
+        (if (i32.and (i32.gt_u ${get('t')} (i32.const 0)) (i32.eqz ${get('defer')}))
           (then
             (local.set $j (i32.const 0))
             (block $du_done (loop $du_cols
@@ -266,9 +270,166 @@ function backwardFunction(): string {
   )`;
 }
 
+/** Statements: acc_{r}{v} (+)= s_r · load(bp + 16v) for r < 2, v < 4 (one k of a 2 × 16 register tile). */
+function tileMadd(): string {
+  const lines: string[] = [];
+  for (let v = 0; v < 4; v++) {
+    lines.push(`(local.set $bv (v128.load offset=${v * 16} ${get('bp')}))`);
+    for (let r = 0; r < 2; r++) lines.push(`(local.set $acc${r}${v} (f32x4.add ${get(`acc${r}${v}`)} (f32x4.mul ${get(`s${r}`)} ${get('bv')})))`);
+  }
+  return lines.join('\n            ');
+}
+const tileLocals = () => V128(['s0', 's1', 'bv', ...[0, 1].flatMap((r) => [0, 1, 2, 3].map((v) => `acc${r}${v}`))]);
+/** Statements: load (or store) the 2 × 16 tile rows at byte offsets in locals p0 and p1. */
+const tileLoad = (p0: string, p1: string) => [0, 1, 2, 3].map((v) => `(local.set $acc0${v} (v128.load offset=${v * 16} ${get(p0)})) (local.set $acc1${v} (v128.load offset=${v * 16} ${get(p1)}))`).join('\n          ');
+const tileStore = (p0: string, p1: string) => [0, 1, 2, 3].map((v) => `(v128.store offset=${v * 16} ${get(p1)} ${get(`acc1${v}`)}) (v128.store offset=${v * 16} ${get(p0)} ${get(`acc0${v}`)})`).join('\n          ');
+
+/**
+ * gemm_nn(M, K, N, a, b, bias, c): c [M][N] = a [M][K] · b [K][N] + bias [N] (the window model's input
+ * projection, gx = x·W + b, for all rows and steps at once). N a multiple of 16. Blocked: a register
+ * tile of 2 rows × 16 columns (8 accumulators) over the whole of K, so each b vector loaded serves two
+ * rows and c is written once. An odd last row is computed as a pair with itself (same values, stored twice).
+ */
+function gemmNN(): string {
+  return `
+  (func (export "gemm_nn") (param $M i32) (param $K i32) (param $N i32) (param $a i32) (param $b i32) (param $bias i32) (param $c i32)
+    ${I32(['m', 'j', 'k', 'ap0', 'ap1', 'bp', 'cp0', 'cp1', 'kb', 'nb'])}
+    ${tileLocals()}
+    (local.set $kb (i32.shl ${get('K')} (i32.const 2)))
+    (local.set $nb (i32.shl ${get('N')} (i32.const 2)))
+    (block $rows_done (loop $rows
+      (br_if $rows_done (i32.ge_u ${get('m')} ${get('M')}))
+      (local.set $j (i32.const 0))
+      (block $cols_done (loop $cols
+        (br_if $cols_done (i32.ge_u ${get('j')} ${get('N')}))
+        (local.set $ap0 (i32.add ${get('a')} (i32.mul ${get('m')} ${get('kb')})))
+        (local.set $ap1 (select (i32.add ${get('ap0')} ${get('kb')}) ${get('ap0')} (i32.lt_u (i32.add ${get('m')} (i32.const 1)) ${get('M')})))
+        (local.set $cp0 (i32.add ${get('c')} (i32.add (i32.mul ${get('m')} ${get('nb')}) (i32.shl ${get('j')} (i32.const 2)))))
+        (local.set $cp1 (select (i32.add ${get('cp0')} ${get('nb')}) ${get('cp0')} (i32.lt_u (i32.add ${get('m')} (i32.const 1)) ${get('M')})))
+        (local.set $bp ${at('bias', get('j'))})
+        ${tileLoad('bp', 'bp')}
+        (local.set $bp ${at('b', get('j'))})
+        (local.set $k (i32.const 0))
+        (block $k_done (loop $ks
+          (br_if $k_done (i32.ge_u ${get('k')} ${get('K')}))
+          (local.set $s0 (v128.load32_splat ${get('ap0')}))
+          (local.set $s1 (v128.load32_splat ${get('ap1')}))
+            ${tileMadd()}
+          (local.set $ap0 (i32.add ${get('ap0')} (i32.const 4)))
+          (local.set $ap1 (i32.add ${get('ap1')} (i32.const 4)))
+          (local.set $bp (i32.add ${get('bp')} ${get('nb')}))
+          (local.set $k (i32.add ${get('k')} (i32.const 1)))
+          (br $ks)))
+        ${tileStore('cp0', 'cp1')}
+        (local.set $j (i32.add ${get('j')} (i32.const 16)))
+        (br $cols)))
+      (local.set $m (i32.add ${get('m')} (i32.const 2)))
+      (br $rows)))
+  )`;
+}
+
+/** Rows of a per chunk in gemm_tn: the chunk's slices of a and b stay in the first-level cache across tiles. */
+const TN_CHUNK = 64;
+
+/**
+ * gemm_tn(M, K, N, a, b, c): c [K][N] += a [M][K]ᵀ · b [M][N] (the weight gradients: Σ over rows and
+ * steps of xᵀ·dz and h_prevᵀ·dz). N a multiple of 16. Rows in chunks of ${TN_CHUNK}; per chunk a register
+ * tile of 2 rows of c × 16 columns accumulates over the chunk's rows, c loaded and stored once per chunk.
+ * An odd last row of c is computed as a pair with itself. The order of the sums is fixed by M, K, N.
+ */
+function gemmTN(): string {
+  return `
+  (func (export "gemm_tn") (param $M i32) (param $K i32) (param $N i32) (param $a i32) (param $b i32) (param $c i32)
+    ${I32(['m', 'm0', 'mend', 'j', 'k', 'k1', 'ap0', 'ap1', 'bp', 'cp0', 'cp1', 'kb', 'nb'])}
+    ${tileLocals()}
+    (local.set $kb (i32.shl ${get('K')} (i32.const 2)))
+    (local.set $nb (i32.shl ${get('N')} (i32.const 2)))
+    (block $chunks_done (loop $chunks
+      (br_if $chunks_done (i32.ge_u ${get('m0')} ${get('M')}))
+      (local.set $mend (select ${get('M')} (i32.add ${get('m0')} (i32.const ${TN_CHUNK})) (i32.lt_u ${get('M')} (i32.add ${get('m0')} (i32.const ${TN_CHUNK})))))
+      (local.set $j (i32.const 0))
+      (block $cols_done (loop $cols
+        (br_if $cols_done (i32.ge_u ${get('j')} ${get('N')}))
+        (local.set $k (i32.const 0))
+        (block $krows_done (loop $krows
+          (br_if $krows_done (i32.ge_u ${get('k')} ${get('K')}))
+          (local.set $k1 (select (i32.add ${get('k')} (i32.const 1)) ${get('k')} (i32.lt_u (i32.add ${get('k')} (i32.const 1)) ${get('K')})))
+          (local.set $cp0 (i32.add ${get('c')} (i32.shl (i32.add (i32.mul ${get('k')} ${get('N')}) ${get('j')}) (i32.const 2))))
+          (local.set $cp1 (i32.add ${get('c')} (i32.shl (i32.add (i32.mul ${get('k1')} ${get('N')}) ${get('j')}) (i32.const 2))))
+          ${tileLoad('cp0', 'cp1')}
+          (local.set $ap0 (i32.add ${get('a')} (i32.shl (i32.add (i32.mul ${get('m0')} ${get('K')}) ${get('k')}) (i32.const 2))))
+          (local.set $ap1 (i32.add ${get('ap0')} (i32.shl (i32.sub ${get('k1')} ${get('k')}) (i32.const 2))))
+          (local.set $bp (i32.add ${get('b')} (i32.shl (i32.add (i32.mul ${get('m0')} ${get('N')}) ${get('j')}) (i32.const 2))))
+          (local.set $m ${get('m0')})
+          (block $m_done (loop $ms
+            (br_if $m_done (i32.ge_u ${get('m')} ${get('mend')}))
+            (local.set $s0 (v128.load32_splat ${get('ap0')}))
+            (local.set $s1 (v128.load32_splat ${get('ap1')}))
+            ${tileMadd()}
+            (local.set $ap0 (i32.add ${get('ap0')} ${get('kb')}))
+            (local.set $ap1 (i32.add ${get('ap1')} ${get('kb')}))
+            (local.set $bp (i32.add ${get('bp')} ${get('nb')}))
+            (local.set $m (i32.add ${get('m')} (i32.const 1)))
+            (br $ms)))
+          ${tileStore('cp0', 'cp1')}
+          (local.set $k (i32.add ${get('k')} (i32.const 2)))
+          (br $krows)))
+        (local.set $j (i32.add ${get('j')} (i32.const 16)))
+        (br $cols)))
+      (local.set $m0 ${get('mend')})
+      (br $chunks)))
+  )`;
+}
+
+/** colsum(M, N, a, out): out [N] += Σ_m a [m][N] (the bias gradient from dz). N a multiple of 16. */
+function colsum(): string {
+  return `
+  (func (export "colsum") (param $M i32) (param $N i32) (param $a i32) (param $out i32)
+    ${I32(['m', 'j', 'p', 'op', 'nb'])}
+    ${V128(['acc0', 'acc1', 'acc2', 'acc3'])}
+    (local.set $nb (i32.shl ${get('N')} (i32.const 2)))
+    (block $cols_done (loop $cols
+      (br_if $cols_done (i32.ge_u ${get('j')} ${get('N')}))
+      (local.set $op ${at('out', get('j'))})
+      ${[0, 1, 2, 3].map((v) => `(local.set $acc${v} (v128.load offset=${v * 16} ${get('op')}))`).join(' ')}
+      (local.set $p ${at('a', get('j'))})
+      (local.set $m (i32.const 0))
+      (block $m_done (loop $ms
+        (br_if $m_done (i32.ge_u ${get('m')} ${get('M')}))
+        ${[0, 1, 2, 3].map((v) => `(local.set $acc${v} (f32x4.add ${get(`acc${v}`)} (v128.load offset=${v * 16} ${get('p')})))`).join(' ')}
+        (local.set $p (i32.add ${get('p')} ${get('nb')}))
+        (local.set $m (i32.add ${get('m')} (i32.const 1)))
+        (br $ms)))
+      ${[0, 1, 2, 3].map((v) => `(v128.store offset=${v * 16} ${get('op')} ${get(`acc${v}`)})`).join(' ')}
+      (local.set $j (i32.add ${get('j')} (i32.const 16)))
+      (br $cols)))
+  )`;
+}
+
+/** steps_to_rows(B, T, H, h, out): out [B][T][H] = h [t][b] for t < T of h [T+1][B][H] (each step's h_prev, row-major). */
+function stepsToRows(): string {
+  return `
+  (func (export "steps_to_rows") (param $B i32) (param $T i32) (param $H i32) (param $h i32) (param $out i32)
+    ${I32(['b', 't', 'hb', 'o'])}
+    (local.set $hb (i32.shl ${get('H')} (i32.const 2)))
+    (local.set $o ${get('out')})
+    (block $rows_done (loop $rows
+      (br_if $rows_done (i32.ge_u ${get('b')} ${get('B')}))
+      (local.set $t (i32.const 0))
+      (block $steps_done (loop $steps
+        (br_if $steps_done (i32.ge_u ${get('t')} ${get('T')}))
+        (memory.copy ${get('o')} (i32.add ${get('h')} (i32.mul (i32.add (i32.mul ${get('t')} ${get('B')}) ${get('b')}) ${get('hb')})) ${get('hb')})
+        (local.set $o (i32.add ${get('o')} ${get('hb')}))
+        (local.set $t (i32.add ${get('t')} (i32.const 1)))
+        (br $steps)))
+      (local.set $b (i32.add ${get('b')} (i32.const 1)))
+      (br $rows)))
+  )`;
+}
+
 export function lstmWat(): string {
   return `(module
-  (memory (export "memory") 1)${lstmFunction(false)}${lstmFunction(true)}${backwardFunction()}
+  (memory (export "memory") 1)${lstmFunction(false)}${lstmFunction(true)}${backwardFunction()}${gemmNN()}${gemmTN()}${colsum()}${stepsToRows()}
 )
 `;
 }

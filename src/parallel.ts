@@ -1,0 +1,240 @@
+// Data-parallel training steps over worker threads. Each batch is cut into the engine's fixed parts
+// (src/trainengine.ts: batchParts, 8 of them); with two threads, two workers take the parts as they come
+// free (an atomic counter), so a worker slowed by other work on the machine takes fewer; with one, this
+// thread computes them in order. Either way the parts' gradients are summed in part order and one
+// optimizer step (src/optim.ts, tfjs's update in float32) is applied to the one copy of the weights, so
+// the thread count changes the speed, never the result (a test checks bit-identical runs).
+//
+// Shared memory, no messages per step: the weights, two batch buffers (the next batch is read from the
+// shards while the workers compute this one), each part's gradients and loss live in SharedArrayBuffers;
+// a step is started by bumping a sequence number (Atomics.notify), each finished part adds one to a
+// counter, and the main thread blocks on Atomics.wait until all parts are done (a few milliseconds).
+import { Worker } from 'node:worker_threads';
+import { TrainEngine, PARTS, batchParts, flatLayout, splitFlat, weightShapes, type EngineSpec } from './trainengine.js';
+import { FlatOptimizer } from './optim.js';
+import { workerExecArgv } from './errors.js';
+import type { OptimizerName } from './train.js';
+import type { BatchArrays } from './shardset.js';
+
+/** Control words of the shared Int32Array (src/trainworker.ts uses the same). */
+export const CTRL = {
+  SEQ: 0, // step number the workers are asked to run (-1: exit)
+  BUF: 1, // which batch buffer holds it
+  ROWS: 2, // rows in the batch
+  NEXT: 3, // the next part to take, as partBase(step) + part (a worker late for a step cannot take the next step's parts)
+  DONE: 4, // parts finished
+  FAIL: 5, // a worker failed (its message follows by postMessage)
+  SIZE: 6,
+};
+const { SEQ, BUF, ROWS, NEXT, DONE, FAIL } = CTRL;
+/** NEXT's value before a step's first part is taken. */
+export const partBase = (seq: number) => (seq % (1 << 20)) * 32;
+
+export interface WorkerData {
+  spec: EngineSpec;
+  classWeights: number[] | null;
+  maxRows: number;
+  ctrl: SharedArrayBuffer;
+  weights: SharedArrayBuffer;
+  xs: SharedArrayBuffer[];
+  ys: SharedArrayBuffer[];
+  grads: SharedArrayBuffer;
+  stats: SharedArrayBuffer;
+}
+
+export interface StepResult {
+  /** batch mean of the (class-weighted) loss */
+  loss: number;
+  /** share of rows predicted right */
+  acc: number;
+}
+
+/**
+ * Trains a fused model's weights with the engine: `start(batch)` hands a batch to the threads (or
+ * keeps it, with one thread), `finish()` waits for its gradients and applies the optimizer step.
+ * Between the two the caller may read the next batch.
+ */
+export class EngineStepper {
+  readonly weights: Float32Array;
+  readonly optimizer: FlatOptimizer;
+  private shapes: number[][];
+  private size: number;
+  private per: number;
+  private ctrl: Int32Array;
+  private xs: Float32Array[];
+  private ys: Int32Array[];
+  private grads: Float32Array[];
+  private stats: Float64Array;
+  private sum: Float32Array;
+  private workers: Worker[] = [];
+  private failure: Error | null = null;
+  private local: TrainEngine | null = null;
+  private seq = 0;
+  private pending: { n: number; buf: number } | null = null;
+
+  private constructor(
+    private spec: EngineSpec,
+    private classWeights: number[] | null,
+    readonly threads: number,
+    private maxRows: number,
+    optimizer: OptimizerName,
+    learningRate: number,
+    names: string[],
+    initial: Float32Array[],
+  ) {
+    this.shapes = weightShapes(spec);
+    this.size = flatLayout(this.shapes).size;
+    this.per = spec.kind === 'seed' ? spec.features : spec.window * spec.features;
+    const sab = (bytes: number) => new SharedArrayBuffer(Math.max(8, bytes));
+    this.ctrl = new Int32Array(sab(4 * CTRL.SIZE));
+    this.weights = new Float32Array(sab(4 * this.size));
+    let off = 0;
+    for (const w of initial) {
+      this.weights.set(w, off);
+      off += w.length;
+    }
+    if (off !== this.size) throw new Error(`training engine: ${off} weights given, the model has ${this.size}`);
+    this.xs = [0, 1].map(() => new Float32Array(sab(4 * maxRows * this.per)));
+    this.ys = [0, 1].map(() => new Int32Array(sab(4 * maxRows)));
+    const gradsBuf = sab(4 * this.size * PARTS);
+    this.grads = Array.from({ length: PARTS }, (_, p) => new Float32Array(gradsBuf, 4 * this.size * p, this.size));
+    this.stats = new Float64Array(sab(8 * 2 * PARTS));
+    this.sum = new Float32Array(this.size);
+    this.optimizer = new FlatOptimizer(optimizer, learningRate, names, this.shapes);
+  }
+
+  /** One thread: the engine here; two: one worker thread per part (started and ready when this resolves). */
+  static async create(o: { spec: EngineSpec; classWeights: number[] | null; threads: number; maxRows: number; optimizer: OptimizerName; learningRate: number; names: string[]; weights: Float32Array[] }): Promise<EngineStepper> {
+    const threads = o.threads >= PARTS ? PARTS : 1;
+    const s = new EngineStepper(o.spec, o.classWeights, threads, o.maxRows, o.optimizer, o.learningRate, o.names, o.weights);
+    if (threads === 1) s.local = new TrainEngine(o.spec, o.classWeights);
+    else await s.startWorkers();
+    return s;
+  }
+
+  private async startWorkers(): Promise<void> {
+    const data = (): WorkerData => ({
+      spec: this.spec,
+      classWeights: this.classWeights,
+      maxRows: this.maxRows,
+      ctrl: this.ctrl.buffer as SharedArrayBuffer,
+      weights: this.weights.buffer as SharedArrayBuffer,
+      xs: this.xs.map((x) => x.buffer as SharedArrayBuffer),
+      ys: this.ys.map((y) => y.buffer as SharedArrayBuffer),
+      grads: this.grads[0].buffer as SharedArrayBuffer,
+      stats: this.stats.buffer as SharedArrayBuffer,
+    });
+    const ready: Promise<void>[] = [];
+    for (let p = 0; p < this.threads; p++) {
+      const w = new Worker(new URL('./trainworker.js', import.meta.url), { workerData: data(), execArgv: workerExecArgv() });
+      this.workers.push(w);
+      ready.push(
+        new Promise<void>((res, rej) => {
+          w.on('message', (m: { ready?: boolean; error?: string }) => {
+            if (m.ready) res();
+            else if (m.error) {
+              this.failure ??= new Error(`training worker ${p}: ${m.error}`);
+              rej(this.failure);
+            }
+          });
+          w.once('error', (e) => {
+            this.failure ??= e;
+            rej(e);
+          });
+          w.once('exit', (code) => {
+            if (this.seq >= 0 && code !== 0) this.failure ??= new Error(`training worker ${p} exited with code ${code}`);
+            res();
+          });
+        }),
+      );
+    }
+    try {
+      await Promise.all(ready);
+    } catch (e) {
+      await this.dispose();
+      throw e;
+    }
+  }
+
+  set learningRate(lr: number) {
+    this.optimizer.learningRate = lr;
+  }
+
+  /** The weights as the model's arrays (views of the shared weights). */
+  weightArrays(): Float32Array[] {
+    return splitFlat(this.weights, this.shapes);
+  }
+
+  /** Hands a batch over; with worker threads they start on it at once. */
+  start(b: BatchArrays): void {
+    if (this.pending) throw new Error('training engine: start() twice without finish()');
+    if (b.n > this.maxRows) throw new Error(`training engine: a batch of ${b.n} rows, at most ${this.maxRows}`);
+    const buf = this.seq & 1;
+    this.xs[buf].set(b.x.subarray(0, b.n * this.per));
+    this.ys[buf].set(b.y.subarray(0, b.n));
+    this.pending = { n: b.n, buf };
+    this.seq++;
+    if (this.workers.length) {
+      Atomics.store(this.ctrl, BUF, buf);
+      Atomics.store(this.ctrl, ROWS, b.n);
+      Atomics.store(this.ctrl, NEXT, partBase(this.seq));
+      Atomics.store(this.ctrl, DONE, 0);
+      Atomics.store(this.ctrl, SEQ, this.seq);
+      Atomics.notify(this.ctrl, SEQ);
+    }
+  }
+
+  /** Waits for the batch's gradients, applies the optimizer step and returns the batch's loss and accuracy. */
+  async finish(): Promise<StepResult> {
+    const job = this.pending;
+    if (!job) throw new Error('training engine: finish() without start()');
+    this.pending = null;
+    const parts = batchParts(job.n);
+    if (this.local) {
+      this.local.setWeights(this.weights, parts[0][1]);
+      parts.forEach(([r0, r1], p) => {
+        const r = this.local!.part(this.xs[job.buf], this.ys[job.buf], r0, r1, 1 / job.n, this.grads[p]);
+        this.stats[2 * p] = r.loss;
+        this.stats[2 * p + 1] = r.correct;
+      });
+    } else {
+      // block in slices, letting worker errors and exits through in between
+      for (let done = Atomics.load(this.ctrl, DONE); done < PARTS; done = Atomics.load(this.ctrl, DONE)) {
+        if (Atomics.load(this.ctrl, FAIL) !== 0 || this.failure) await this.fail();
+        if (Atomics.wait(this.ctrl, DONE, done, 1000) === 'timed-out') await new Promise<void>((res) => setImmediate(res));
+      }
+      if (Atomics.load(this.ctrl, FAIL) !== 0) await this.fail();
+    }
+    // the parts' gradients summed in part order, then one optimizer step
+    const sum = this.sum;
+    sum.set(this.grads[0]);
+    let loss = this.stats[0];
+    let correct = this.stats[1];
+    for (let p = 1; p < PARTS; p++) {
+      const g = this.grads[p];
+      for (let i = 0; i < sum.length; i++) sum[i] += g[i];
+      loss += this.stats[2 * p];
+      correct += this.stats[2 * p + 1];
+    }
+    this.optimizer.apply(splitFlat(this.weights, this.shapes), splitFlat(sum, this.shapes));
+    return { loss, acc: correct / job.n };
+  }
+
+  private async fail(): Promise<never> {
+    // the worker's message may still be on its way
+    for (let k = 0; k < 100 && !this.failure; k++) await new Promise<void>((res) => setTimeout(res, 10));
+    const e = this.failure ?? new Error('a training worker failed');
+    await this.dispose();
+    throw e;
+  }
+
+  async dispose(): Promise<void> {
+    if (!this.workers.length) return;
+    this.seq = -1;
+    Atomics.store(this.ctrl, SEQ, -1);
+    Atomics.notify(this.ctrl, SEQ);
+    const ws = this.workers;
+    this.workers = [];
+    await Promise.all(ws.map((w) => w.terminate()));
+  }
+}

@@ -1,0 +1,64 @@
+// Worker thread of data-parallel training (src/parallel.ts): takes parts of each batch as they come free
+// and runs them through its own training engine (src/trainengine.ts: the WebAssembly kernel, no tfjs),
+// writing each part's gradients, loss and correct count into shared memory.
+import { parentPort, workerData } from 'node:worker_threads';
+import { TrainEngine, batchParts, PARTS } from './trainengine.js';
+import { CTRL, partBase, type WorkerData } from './parallel.js';
+
+const d = workerData as WorkerData;
+const port = parentPort!;
+const { SEQ, BUF, ROWS, NEXT, DONE, FAIL } = CTRL;
+const ctrl = new Int32Array(d.ctrl);
+
+function main(): void {
+  const eng = new TrainEngine(d.spec, d.classWeights);
+  const weights = new Float32Array(d.weights);
+  const xs = d.xs.map((b) => new Float32Array(b));
+  const ys = d.ys.map((b) => new Int32Array(b));
+  const size = weights.length;
+  const grads = Array.from({ length: PARTS }, (_, p) => new Float32Array(d.grads, 4 * size * p, size));
+  const stats = new Float64Array(d.stats);
+  port.postMessage({ ready: true });
+  let seen = 0;
+  for (;;) {
+    Atomics.wait(ctrl, SEQ, seen);
+    const seq = Atomics.load(ctrl, SEQ);
+    if (seq < 0) return;
+    if (seq === seen) continue;
+    seen = seq;
+    const n = Atomics.load(ctrl, ROWS);
+    const buf = Atomics.load(ctrl, BUF);
+    const parts = batchParts(n);
+    let loaded = false;
+    const base = partBase(seq);
+    // take parts of this step until none is left (the other worker takes the rest); compare-exchange, so
+    // that a worker late for this step cannot take a part of the next one
+    for (;;) {
+      const v = Atomics.load(ctrl, NEXT);
+      if (v < base || v >= base + PARTS) break;
+      if (Atomics.compareExchange(ctrl, NEXT, v, v + 1) !== v) continue;
+      const p = v - base;
+      try {
+        if (!loaded) eng.setWeights(weights, parts[0][1]);
+        loaded = true;
+        const [r0, r1] = parts[p];
+        const r = eng.part(xs[buf], ys[buf], r0, r1, 1 / n, grads[p]);
+        stats[2 * p] = r.loss;
+        stats[2 * p + 1] = r.correct;
+      } catch (e) {
+        port.postMessage({ error: (e as Error).message });
+        Atomics.store(ctrl, FAIL, 1);
+      }
+      Atomics.add(ctrl, DONE, 1);
+      Atomics.notify(ctrl, DONE);
+    }
+  }
+}
+
+try {
+  main();
+} catch (e) {
+  port.postMessage({ error: (e as Error).message });
+  Atomics.store(ctrl, FAIL, 1);
+  Atomics.notify(ctrl, DONE);
+}

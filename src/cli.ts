@@ -150,6 +150,7 @@ export async function main(argv = hideBin(process.argv)): Promise<void> {
           .option('progress', { type: 'boolean', describe: 'progress line (default: on when stderr is a TTY)' })
           .option('workers', { type: 'number', describe: 'parse threads beside the main one (default 1; 0 = single-threaded; each adds speed and ~40 MB)' })
           .option('main-parses', { type: 'boolean', default: true, describe: 'the main thread parses a share of the input too (--no-main-parses: ~25% slower, ~80 MB less memory)' })
+          .option('format', { choices: ['safetensors', 'parquet'], default: 'safetensors', describe: 'shard files: safetensors, or Parquet (a float32 column per feature, int32 label; scaler and labels in the file metadata; docs/FORMAT.md)' })
           .option('analyze', { type: 'boolean', describe: 'pass 1 of one partition only (--partition K/N): unscaled shards and OUT/parts/part-K.stats.json; then merge-stats, scale --partition, scale --finish (docs/SCALE.md)' })
           .option('partition', { type: 'string', describe: 'with --analyze: K/N, the K-th (from 0) of N partitions of the input (line-aligned byte ranges; a .gz file is one)' })
           .example('$0 prep --out data/shards data/MachineLearningCVE/*.csv', '')
@@ -184,6 +185,7 @@ export async function main(argv = hideBin(process.argv)): Promise<void> {
             progress: a.progress as boolean | undefined,
             workers: a.workers as number | undefined,
             mainParses: a['main-parses'] as boolean | undefined,
+            format: a.format as 'parquet',
           });
           if (a.analyze) {
             const st = res as Awaited<ReturnType<typeof prepAnalyze>>;

@@ -72,6 +72,8 @@ export interface PrepOptions {
   mainParses?: boolean;
   /** Byte size of the line-aligned ranges workers parse (default 8 MiB). */
   chunkBytes?: number;
+  /** Shard files: safetensors (default) or Parquet (src/parquet.ts). */
+  format?: 'safetensors' | 'parquet';
 }
 
 function parseSettings(o: PrepOptions): ParseSettings {
@@ -401,6 +403,7 @@ function dataOptions(opts: PrepOptions, r: RunSetup): Record<string, unknown> {
     row_context: r.hostKeys ? 'host' : null,
     log1p: !!opts.log1p,
     scaler: r.scaler,
+    shard_format: opts.format ?? 'safetensors',
     inputs: r.files.map((f) => path.basename(f)),
     duplicate_inputs: r.duplicates.length,
   };

@@ -8,11 +8,12 @@ import path from 'node:path';
 import crypto from 'node:crypto';
 import type { Worker } from 'node:worker_threads';
 import { SPLITS, sortCounts, type Counts, type SplitName } from './batch.js';
-import { encodeSafetensors, readSafetensors } from './safetensors.js';
+import { encodeSafetensors, readSafetensors, readSafetensorsRows } from './safetensors.js';
 import { writeFileAtomic, ensureDir } from './atomic.js';
 import { FORMAT, FORMAT_VERSION, MANIFEST, PASS1, safeJoin, writeJsonAtomic, type Manifest, type ShardInfo, type SplitInfo } from './manifest.js';
 import { applyScaler, runShardJobs, type ShardJob, type ShardJobResult } from '../stages/scale.js';
 import { movedName } from '../stages/shard.js';
+import { encodeParquet, parquetMetadata, parquetName } from './parquet.js';
 import { UserError } from './errors.js';
 import { readJsonFile } from './safefile.js';
 import { PARTS_DIR, carryOf, finalExamples, finalSources, finalize, partName, readStats, type Final, type FpTable, type PartStats } from './stats.js';
@@ -47,21 +48,13 @@ function locate(s: PartStats, k: number, split: number, ord: number): { file: st
   return { file: sh.file, rows: sh.rows, row: ord % s.shard_rows, index };
 }
 
-/** A reader of unscaled rows for merges (dedupe): shards decoded once, kept while the merge runs. */
+/** A reader of unscaled rows for merges (dedupe): each row read in place from its shard. */
 export function shardRowReader(dir: string, s: () => PartStats): (part: number, split: number, ord: number) => Float32Array {
-  const cache = new Map<string, Float32Array>();
   return (part, split, ord) => {
-    const st = s();
-    const at = locate(st, part, split, ord);
-    let x = cache.get(at.file);
-    if (!x) {
-      const f = readSafetensors(safeJoin(dir, at.file, 'statistics'), { within: dir });
-      if (f.metadata.scaled === 'true') throw new UserError(`${at.file}: already scaled`, 'merge the statistics before pass 2 (flowtensor scale --partition)');
-      x = f.get('features') as Float32Array;
-      cache.set(at.file, x);
-    }
-    const F = st.features.length;
-    return x.subarray(at.row * F, (at.row + 1) * F);
+    const at = locate(s(), part, split, ord);
+    const r = readSafetensorsRows(safeJoin(dir, at.file, 'statistics'), 'features', [at.row]);
+    if (r.metadata.scaled === 'true') throw new UserError(`${at.file}: already scaled`, 'merge the statistics before pass 2 (flowtensor scale --partition)');
+    return r.rows;
   };
 }
 
@@ -89,7 +82,11 @@ export async function scalePartition(o: { dir: string; s: PartStats; fp: FpTable
   const mf = movedFile(dir, k);
   if (mine.length) {
     const sources = new Set(mine.flatMap(({ m, ords }) => ords.map((ord) => locate(s, k, m.from, ord).file)));
-    const anyScaled = [...sources].some((f) => readSafetensors(safeJoin(dir, f, 'statistics'), { within: dir }).metadata.scaled === 'true');
+    const anyScaled = [...sources].some((f) => {
+      const full = safeJoin(dir, f, 'statistics');
+      if (!fs.existsSync(full) && fs.existsSync(parquetName(full))) return true; // written as Parquet already
+      return readSafetensorsRows(full, 'features', []).metadata.scaled === 'true';
+    });
     if (anyScaled && fs.existsSync(mf)) {
       const st = readSafetensors(mf, { within: path.join(dir, PARTS_DIR) });
       moved = { x: st.get('features') as Float32Array, y: st.get('labels') as Int32Array, move: st.get('move') as Int32Array };
@@ -98,23 +95,29 @@ export async function scalePartition(o: { dir: string; s: PartStats; fp: FpTable
       if (anyScaled) throw new UserError(`${dir}: pass 2 of partition ${k} was interrupted after it rewrote shards holding moved rows`, 'prepare the folder again');
       const n = mine.reduce((a, x) => a + x.ords.length, 0);
       moved = { x: new Float32Array(n * F), y: new Int32Array(n), move: new Int32Array(n) };
-      const cache = new Map<string, Float32Array>();
+      // the rows, read in place, shard by shard
+      const want = new Map<string, { at: number; row: number }[]>();
       let r = 0;
       for (const { m, mi, ords } of mine)
         for (const ord of ords) {
           const at = locate(s, k, m.from, ord);
-          let x = cache.get(at.file);
-          if (!x) cache.set(at.file, (x = readSafetensors(safeJoin(dir, at.file, 'statistics'), { within: dir }).get('features') as Float32Array));
-          const row = x.slice(at.row * F, (at.row + 1) * F);
-          const c: Record<string, number> = {};
-          // scaled and clipped as rows of the split they go to
-          applyScaler(row, F, fin.scaler, { clipped: c, inf: infMoved }, s.features);
-          for (const [f, v] of Object.entries(c)) clippedMoved[SPLITS[m.to]][f] = (clippedMoved[SPLITS[m.to]][f] ?? 0) + v;
-          moved.x.set(row, r * F);
+          (want.get(at.file) ?? want.set(at.file, []).get(at.file)!).push({ at: r, row: at.row });
           moved.y[r] = m.label;
           moved.move[r] = mi;
           r++;
         }
+      for (const [file, list] of want) {
+        const got = readSafetensorsRows(safeJoin(dir, file, 'statistics'), 'features', list.map((x) => x.row)).rows;
+        list.forEach((x, j) => moved.x.set(got.subarray(j * F, (j + 1) * F), x.at * F));
+      }
+      for (let i = 0; i < n; i++) {
+        const row = moved.x.subarray(i * F, (i + 1) * F);
+        const c: Record<string, number> = {};
+        const to = fin.moves[moved.move[i]].to;
+        // scaled and clipped as rows of the split they go to
+        applyScaler(row, F, fin.scaler, { clipped: c, inf: infMoved }, s.features);
+        for (const [f, v] of Object.entries(c)) clippedMoved[SPLITS[to]][f] = (clippedMoved[SPLITS[to]][f] ?? 0) + v;
+      }
       {
         ensureDir(path.dirname(mf));
         writeFileAtomic(mf, encodeSafetensors({ features: { dtype: 'F32', shape: [n, F], data: moved.x }, labels: { dtype: 'I32', shape: [n], data: moved.y }, move: { dtype: 'I32', shape: [n], data: moved.move } }, { format: 'flowtensor-moved', clipped: JSON.stringify(clippedMoved), infinities: JSON.stringify(infMoved) }));
@@ -122,10 +125,11 @@ export async function scalePartition(o: { dir: string; s: PartStats; fp: FpTable
     }
   }
   const jobs: ShardJob[] = [];
+  const parquet = s.options.shard_format === 'parquet';
   for (const split of SPLITS)
     for (const sh of part.shards[split]) {
       const rm = remove.get(sh.file);
-      jobs.push({ full: safeJoin(dir, sh.file, 'statistics'), file: sh.file, split, rows: sh.rows, ...(rm ? { remove: [...new Set(rm)].sort((a, b) => a - b) } : {}) });
+      jobs.push({ full: safeJoin(dir, sh.file, 'statistics'), file: sh.file, split, rows: sh.rows, ...(rm ? { remove: [...new Set(rm)].sort((a, b) => a - b) } : {}), ...(parquet ? { parquet: { labels: s.labels } } : {}) });
     }
   const useMain = o.pool.length < os.availableParallelism();
   const results = await runShardJobs(jobs, fin.scaler, s.features, o.pool, useMain, (r, done) => o.onShard?.(r.file, done, jobs.length));
@@ -190,11 +194,13 @@ export function finish(o: { dir: string; s: PartStats; fin: Final; parts: { resu
         x.set(r.x, i * F);
         y[i] = r.y;
       });
-      const file = movedName(split, index);
-      const data = encodeSafetensors(
-        { features: { dtype: 'F32', shape: [n, F], data: x }, labels: { dtype: 'I32', shape: [n], data: y }, ...(o.hostContext ? { prev: { dtype: 'I32' as const, shape: [n], data: new Int32Array(n).fill(-1) } } : {}) },
-        { format: 'flowtensor', split, shard: String(index), scaled: 'true', moved: 'true', clipped: '{}', infinities: '{}' },
-      );
+      const parquet = s.options.shard_format === 'parquet';
+      const file = parquet ? parquetName(movedName(split, index)) : movedName(split, index);
+      const meta = { format: 'flowtensor', split, shard: String(index), scaled: 'true', moved: 'true', clipped: '{}', infinities: '{}' };
+      const prev = o.hostContext ? new Int32Array(n).fill(-1) : null;
+      const data = parquet
+        ? [encodeParquet({ x, y, prev }, s.features, parquetMetadata(meta, { features: s.features, labels: s.labels, scaler: fin.scaler }))]
+        : encodeSafetensors({ features: { dtype: 'F32', shape: [n, F], data: x }, labels: { dtype: 'I32', shape: [n], data: y }, ...(prev ? { prev: { dtype: 'I32' as const, shape: [n], data: prev } } : {}) }, meta);
       writeFileAtomic(path.join(dir, file), data);
       const h = crypto.createHash('sha256');
       let bytes = 0;
@@ -216,7 +222,7 @@ export function finish(o: { dir: string; s: PartStats; fin: Final; parts: { resu
   const listed = new Set(SPLITS.flatMap((sp) => splits[sp].shards.map((sh) => sh.file)));
   for (const split of SPLITS) {
     const d = path.join(dir, split);
-    for (const f of fs.existsSync(d) ? fs.readdirSync(d) : []) if (/\.safetensors$/.test(f) && !listed.has(`${split}/${f}`)) fs.rmSync(path.join(d, f), { force: true });
+    for (const f of fs.existsSync(d) ? fs.readdirSync(d) : []) if (/\.(safetensors|parquet)$/.test(f) && !listed.has(`${split}/${f}`)) fs.rmSync(path.join(d, f), { force: true });
   }
   if (s.partitions > 1) writeRejects(dir, s, o.rejects);
   const stages = sortCounts({ ...s.stages, split: { ...(s.stages.split ?? {}), rows: { train: splits.train.rows, val: splits.val.rows, test: splits.test.rows } } });

@@ -9,6 +9,7 @@ import os from 'node:os';
 import type { SplitName } from '../src/batch.js';
 import { decodeSafetensors, encodeSafetensors } from '../src/safetensors.js';
 import { writeFileAtomic } from '../src/atomic.js';
+import { decodeParquet, encodeParquet, parquetMetadata, parquetName } from '../src/parquet.js';
 import type { ScalerMethod, ScalerStats } from '../src/manifest.js';
 import { meanStd, type MomentsJson } from '../src/moments.js';
 import { UserError, errorFrom, workerExecArgv, type ErrorData } from '../src/errors.js';
@@ -161,6 +162,29 @@ export interface ShardJob {
   rows: number;
   /** Rows (ascending) that pass 2 takes out: duplicates of rows kept elsewhere, rows the per-class minimum moves. */
   remove?: number[];
+  /** Write the scaled shard as Parquet (beside, then the unscaled safetensors goes), with the label names in its metadata. */
+  parquet?: { labels: string[] };
+}
+
+/** A shard pass 2 already wrote as Parquet (a rerun): its counts from its metadata, its checksum. */
+function parquetDone(job: ShardJob, features: string[]): ShardJobResult {
+  const full = parquetName(job.full);
+  const buf = fs.readFileSync(full);
+  const d = decodeParquet(buf, features, full);
+  const clipped: Record<string, number> = {};
+  const inf: Record<string, number> = {};
+  let meta: Record<string, string> = {};
+  try {
+    meta = JSON.parse(d.metadata['flowtensor.shard'] ?? '{}');
+  } catch {
+    /* checked below */
+  }
+  shardCounts(meta, full, clipped, inf);
+  const cc = new Map<number, number>();
+  for (const v of d.y) cc.set(v, (cc.get(v) ?? 0) + 1);
+  const class_counts: Record<string, number> = {};
+  for (const [k, v] of [...cc].sort((a, b) => a[0] - b[0])) class_counts[k] = v;
+  return { file: parquetName(job.file), bytes: buf.byteLength, sha256: crypto.createHash('sha256').update(buf).digest('hex'), rows: d.y.length, class_counts, clipped, inf };
 }
 
 export interface ShardJobResult {
@@ -174,29 +198,34 @@ export interface ShardJobResult {
   inf: Record<string, number>;
 }
 
-/** Take rows out of a shard's arrays; `prev` pointers skip to the host's previous row that stays. */
+/**
+ * Take rows out of a shard's arrays, in place (rows move up; the results are views of the same memory);
+ * `prev` pointers skip to the host's previous row that stays.
+ */
 export function removeRows(x: Float32Array, y: Int32Array, prev: Int32Array | null, F: number, remove: number[]): { x: Float32Array; y: Int32Array; prev: Int32Array | null } {
   const n = y.length;
   const gone = new Uint8Array(n);
   for (const r of remove) gone[r] = 1;
-  const m = n - remove.length;
+  // each removed row's nearest kept ancestor on its host's chain, from the pointers as they are
+  const anc = new Map<number, number>();
+  if (prev) for (const r of [...remove].sort((a, b) => a - b)) anc.set(r, prev[r] >= 0 && gone[prev[r]] ? anc.get(prev[r])! : prev[r]);
   const at = new Int32Array(n).fill(-1);
-  const ox = new Float32Array(m * F);
-  const oy = new Int32Array(m);
-  const op = prev ? new Int32Array(m) : null;
-  for (let i = 0, j = 0; i < n; i++) {
+  let j = 0;
+  for (let i = 0; i < n; i++) {
     if (gone[i]) continue;
     at[i] = j;
-    ox.set(x.subarray(i * F, (i + 1) * F), j * F);
-    oy[j] = y[i];
-    if (prev && op) {
+    if (j !== i) {
+      x.copyWithin(j * F, i * F, (i + 1) * F);
+      y[j] = y[i];
+    }
+    if (prev) {
       let p = prev[i];
-      while (p >= 0 && gone[p]) p = prev[p];
-      op[j] = p >= 0 ? at[p] : -1;
+      if (p >= 0 && gone[p]) p = anc.get(p)!;
+      prev[j] = p >= 0 ? at[p] : -1;
     }
     j++;
   }
-  return { x: ox, y: oy, prev: op };
+  return { x: x.subarray(0, j * F), y: y.subarray(0, j), prev: prev ? prev.subarray(0, j) : null };
 }
 
 /** Scale one shard file in place (atomically); a shard already marked scaled is only checksummed. */
@@ -223,6 +252,7 @@ function readWhole(file: string): Buffer {
 
 export function scaleShard(job: ShardJob, scaler: ScalerStats, features: string[]): ShardJobResult {
   const F = features.length;
+  if (job.parquet && !fs.existsSync(job.full) && fs.existsSync(parquetName(job.full))) return parquetDone(job, features);
   const buf = readWhole(job.full);
   const st = decodeSafetensors(buf, job.full);
   const scaledAlready = st.metadata.scaled === 'true';
@@ -254,6 +284,14 @@ export function scaleShard(job: ShardJob, scaler: ScalerStats, features: string[
     // the shard's own counts travel with it, so a rerun of pass 2 after a kill gives the same totals
     { format: 'flowtensor', split: job.split, shard: String(Number(job.file.match(/(\d+)\.safetensors$/)?.[1] ?? 0)), scaled: 'true', clipped: JSON.stringify(clipped), infinities: JSON.stringify(inf) },
   );
+  if (job.parquet) {
+    // the scaled shard as Parquet, then the unscaled one goes (a rerun finds the Parquet file: parquetDone)
+    const meta = { format: 'flowtensor', split: job.split, shard: String(Number(job.file.match(/(\d+)\.safetensors$/)?.[1] ?? 0)), scaled: 'true', clipped: JSON.stringify(clipped), infinities: JSON.stringify(inf) };
+    const pq = encodeParquet({ x, y, prev }, features, parquetMetadata(meta, { features, labels: job.parquet.labels, scaler }));
+    writeFileAtomic(parquetName(job.full), [pq]);
+    fs.rmSync(job.full, { force: true });
+    return { file: parquetName(job.file), bytes: pq.byteLength, sha256: crypto.createHash('sha256').update(pq).digest('hex'), rows: n, class_counts, clipped, inf };
+  }
   if (!scaledAlready) writeFileAtomic(job.full, parts);
   const h = crypto.createHash('sha256');
   let bytes = 0;

@@ -387,3 +387,46 @@ if (want('peers')) {
   for (const kind of ['seed', 'window'])
     emit({ bench: 'peer-train-summary', model: kind, batch: 256, rounds: ROUNDS, ...Object.fromEntries(Object.entries(ratios).filter(([k]) => k.startsWith(kind)).map(([k, v]) => [k.slice(kind.length + 1), range(v)])), goal_ft2_vs_pt1: kind === 'seed' ? 1.5 : 1.0 });
 }
+
+// Parquet (issue 10): the chosen writer's cost per shard beside safetensors (rows per CPU-second, bytes),
+// its reader's, and prep end to end in each format, on the same synth input (default 200,000 rows).
+if (want('parquet')) {
+  const rows = rowsArg >= 0 ? sizes[0] : 200_000;
+  const files = inputs(rows);
+  const shards = path.join(CACHE, `parquet-src-${rows}`);
+  if (!fs.existsSync(path.join(shards, 'manifest.json'))) child(`import { prep } from ${JSON.stringify(path.join(ROOT, 'dist/src/prep.js'))}; await prep({ out: process.argv[1], inputs: process.argv.slice(2) }); console.log('{}');`, [shards, ...files]);
+  const codec = `
+    import { readManifest } from ${JSON.stringify(path.join(ROOT, 'dist/src/manifest.js'))};
+    import { loadShard } from ${JSON.stringify(path.join(ROOT, 'dist/src/shardset.js'))};
+    import { encodeParquet, decodeParquet } from ${JSON.stringify(path.join(ROOT, 'dist/src/parquet.js'))};
+    import { encodeSafetensors, decodeSafetensors } from ${JSON.stringify(path.join(ROOT, 'dist/src/safetensors.js'))};
+    const dir = process.argv[1];
+    const m = readManifest(dir);
+    const sh = m.splits.train.shards.reduce((a, b) => (b.rows > a.rows ? b : a));
+    const s = loadShard(dir, m, sh.file, sh.rows, sh.bytes);
+    const n = s.y.length, F = m.num_features;
+    const cpu = (f) => { f(); const c = process.cpuUsage(); const out = f(); const u = process.cpuUsage(c); return { cpu: (u.user + u.system) / 1e6, out }; };
+    const res = [];
+    for (let r = 0; r < 3; r++) {
+      const pw = cpu(() => encodeParquet(s, m.features, { 'flowtensor.scaler': JSON.stringify(m.scaler) }));
+      const st = cpu(() => encodeSafetensors({ features: { dtype: 'F32', shape: [n, F], data: s.x }, labels: { dtype: 'I32', shape: [n], data: s.y }, prev: { dtype: 'I32', shape: [n], data: s.prev } }, {}));
+      const bytes = st.out.reduce((a, p) => a + p.byteLength, 0);
+      const pr = cpu(() => decodeParquet(pw.out, m.features, 'bench'));
+      const buf = Buffer.concat(st.out.map((p) => Buffer.from(p)));
+      const sr = cpu(() => decodeSafetensors(buf, 'bench').get('features'));
+      res.push({ rows: n, features: F, parquet_write_rows_per_cpu_s: Math.round(n / pw.cpu), parquet_bytes: pw.out.byteLength, safetensors_write_rows_per_cpu_s: Math.round(n / st.cpu), safetensors_bytes: bytes, parquet_read_rows_per_cpu_s: Math.round(n / pr.cpu), safetensors_read_rows_per_cpu_s: Math.round(n / Math.max(sr.cpu, 1e-6)) });
+    }
+    console.log(JSON.stringify({ runs: res }));`;
+  emit({ bench: 'parquet-codec', writer: 'parquet-wasm (snappy)', ...child(codec, [shards]) });
+  for (const format of ['safetensors', 'parquet']) {
+    const out = path.join(CACHE, `prep-${format}-${rows}`);
+    const r = child(`
+      import { prep } from ${JSON.stringify(path.join(ROOT, 'dist/src/prep.js'))};
+      const t0 = Date.now(), c = process.cpuUsage();
+      const m = await prep({ out: process.argv[1], inputs: process.argv.slice(3), format: process.argv[2] });
+      const u = process.cpuUsage(c), s = (Date.now() - t0) / 1000;
+      const bytes = ['train', 'val', 'test'].reduce((a, sp) => a + m.splits[sp].shards.reduce((b, x) => b + x.bytes, 0), 0);
+      console.log(JSON.stringify({ rows: m.accounting.data_rows, seconds: s, rows_per_s: Math.round(m.accounting.data_rows / s), cpu_s: +((u.user + u.system) / 1e6).toFixed(2), shard_bytes: bytes, peak_rss_mb: Math.round(process.resourceUsage().maxRSS / 1024) }));`, [out, format, ...files]);
+    emit({ bench: 'prep-format', format, ...r });
+  }
+}

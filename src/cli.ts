@@ -13,8 +13,11 @@ import { loadConfig, packageVersion, shippedConfigs, type SanitizePolicy } from 
 import { prep } from './prep.js';
 import { SPLIT_MODES, type SplitBy } from '../stages/keys.js';
 import { runParse, runShard, runStage } from './stagecli.js';
-import { scaleDir, startScaleWorkers } from '../stages/scale.js';
-import { accountingOf } from './prep.js';
+import { startScaleWorkers } from '../stages/scale.js';
+import { prepAnalyze } from './prep.js';
+import { finish, readPartResult, scaleDir, scalePartition } from './transform.js';
+import { mergeStatsFiles } from './mergestats.js';
+import { finalize, parsePartition, readStats, dataDirOf } from './stats.js';
 import { inspectText } from './inspect.js';
 import { readManifest, PASS1, SCALER_METHODS, type ScalerMethod } from './manifest.js';
 import { synthCsv, synthLayouts } from './synth.js';
@@ -155,11 +158,16 @@ export async function main(argv = hideBin(process.argv)): Promise<void> {
           .option('progress', { type: 'boolean', describe: 'progress line (default: on when stderr is a TTY)' })
           .option('workers', { type: 'number', describe: 'parse threads beside the main one (default 1; 0 = single-threaded; each adds speed and ~40 MB)' })
           .option('main-parses', { type: 'boolean', default: true, describe: 'the main thread parses a share of the input too (--no-main-parses: ~25% slower, ~80 MB less memory)' })
+          .option('format', { choices: ['safetensors', 'parquet'], default: 'safetensors', describe: 'shard files: safetensors, or Parquet (a float32 column per feature, int32 label; scaler and labels in the file metadata; docs/FORMAT.md)' })
+          .option('analyze', { type: 'boolean', describe: 'pass 1 of one partition only (--partition K/N): unscaled shards and OUT/parts/part-K.stats.json; then merge-stats, scale --partition, scale --finish (docs/SCALE.md)' })
+          .option('partition', { type: 'string', describe: 'with --analyze: K/N, the K-th (from 0) of N partitions of the input (line-aligned byte ranges; a .gz file is one)' })
           .example('$0 prep --out data/shards data/MachineLearningCVE/*.csv', '')
           .example('$0 prep --out data/noid --drop-identifiers --dedupe data/csv/', ''),
       (a) =>
         run(a as unknown as Common, async (log) => {
-          await prep({
+          if (!!a.analyze !== (a.partition !== undefined)) throw new UserError(a.analyze ? 'prep --analyze: give --partition K/N' : 'prep --partition: only with --analyze (one partition\'s pass 1)');
+          const go = a.analyze ? (o: Parameters<typeof prep>[0]) => prepAnalyze({ ...o, partition: parsePartition(a.partition as string) }) : prep;
+          const res = await go({
             out: a.out as string,
             inputs: a.files as string[],
             config: a.config as string | undefined,
@@ -185,8 +193,13 @@ export async function main(argv = hideBin(process.argv)): Promise<void> {
             progress: a.progress as boolean | undefined,
             workers: a.workers as number | undefined,
             mainParses: a['main-parses'] as boolean | undefined,
+            format: a.format as 'parquet',
           });
-          process.stdout.write(inspectText(a.out as string)); // the result: on stdout, whatever the log level
+          if (a.analyze) {
+            const st = res as Awaited<ReturnType<typeof prepAnalyze>>;
+            const rows = (['train', 'val', 'test'] as const).reduce((t, sp) => t + st.parts[0].shards[sp].reduce((u, sh) => u + sh.rows, 0), 0);
+            process.stdout.write(`${a.out}: partition ${a.partition}: ${rows.toLocaleString('en-US')} rows in unscaled shards\n`);
+          } else process.stdout.write(inspectText(a.out as string)); // the result: on stdout, whatever the log level
         }),
     )
     .command(
@@ -225,23 +238,72 @@ export async function main(argv = hideBin(process.argv)): Promise<void> {
     )
     .command(
       'scale <dir>',
-      'stage 7 / pass 2: fit min-max on train, rewrite the shards scaled, write manifest.json',
-      (c: Argv) => c.positional('dir', { type: 'string', demandOption: true, describe: 'shard folder holding pass1.json' }),
+      'pass 2: fit the scaler on train, rewrite the shards scaled, write manifest.json (one partition, or --partition K/N and --finish with merged --stats)',
+      (c: Argv) =>
+        c
+          .positional('dir', { type: 'string', demandOption: true, describe: 'shard folder holding pass1.json (or the partitions\' unscaled shards)' })
+          .option('stats', { type: 'string', describe: 'merged statistics of every partition (flowtensor merge-stats)' })
+          .option('partition', { type: 'string', describe: 'with --stats: rewrite partition K/N\'s shards (a rerun after a kill is safe)' })
+          .option('finish', { type: 'boolean', describe: 'with --stats, after every partition: write the moved rows, rejects.ndjson and manifest.json (last)' })
+          .option('rejects', { type: 'string', describe: 'with --finish: write quarantined rows here instead of DIR/rejects.ndjson' }),
       (a) =>
         run(a as unknown as Common, async (log) => {
           const dir = a.dir as string;
-          if (!fs.existsSync(path.join(dir, PASS1)) && !fs.existsSync(dir)) throw new UserError(`${dir}: no such folder`);
-          const pool = startScaleWorkers(1);
-          let m;
-          try {
-            // one writer at a time; a pass 2 killed before left temp files: removed first
-            m = await withDirLock(dir, 'scale', () => (removeStaleTemps(dir), scaleDir({ dir, pool, extra: (p, _s, counts) => accountingOf(p, counts) })));
-          } finally {
-            await Promise.all(pool.map((w) => w.terminate()));
+          if (!fs.existsSync(dir)) throw new UserError(`${dir}: no such folder`);
+          if (a.stats === undefined) {
+            if (a.partition !== undefined || a.finish) throw new UserError('scale --partition and --finish need --stats MERGED (flowtensor merge-stats)');
+            const pool = startScaleWorkers(1);
+            let m;
+            try {
+              // one writer at a time; a pass 2 killed before left temp files: removed first
+              m = await withDirLock(dir, 'scale', () => (removeStaleTemps(dir), scaleDir({ dir, pool })));
+            } finally {
+              await Promise.all(pool.map((w) => w.terminate()));
+            }
+            log.info({ dir, ...m.accounting }, 'scaled; manifest written');
+            process.stdout.write(inspectText(dir, m));
+            if (m.accounting.unaccounted !== 0) log.warn({ accounting: m.accounting }, 'row accounting does not add up (were rows removed between stages?)');
+            return;
           }
-          log.info({ dir, ...m.accounting }, 'scaled; manifest written');
+          if (!!a.finish === (a.partition !== undefined)) throw new UserError('scale --stats: give --partition K/N (one partition) or --finish (after all of them)');
+          const { s, fp } = readStats(a.stats as string);
+          const fin = finalize(s);
+          if (a.partition !== undefined) {
+            const { k, n } = parsePartition(a.partition as string);
+            if (n !== s.partitions) throw new UserError(`--partition ${a.partition}: the statistics are of ${s.partitions} partitions`);
+            const pool = startScaleWorkers(1);
+            try {
+              const r = await withDirLock(dir, `scale ${k}/${n}`, () => scalePartition({ dir, s, fp, fin, k, pool }), `.flowtensor-part-${String(k).padStart(5, '0')}.lock`);
+              const rows = (['train', 'val', 'test'] as const).reduce((t, sp) => t + r.result.shards[sp].reduce((u, sh) => u + sh.rows, 0), 0);
+              log.info({ partition: `${k}/${n}`, rows, moved: r.moved.y.length }, 'partition scaled');
+              process.stdout.write(`${dir}: partition ${k}/${n}: ${rows.toLocaleString('en-US')} rows scaled\n`);
+            } finally {
+              await Promise.all(pool.map((w) => w.terminate()));
+            }
+            return;
+          }
+          const m = await withDirLock(dir, 'scale --finish', () => {
+            const parts = s.parts.map((p) => readPartResult(dir, p.index, s.plan));
+            return finish({ dir, s, fin, parts, hostContext: s.options.row_context === 'host', rejects: a.rejects as string | undefined });
+          });
+          log.info({ dir, ...m.accounting }, 'manifest written');
           process.stdout.write(inspectText(dir, m));
-          if (m.accounting.unaccounted !== 0) log.warn({ accounting: m.accounting }, 'row accounting does not add up (were rows removed between stages?)');
+          if (m.accounting.unaccounted !== 0) throw new Error(`row accounting does not add up: ${JSON.stringify(m.accounting)}`);
+        }),
+    )
+    .command(
+      'merge-stats <files..>',
+      'merge partition statistics (prep --analyze) into one file: any number, in any order or tree',
+      (c: Argv) =>
+        c
+          .positional('files', { type: 'string', array: true, describe: 'statistics files (DIR/parts/*.stats.json, or earlier merges)' })
+          .option('out', { alias: 'o', type: 'string', demandOption: true, describe: 'the merged statistics (JSON; a .fp table beside it with --dedupe)' }),
+      (a) =>
+        run(a as unknown as Common, (log) => {
+          const s = mergeStatsFiles(a.files as string[], a.out as string);
+          log.info({ out: a.out, parts: s.parts.length, partitions: s.partitions }, 'statistics merged');
+          process.stdout.write(`${a.out}: ${s.parts.length} of ${s.partitions} partitions\n`);
+          void dataDirOf;
         }),
     )
     .command(

@@ -20,10 +20,10 @@ export function processAlive(pid: number): boolean {
 }
 
 /** Take dir's lock for `what` (e.g. 'prep'); returns the function that releases it. */
-export function lockDir(dir: string, what: string): () => void {
+export function lockDir(dir: string, what: string, name = LOCK_NAME): () => void {
   const existed = fs.existsSync(dir);
   ensureDir(dir);
-  const file = path.join(dir, LOCK_NAME);
+  const file = path.join(dir, name);
   const mine = `${process.pid} ${what}\n`;
   for (let attempt = 0; ; attempt++) {
     try {
@@ -47,7 +47,7 @@ export function lockDir(dir: string, what: string): () => void {
       fs.rmSync(file, { force: true });
       continue;
     }
-    throw new UserError(`${dir}: in use by another flowtensor ${other ?? 'command'}${pid ? ` (process ${pid})` : ''}`, `wait for it to finish, or write elsewhere; a lock left by a killed process is taken over (${path.join(dir, LOCK_NAME)})`);
+    throw new UserError(`${dir}: in use by another flowtensor ${other ?? 'command'}${pid ? ` (process ${pid})` : ''}`, `wait for it to finish, or write elsewhere; a lock left by a killed process is taken over (${file})`);
   }
   let held = true;
   return () => {
@@ -64,8 +64,8 @@ export function lockDir(dir: string, what: string): () => void {
 }
 
 /** Run f while holding dir's lock. */
-export async function withDirLock<T>(dir: string, what: string, f: () => Promise<T> | T): Promise<T> {
-  const release = lockDir(dir, what);
+export async function withDirLock<T>(dir: string, what: string, f: () => Promise<T> | T, name?: string): Promise<T> {
+  const release = lockDir(dir, what, name);
   try {
     return await f();
   } finally {

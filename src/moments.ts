@@ -51,9 +51,15 @@ export class Moments {
     if (++this.blockRows === BLOCK_ROWS) this.flush();
   }
 
-  /** Add one value of feature f (callers that loop per value). */
-  add(f: number, v: number): void {
+  /** Add one value of feature f (callers that loop per value); `times` copies of it go straight to the BigInts. */
+  add(f: number, v: number, times = 1): void {
     if (v > LIMIT || v < -LIMIT) throw new Error(`moments: ${v} is outside ±${LIMIT} (give log-scale values)`);
+    if (times !== 1) {
+      this.n[f] += times;
+      this.s1[f] += BigInt(Math.round(v * ONE)) * BigInt(times);
+      this.s2[f] += BigInt(Math.round(v * v * ONE)) * BigInt(times);
+      return;
+    }
     this.n[f]++;
     this.b1[f] += Math.round(v * ONE);
     this.b2[f] += Math.round(v * v * ONE);

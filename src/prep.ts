@@ -18,13 +18,16 @@ import type { WorkerInput } from './prepworker.js';
 import { createSplit } from '../stages/split.js';
 import { GROUP_COLUMNS, type SplitBy } from '../stages/keys.js';
 import { ShardWriter, clearShardDir } from '../stages/shard.js';
-import { scaleDir, scaleSettings } from '../stages/scale.js';
+import { scaleSettings } from '../stages/scale.js';
+import { scaleDir } from './transform.js';
+import crypto from 'node:crypto';
+import { PARTS_DIR, STATS_FORMAT, STATS_VERSION, partName, partStatsFile, writeStats, type FpTable, type PartStats, type SourcePart, type TaskInfo } from './stats.js';
 import { addCounts, sortCounts, SPLITS, type Counts } from './batch.js';
 import { canonicalHeader, detectFormat, loadConfig, modelColumns, packageVersion, type DatasetConfig, type SanitizePolicy } from './config.js';
 import { describeReleases, detectLayout, misreadError, missingModelColumns, readHeaderLine, type InputLayout } from './releases.js';
 import { expandInputs } from './inputs.js';
 import { rejectSink } from './rejects.js';
-import { PASS1, writeJsonAtomic, type Manifest, type Pass1, type ScalerMethod } from './manifest.js';
+import { PASS1, type Manifest, type ScalerMethod } from './manifest.js';
 import { Progress, silentLogger, type Logger } from './log.js';
 import { UserError, errorFrom, workerExecArgv, type ErrorData } from './errors.js';
 import { withDirLock } from './lock.js';
@@ -69,6 +72,8 @@ export interface PrepOptions {
   mainParses?: boolean;
   /** Byte size of the line-aligned ranges workers parse (default 8 MiB). */
   chunkBytes?: number;
+  /** Shard files: safetensors (default) or Parquet (src/parquet.ts). */
+  format?: 'safetensors' | 'parquet';
 }
 
 function parseSettings(o: PrepOptions): ParseSettings {
@@ -341,215 +346,116 @@ export function assignFiles(files: string[], ratios: { train: number; val: numbe
   return out;
 }
 
+/** How the input is cut: line-aligned byte ranges (src/chunks.ts), grouped into N contiguous partitions. */
+export interface InputPlan {
+  tasks: Task[];
+  /** partition of each task */
+  partOf: number[];
+  n: number;
+  chunkBytes: number;
+}
+
+/**
+ * The ranges, and which partition each belongs to (a range goes where the middle of its bytes falls, so
+ * partitions are contiguous and about equal in bytes; with fewer ranges than partitions some are empty).
+ * One partition keeps 8 MiB ranges (prep's threads); several cut each into about two ranges.
+ */
+export function planInput(files: string[], n: number, o: { chunkBytes?: number; multilineQuotes?: boolean; threads: boolean }): InputPlan {
+  const sizes = files.map((f) => {
+    const st = fs.statSync(f);
+    return st.isFile() ? st.size : 0;
+  });
+  const total = sizes.reduce((a, b) => a + b, 0);
+  const chunkBytes = o.chunkBytes ?? (n > 1 ? Math.max(64 << 10, Math.min(8 << 20, Math.floor(total / n / 2))) : o.threads ? 8 << 20 : Infinity);
+  const tasks = planTasks(files, chunkBytes, o.multilineQuotes);
+  const bytesOf = (t: Task) => (t.end < 0 ? sizes[t.fileIndex] : t.end) - t.start;
+  let acc = 0;
+  const partOf = tasks.map((t) => {
+    const b = bytesOf(t);
+    const mid = acc + b / 2;
+    acc += b;
+    return total > 0 ? Math.min(n - 1, Math.floor((n * mid) / total)) : 0;
+  });
+  return { tasks, partOf, n, chunkBytes };
+}
+
 /** One writer per shard folder at a time (src/lock.ts). */
 export async function prep(opts: PrepOptions): Promise<Manifest> {
   return withDirLock(opts.out, 'prep', () => prepLocked(opts));
 }
 
-async function prepLocked(opts: PrepOptions): Promise<Manifest> {
-  const log = opts.logger ?? silentLogger;
-  const t0 = Date.now();
+/** What every partition of a run shares: inputs, their check, the data-set config, the stages' settings. */
+interface RunSetup {
+  files: string[];
+  duplicates: string[];
+  totalBytes: number;
+  cfg: DatasetConfig;
+  layouts: (InputLayout & { hasSource: boolean; canonical: string[] })[];
+  splitBy: SplitBy;
+  fileSplit: Map<string, number> | null;
+  hostKeys: boolean;
+  scaler: ScalerMethod;
+  /** a pipe's header, seen only when the parser meets it: the checks files had before any row */
+  late: (h: HeaderInfo) => void;
+}
+
+function setup(opts: PrepOptions, log: Logger): RunSetup {
   const { files, duplicates, totalBytes } = expandInputs(opts.inputs);
   for (const d of duplicates) log.warn({ file: d }, 'input given twice: read once');
   const { cfg, layouts, late } = preflight(files, opts, log);
-  log.info({ files: files.length, bytes: totalBytes, out: opts.out }, 'prep: start');
-
-  ensureDir(opts.out);
-  const rejects = rejectSink(log, { file: opts.rejects ?? path.join(opts.out, 'rejects.ndjson'), atomic: true });
-  const onReject = rejects.onReject;
-
   const splitBy = opts.splitBy ?? 'hash';
   const fileSplit = splitBy === 'file' ? assignFiles(files, opts.ratios ?? cfg.split, opts.testFiles ?? [], log) : null;
   // per-host context (the window model) needs the source address; every file with one gets it
   const hostKeys = layouts.some((l) => l.hasSource) || files.some((f) => !fs.statSync(f).isFile()); // a pipe's header is not known yet
-  const frontOpts = { dropIdentifiers: opts.dropIdentifiers, allowNewLabels: opts.allowNewLabels, attempted: opts.attempted, sanitize: opts.sanitize, splitBy, hostKeys };
-  const onNewLabel = (label: string, file: string, line: number) => log.warn({ label, file, line }, 'new label added to the vocabulary');
-  const onReplace = log.isLevelEnabled('debug') ? (file: string, line: number, col: string, kind: string, raw: string) => log.debug({ file, line, col, kind, raw }, 'value replaced') : undefined;
-  // the main thread's own front: does the work when there are no workers, and names columns and policies;
-  // while it parses a chunk of a file itself, its line numbers are shifted by that chunk's offset
-  let mainOffset = 0;
-  const mainReject = (r: RejectRecord) => onReject({ ...r, line: r.line + mainOffset });
-  const front = createFront({
-    cfg,
-    ...frontOpts,
-    onReject: mainReject,
-    onNewLabel: (l, f, n) => onNewLabel(l, f, n + mainOffset),
-    onReplace: onReplace && ((f, n, c, k, raw) => onReplace(f, n + mainOffset, c, k, raw)),
-  });
-  const spec = featureSpec(cfg, front.filter.columns);
-  const splitter = createSplit({ ratios: opts.ratios ?? cfg.split, dedupe: opts.dedupe, columns: spec.features, grouped: splitBy !== 'hash' });
-  const scaler = opts.scaler ?? cfg.scale.method;
-  const writer = new ShardWriter({
-    dir: opts.out,
-    features: spec.features,
-    labels: front.labels.vocab,
-    shardRows: opts.shardRows,
-    logMoments: scaler === 'log-standard',
-    hostContext: hostKeys,
-    onShard: (s) => log.debug({ shard: s.file, rows: s.rows }, 'shard written (unscaled)'),
-  });
+  return { files, duplicates, totalBytes, cfg, layouts, late, splitBy, fileSplit, hostKeys, scaler: opts.scaler ?? cfg.scale.method };
+}
 
-  // new labels must get the same index everywhere: one worker then reads every file in order
-  const maxWorkers = opts.allowNewLabels ? 1 : Math.max(1, Math.min(os.availableParallelism(), 4));
-  // One parse thread beside the main thread (which parses a share too) is the default: on the 2-core
-  // reference machine it meets both the speed and the memory target; a second worker (and a second
-  // isolate) is no faster on two cores (docs/BENCHMARKS.md has the figures).
-  const W = Math.min(opts.workers ?? (totalBytes > 16 << 20 ? 1 : 0), maxWorkers);
-  const tasks = planTasks(files, W > 0 ? (opts.chunkBytes ?? 8 << 20) : Infinity, opts.multilineQuotes);
+/** The options that shape the data, as the manifest records them. */
+function dataOptions(opts: PrepOptions, r: RunSetup): Record<string, unknown> {
+  return {
+    config: r.cfg.name,
+    releases: [...new Set(r.layouts.map((l) => l.release))].sort(),
+    allow_mixed_releases: !!opts.allowMixedReleases,
+    allow_missing_features: !!opts.allowMissingFeatures,
+    drop_identifiers: !!opts.dropIdentifiers,
+    dedupe: !!opts.dedupe,
+    strict: !!opts.strict,
+    allow_new_labels: !!opts.allowNewLabels,
+    attempted: opts.attempted ?? r.cfg.attempted.default_policy,
+    ratios: opts.ratios ?? r.cfg.split,
+    split_by: r.splitBy,
+    ...(r.fileSplit ? { file_splits: Object.fromEntries([...r.fileSplit].map(([f, s]) => [path.basename(f), SPLITS[s]])) } : {}),
+    ...(opts.testFiles?.length ? { test_files: opts.testFiles } : {}),
+    row_context: r.hostKeys ? 'host' : null,
+    log1p: !!opts.log1p,
+    scaler: r.scaler,
+    shard_format: opts.format ?? 'safetensors',
+    inputs: r.files.map((f) => path.basename(f)),
+    duplicate_inputs: r.duplicates.length,
+  };
+}
+
+async function prepLocked(opts: PrepOptions): Promise<Manifest> {
+  const log = opts.logger ?? silentLogger;
+  const t0 = Date.now();
+  const r = setup(opts, log);
+  log.info({ files: r.files.length, bytes: r.totalBytes, out: opts.out }, 'prep: start');
   const pool: Worker[] = []; // parse workers, reused for pass 2
-  const parseTotals: Counts = {};
-  let stageTotals: Record<string, Counts> = {};
-  let vocab = front.labels.vocab;
-  const examples: Record<string, Example[]> = {};
-  const workerExamples: Record<string, Example[]>[] = [];
-  const sources: Record<string, unknown>[] = [];
-  const progress = new Progress('prep pass 1', totalBytes, opts.progress);
-  let rowsDone = 0;
-  let bytesDone = 0;
-  const headers = new Map<number, HeaderInfo>();
-  const perFile = new Map<number, { parse: Counts; bytes: number; newlines: number; start: number }>();
-  // line numbers from a chunk are local to it (its first line is local line 2, after the prepended header)
-  const lineOffset = (t: Task) => (t.chunk === 0 ? 0 : (perFile.get(t.fileIndex)?.newlines ?? 0) - 1);
-  // each task's line offset, for sanitize's examples (noted with chunk-local lines, resolved at the end)
-  const taskOffsets = new Map<number, number>();
-  // rows arrive sanitized, as float32 with their fingerprints: the main thread assigns splits (in task
-  // order: the first rows of each class, duplicates) and writes the shards
-  let lastFile = -1;
-  const consume = (t: Task, p: Packed, bytesIn: number) => {
-    if (t.fileIndex !== lastFile) {
-      writer.newFile();
-      lastFile = t.fileIndex;
-    }
-    const r = splitter.assignHashed(p.hash, p.n, p.label, p.group, fileSplit?.get(files[t.fileIndex]));
-    writer.addRows(p.x, p.n, p.label, r.split, r.keep, p.host);
-    rowsDone += p.n;
-    progress.update(rowsDone, bytesDone + bytesIn);
-  };
-  const taskDone = (t: Task, res: { parse: Counts; bytes: number; newlines: number }) => {
-    taskOffsets.set(t.index, lineOffset(t));
-    let f = perFile.get(t.fileIndex);
-    if (!f) perFile.set(t.fileIndex, (f = { parse: {}, bytes: 0, newlines: 0, start: Date.now() }));
-    addCounts(f.parse, res.parse);
-    f.bytes += res.bytes;
-    f.newlines += res.newlines;
-    bytesDone += res.bytes;
-    if (t.end >= 0) return; // more chunks of this file follow
-    const file = files[t.fileIndex];
-    addCounts(parseTotals, f.parse);
-    const h = headers.get(t.fileIndex);
-    sources.push({ file, format: h?.format, release: h?.release, bytes: f.bytes, missing_columns: h?.missing ?? [], extra_columns: h?.extra ?? [], ...f.parse });
-    log.info({ file, ...f.parse, seconds: (Date.now() - f.start) / 1000 }, 'file done');
-  };
-  const onHeader = (fileIndex: number, h: HeaderInfo) => {
-    late(h); // a pipe's header, seen only now: the same checks as the files had before any row
-    headers.set(fileIndex, h);
-    if (!perFile.has(fileIndex)) perFile.set(fileIndex, { parse: {}, bytes: 0, newlines: 0, start: Date.now() });
-    log.info({ file: h.file, format: h.format, columns: h.canonical.length, missing: h.missing, extra: h.extra.length ? h.extra : undefined }, 'reading');
-  };
+  let st: { s: PartStats; fp: FpTable | null };
   try {
-    if (W === 0) {
-      for (const t of tasks) {
-        const res = await processTask(t, front, spec.features, parseSettings(opts), cfg, {
-          header: (h) => onHeader(t.fileIndex, h),
-          reject: onReject,
-          batch: (p, bytesIn) => consume(t, p, bytesIn),
-        });
-        taskDone(t, res);
-      }
-    } else {
-      // the main thread parses a share too unless new labels must be numbered by a single parser
-      const mainParses = (opts.mainParses ?? true) && !opts.allowNewLabels && tasks.length > 1;
-      log.info({ workers: W, main_thread_parses: mainParses, tasks: tasks.length }, 'parsing in worker threads');
-      const local = async (t: Task) => {
-        mainOffset = lineOffset(t);
-        const res = await processTask(t, front, spec.features, parseSettings(opts), cfg, {
-          header: (h) => {
-            if (t.chunk === 0) onHeader(t.fileIndex, h);
-          },
-          reject: mainReject,
-          batch: (p, bytesIn) => consume(t, p, bytesIn),
-        });
-        taskDone(t, res);
-        mainOffset = 0;
-      };
-      const res = await runWorkers(Math.min(W, tasks.length), tasks, { config: cfg.name, front: frontOpts, parse: parseSettings(opts), features: spec.features, credits: 8, logReplaced: !!onReplace }, {
-        consume,
-        taskDone,
-        onHeader: (t, h) => onHeader(t.fileIndex, h),
-        onReject: (t, r) => onReject({ ...r, line: r.line + lineOffset(t) }),
-        onNewLabel: (t, label, file, line) => onNewLabel(label, file, line + lineOffset(t)),
-        onReplace: (t, file, line, col, kind, raw) => onReplace?.(file, line + lineOffset(t), col, kind, raw),
-      }, pool, mainParses ? local : undefined);
-      for (const r of res) for (const [k, v] of Object.entries(r.counts)) stageTotals[k] = addCounts(stageTotals[k] ?? {}, v);
-      workerExamples.push(...res.map((r) => r.examples));
-
-      if (opts.allowNewLabels && res.length) vocab = res[0].vocab;
-    }
-    // the main thread's front: its stages' counts for the tasks it parsed
-    for (const [k, v] of Object.entries(front.counts())) stageTotals[k] = addCounts(stageTotals[k] ?? {}, v);
-    Object.assign(examples, mergeExamples([front.examples(), ...workerExamples], taskOffsets));
+    st = await analyzePartition(opts, r, { k: 0, n: 1 }, pool, log);
   } catch (e) {
-    rejects.abort();
-    progress.done();
-    writer.abort();
     await Promise.all(pool.map((wk) => wk.terminate()));
-    clearShardDir(opts.out); // no partial output survives a failed run
     throw e;
   }
-  progress.done();
-  const splits = writer.finish(vocab);
-  rejects.commit(); // rejects.ndjson always exists after a run (empty when nothing was quarantined)
-
-  const p1: Pass1 = {
-    format: 'flowtensor-pass1',
-    flowtensor_version: packageVersion(),
-    dataset: cfg.name,
-    features: spec.features,
-    labels: vocab,
-    shard_rows: writer.shardRows,
-    raw_min: Array.from(writer.min),
-    raw_max: Array.from(writer.max),
-    moments: writer.moments?.toJSON(),
-    ...scaleSettings(cfg, spec.features, (f) => front.sanitize.policyFor(f), !!opts.log1p, scaler),
-    clip: opts.clip ?? cfg.scale.clip,
-    splits,
-    stages: sortCounts({ parse: parseTotals, ...stageTotals, split: splitter.counts }),
-    examples: sortCounts(examples),
-    sources,
-    options: {
-      config: cfg.name,
-      releases: [...new Set(layouts.map((l) => l.release))].sort(),
-      allow_mixed_releases: !!opts.allowMixedReleases,
-      allow_missing_features: !!opts.allowMissingFeatures,
-      drop_identifiers: !!opts.dropIdentifiers,
-      dedupe: !!opts.dedupe,
-      strict: !!opts.strict,
-      allow_new_labels: !!opts.allowNewLabels,
-      attempted: opts.attempted ?? cfg.attempted.default_policy,
-      ratios: opts.ratios ?? cfg.split,
-      split_by: splitBy,
-      ...(fileSplit ? { file_splits: Object.fromEntries([...fileSplit].map(([f, s]) => [path.basename(f), SPLITS[s]])) } : {}),
-      ...(opts.testFiles?.length ? { test_files: opts.testFiles } : {}),
-      row_context: hostKeys ? 'host' : null,
-      log1p: !!opts.log1p,
-      scaler,
-      inputs: files.map((f) => path.basename(f)),
-      duplicate_inputs: duplicates.length,
-    },
-  };
-  writeJsonAtomic(path.join(opts.out, PASS1), p1);
-  const t1 = Date.now();
-  log.info({ rows: rowsDone, seconds: (t1 - t0) / 1000 }, 'pass 1 done: unscaled shards written');
+  writeStats(path.join(opts.out, PASS1), st.s, st.fp);
+  const rowsDone = SPLITS.reduce((a, sp) => a + st.s.parts[0].shards[sp].reduce((b, sh) => b + sh.rows, 0), 0);
+  log.info({ rows: rowsDone, seconds: (Date.now() - t0) / 1000 }, 'pass 1 done: unscaled shards written');
 
   const progress2 = new Progress('prep pass 2 (scale)', 0, opts.progress ?? process.stderr.isTTY === true, 'shards');
   let manifest: Manifest;
   try {
-    manifest = await scaleDir({
-    pool,
-    dir: opts.out,
-    onShard: (_f, done) => progress2.update(done),
-    extra: (p, _scaler, counts) => accountingOf(p, counts),
-  });
+    manifest = await scaleDir({ dir: opts.out, pool, stats: st, onShard: (_f, done) => progress2.update(done) });
   } catch (e) {
     await Promise.all(pool.map((wk) => wk.terminate())); // first: no worker may write after the clean-up
     clearShardDir(opts.out); // a failed pass 2 leaves no half-scaled folder behind
@@ -564,60 +470,246 @@ async function prepLocked(opts: PrepOptions): Promise<Manifest> {
   return manifest;
 }
 
+/** `prep --analyze --partition K/N`: pass 1 of one partition, its statistics in OUT/parts/ (a rerun replaces them). */
+export async function prepAnalyze(opts: PrepOptions & { partition: { k: number; n: number } }): Promise<PartStats> {
+  const { k, n } = opts.partition;
+  const log = opts.logger ?? silentLogger;
+  if (n > 1 && opts.allowNewLabels) throw new UserError('--allow-new-labels needs one partition: new classes are numbered in input order', 'prepare with --partition 0/1 (or plain prep), or add the labels to the config');
+  return withDirLock(opts.out, `prep --analyze ${k}/${n}`, async () => {
+    const r = setup(opts, log);
+    if (n > 1 && opts.dedupe && r.splitBy !== 'hash')
+      throw new UserError(`--dedupe with --split-by ${r.splitBy} needs one partition: copies of a row can then lie in different splits, and a train range cannot be merged after a copy leaves it`, 'use --split-by hash, or one partition');
+    const pool: Worker[] = [];
+    try {
+      const st = await analyzePartition(opts, r, { k, n }, pool, log);
+      const file = n > 1 ? partStatsFile(opts.out, k) : path.join(opts.out, PASS1);
+      ensureDir(path.dirname(file));
+      writeStats(file, st.s, st.fp);
+      log.info({ partition: `${k}/${n}`, stats: file }, 'partition analysed');
+      return st.s;
+    } finally {
+      await Promise.all(pool.map((wk) => wk.terminate()));
+    }
+  }, n > 1 ? `.flowtensor-${partName(k)}.lock` : undefined);
+}
+
+/** Pass 1 of partition k of n: parse its ranges, write its unscaled shards, gather its statistics. */
+async function analyzePartition(opts: PrepOptions, r: RunSetup, part: { k: number; n: number }, pool: Worker[], log: Logger): Promise<{ s: PartStats; fp: FpTable | null }> {
+  const { files, cfg, splitBy, fileSplit, hostKeys, scaler } = r;
+  const { k, n: N } = part;
+  const t0 = Date.now();
+  ensureDir(opts.out);
+  const rejectsFile = N > 1 ? path.join(opts.out, PARTS_DIR, `${partName(k)}.rejects.ndjson`) : (opts.rejects ?? path.join(opts.out, 'rejects.ndjson'));
+  if (N > 1) ensureDir(path.dirname(rejectsFile));
+  const rejects = rejectSink(log, { file: rejectsFile, atomic: true });
+  const onReject = rejects.onReject;
+
+  const frontOpts = { dropIdentifiers: opts.dropIdentifiers, allowNewLabels: opts.allowNewLabels, attempted: opts.attempted, sanitize: opts.sanitize, splitBy, hostKeys };
+  const onNewLabel = (label: string, file: string, line: number) => log.warn({ label, file, line }, 'new label added to the vocabulary');
+  const onReplace = log.isLevelEnabled('debug') ? (file: string, line: number, col: string, kind: string, raw: string) => log.debug({ file, line, col, kind, raw }, 'value replaced') : undefined;
+  // the main thread's own front: does the work when there are no workers, and names columns and policies;
+  // while it parses a chunk of a file itself, its line numbers are shifted by that chunk's offset
+  let mainOffset = 0;
+  const mainReject = (x: RejectRecord) => onReject({ ...x, line: x.line + mainOffset });
+  const front = createFront({
+    cfg,
+    ...frontOpts,
+    onReject: mainReject,
+    onNewLabel: (l, f, n) => onNewLabel(l, f, n + mainOffset),
+    onReplace: onReplace && ((f, n, c, kind, raw) => onReplace(f, n + mainOffset, c, kind, raw)),
+  });
+  const spec = featureSpec(cfg, front.filter.columns);
+  const splitter = createSplit({ ratios: opts.ratios ?? cfg.split, dedupe: opts.dedupe, columns: spec.features, grouped: splitBy !== 'hash' });
+  const fingerprints = !!opts.dedupe && N > 1;
+  const writer = new ShardWriter({
+    dir: opts.out,
+    features: spec.features,
+    labels: front.labels.vocab,
+    shardRows: opts.shardRows,
+    logMoments: scaler === 'log-standard',
+    hostContext: hostKeys,
+    part,
+    fingerprints,
+    onShard: (s) => log.debug({ shard: s.file, rows: s.rows }, 'shard written (unscaled)'),
+  });
+
+  // new labels must get the same index everywhere: one worker then reads every file in order
+  const maxWorkers = opts.allowNewLabels ? 1 : Math.max(1, Math.min(os.availableParallelism(), 4));
+  const plan = planInput(files, N, { chunkBytes: opts.chunkBytes, multilineQuotes: opts.multilineQuotes, threads: N > 1 || (opts.workers ?? (r.totalBytes > 16 << 20 ? 1 : 0)) > 0 });
+  const tasks = plan.tasks.filter((_, i) => plan.partOf[i] === k);
+  const bytesOf = (t: Task) => (t.end < 0 ? fs.statSync(t.file).size : t.end) - t.start;
+  const myBytes = tasks.reduce((a, t) => a + bytesOf(t), 0);
+  // One parse thread beside the main thread (which parses a share too) is the default: on the 2-core
+  // reference machine it meets both the speed and the memory target; a second worker (and a second
+  // isolate) is no faster on two cores (docs/BENCHMARKS.md has the figures).
+  const W = Math.min(opts.workers ?? (myBytes > 16 << 20 ? 1 : 0), maxWorkers);
+  const parseTotals: Counts = {};
+  let stageTotals: Record<string, Counts> = {};
+  let vocab = front.labels.vocab;
+  const workerExamples: Record<string, Example[]>[] = [];
+  const progress = new Progress(N > 1 ? `prep partition ${k}/${N}` : 'prep pass 1', myBytes, opts.progress);
+  let rowsDone = 0;
+  let bytesDone = 0;
+  const headers = new Map<number, HeaderInfo>();
+  const perFile = new Map<number, { parse: Counts; bytes: number; newlines: number; start: number }>();
+  const taskInfos: TaskInfo[] = [];
+  // line numbers from a chunk are local to it (its first line is local line 2, after the prepended header);
+  // a partition that starts inside a file knows only its own share: the merge adds the rest (src/stats.ts)
+  const lineOffset = (t: Task) => (t.chunk === 0 ? 0 : (perFile.get(t.fileIndex)?.newlines ?? 0) - 1);
+  // each task's line offset, for sanitize's examples (noted with chunk-local lines, resolved at the end)
+  const taskOffsets = new Map<number, number>();
+  // rows arrive sanitized, as float32 with their fingerprints: the main thread assigns splits (in task
+  // order: duplicates) and writes the shards
+  let lastFile = -1;
+  const consume = (t: Task, p: Packed, bytesIn: number) => {
+    if (t.fileIndex !== lastFile) {
+      writer.newFile();
+      lastFile = t.fileIndex;
+    }
+    const x = splitter.assignHashed(p.hash, p.n, p.label, p.group, fileSplit?.get(files[t.fileIndex]));
+    writer.addRows(p.x, p.n, p.label, x.split, x.keep, p.host, p.hash);
+    rowsDone += p.n;
+    progress.update(rowsDone, bytesDone + bytesIn);
+  };
+  const taskDone = (t: Task, res: { parse: Counts; bytes: number; newlines: number }) => {
+    taskOffsets.set(t.index, lineOffset(t));
+    taskInfos.push({ index: t.index, file: t.fileIndex, chunk: t.chunk, newlines: res.newlines, part: k });
+    let f = perFile.get(t.fileIndex);
+    if (!f) perFile.set(t.fileIndex, (f = { parse: {}, bytes: 0, newlines: 0, start: Date.now() }));
+    addCounts(f.parse, res.parse);
+    f.bytes += res.bytes;
+    f.newlines += res.newlines;
+    bytesDone += res.bytes;
+    if (t.end >= 0) return; // more chunks of this file follow
+    log.info({ file: files[t.fileIndex], ...f.parse, seconds: (Date.now() - f.start) / 1000, ...(N > 1 ? { partition: k } : {}) }, 'file done');
+  };
+  const onHeader = (fileIndex: number, h: HeaderInfo) => {
+    if (headers.has(fileIndex)) return;
+    r.late(h); // a pipe's header, seen only now: the same checks as the files had before any row
+    headers.set(fileIndex, h);
+    if (!perFile.has(fileIndex)) perFile.set(fileIndex, { parse: {}, bytes: 0, newlines: 0, start: Date.now() });
+    log.info({ file: h.file, format: h.format, columns: h.canonical.length, missing: h.missing, extra: h.extra.length ? h.extra : undefined }, 'reading');
+  };
+  let examples: Record<string, Example[]>;
+  try {
+    if (W === 0) {
+      for (const t of tasks) {
+        mainOffset = lineOffset(t);
+        const res = await processTask(t, front, spec.features, parseSettings(opts), cfg, {
+          header: (h) => onHeader(t.fileIndex, h),
+          reject: mainReject,
+          batch: (p, bytesIn) => consume(t, p, bytesIn),
+        });
+        taskDone(t, res);
+        mainOffset = 0;
+      }
+    } else {
+      // the main thread parses a share too unless new labels must be numbered by a single parser
+      const mainParses = (opts.mainParses ?? true) && !opts.allowNewLabels && tasks.length > 1;
+      log.info({ workers: W, main_thread_parses: mainParses, tasks: tasks.length }, 'parsing in worker threads');
+      const local = async (t: Task) => {
+        mainOffset = lineOffset(t);
+        const res = await processTask(t, front, spec.features, parseSettings(opts), cfg, {
+          header: (h) => onHeader(t.fileIndex, h),
+          reject: mainReject,
+          batch: (p, bytesIn) => consume(t, p, bytesIn),
+        });
+        taskDone(t, res);
+        mainOffset = 0;
+      };
+      const res = await runWorkers(Math.min(W, tasks.length), tasks, { config: cfg.name, front: frontOpts, parse: parseSettings(opts), features: spec.features, credits: 8, logReplaced: !!onReplace }, {
+        consume,
+        taskDone,
+        onHeader: (t, h) => onHeader(t.fileIndex, h),
+        onReject: (t, x) => onReject({ ...x, line: x.line + lineOffset(t) }),
+        onNewLabel: (t, label, file, line) => onNewLabel(label, file, line + lineOffset(t)),
+        onReplace: (t, file, line, col, kind, raw) => onReplace?.(file, line + lineOffset(t), col, kind, raw),
+      }, pool, mainParses ? local : undefined);
+      for (const x of res) for (const [key, v] of Object.entries(x.counts)) stageTotals[key] = addCounts(stageTotals[key] ?? {}, v);
+      workerExamples.push(...res.map((x) => x.examples));
+
+      if (opts.allowNewLabels && res.length) vocab = res[0].vocab;
+    }
+    // the main thread's front: its stages' counts for the tasks it parsed
+    for (const [key, v] of Object.entries(front.counts())) stageTotals[key] = addCounts(stageTotals[key] ?? {}, v);
+    examples = mergeExamples([front.examples(), ...workerExamples], taskOffsets);
+  } catch (e) {
+    rejects.abort();
+    progress.done();
+    writer.abort();
+    await Promise.all(pool.map((wk) => wk.terminate()));
+    pool.length = 0;
+    clearShardDir(opts.out, part); // no partial output survives a failed run
+    throw e;
+  }
+  progress.done();
+  const splits = writer.finish(vocab);
+  rejects.commit(); // rejects.ndjson always exists after a run (empty when nothing was quarantined)
+  for (const f of perFile.values()) addCounts(parseTotals, f.parse);
+  const sources: Record<string, SourcePart> = {};
+  for (const fi of [...perFile.keys()].sort((a, b) => a - b)) {
+    const f = perFile.get(fi)!;
+    const h = headers.get(fi) ?? r.layouts.find((l) => l.file === files[fi]);
+    const hh = h as Partial<HeaderInfo> | undefined;
+    sources[fi] = { file: files[fi], info: { format: hh?.format, release: hh?.release, missing: hh?.missing ?? [], extra: hh?.extra ?? [] }, bytes: f.bytes, parse: f.parse };
+  }
+  const options = dataOptions(opts, r);
+  const splitCounts = { deduplicated: splitter.counts.deduplicated, deduplicated_by_class: splitter.counts.deduplicated_by_class } as Counts;
+  const s: PartStats = {
+    format: STATS_FORMAT,
+    version: STATS_VERSION,
+    flowtensor_version: packageVersion(),
+    dataset: cfg.name,
+    features: spec.features,
+    labels: vocab,
+    shard_rows: writer.shardRows,
+    partitions: N,
+    plan: planDigest(files, plan, options, spec.features, writer.shardRows),
+    parts: [{ index: k, shards: { train: splits.train.shards, val: splits.val.shards, test: splits.test.shards } }],
+    tasks: taskInfos.sort((a, b) => a.index - b.index),
+    min: Array.from(writer.min, (v) => (Number.isFinite(v) ? v : null)),
+    max: Array.from(writer.max, (v) => (Number.isFinite(v) ? v : null)),
+    moments: writer.moments?.toJSON(),
+    rows: Object.fromEntries(SPLITS.map((sp, si) => [sp, Object.fromEntries([...writer.rows[si]].filter(([, v]) => v > 0).sort((a, b) => a[0] - b[0]))])) as PartStats['rows'],
+    candidates: writer.candidates(k),
+    stages: sortCounts({ parse: parseTotals, ...stageTotals, split: splitCounts }),
+    examples,
+    sources,
+    ...scaleSettings(cfg, spec.features, (f) => front.sanitize.policyFor(f), !!opts.log1p, scaler),
+    clip: opts.clip ?? cfg.scale.clip,
+    options,
+  };
+  log.info({ partition: `${k}/${N}`, rows: rowsDone, seconds: (Date.now() - t0) / 1000 }, N > 1 ? 'partition read' : 'pass 1 read');
+  return { s, fp: fingerprints ? { entries: writer.fingerprintTable(k), drops: new Uint32Array(0) } : null };
+}
+
+/** What every partition of one run must agree on: the files (and sizes), the cut, the options, the features. */
+function planDigest(files: string[], plan: InputPlan, options: Record<string, unknown>, features: string[], shardRows: number): string {
+  const sizes = files.map((f) => {
+    const st = fs.statSync(f);
+    return st.isFile() ? st.size : -1;
+  });
+  const cut = plan.tasks.map((t, i) => [t.fileIndex, t.start, t.end, plan.partOf[i]]);
+  return crypto.createHash('sha256').update(JSON.stringify({ files, sizes, n: plan.n, cut, options, features, shardRows })).digest('hex').slice(0, 32);
+}
+
 /**
- * sanitize's examples from every thread, as one list per column and kind: line numbers made true with
- * each task's offset, the first EXAMPLES in input order. Each thread noted its first EXAMPLES in its own
- * (increasing) task order, so the first EXAMPLES overall are among them.
+ * sanitize's examples from every thread, as one list per column and kind: line numbers made true within
+ * the partition with each task's offset (the task kept, for the merge), the first EXAMPLES in input
+ * order. Each thread noted its first EXAMPLES in its own (increasing) task order, so the first EXAMPLES
+ * overall are among them.
  */
 export function mergeExamples(lists: Record<string, Example[]>[], taskOffsets: Map<number, number>): Record<string, Example[]> {
   const all: Record<string, Example[]> = {};
   for (const list of lists) for (const [key, ex] of Object.entries(list)) (all[key] ??= []).push(...ex);
   const out: Record<string, Example[]> = {};
-  for (const [key, ex] of Object.entries(all)) {
-    const sorted = ex
+  for (const key of Object.keys(all).sort()) {
+    const sorted = all[key]
       .map((e) => ({ ...e, line: e.line + (taskOffsets.get(e.task ?? -1) ?? 0) }))
       .sort((a, b) => (a.task ?? 0) - (b.task ?? 0) || a.line - b.line);
-    out[key] = sorted.slice(0, EXAMPLES).map(({ file, line, raw }) => ({ file, line, raw }));
+    out[key] = sorted.slice(0, EXAMPLES).map(({ file, line, raw, task }) => ({ file, line, raw, task: task ?? 0 }));
   }
   return out;
 }
 
-/** Row accounting: rows in = rows in shards + quarantined + dropped + deduplicated. */
-export function accountingOf(p: Pass1, scaleCounts: { inf_replaced: Record<string, number> }): Pick<Manifest, 'accounting' | 'quality'> {
-  const st = p.stages;
-  const num = (c: Counts | undefined, k: string) => ((c?.[k] as number) ?? 0);
-  const dataRows = num(st.parse, 'data_rows');
-  const rowsOut = p.splits.train.rows + p.splits.val.rows + p.splits.test.rows;
-  const quarantined = num(st.parse, 'quarantined') + num(st.labels, 'missing_label') + num(st.sanitize, 'quarantined_rows');
-  const dropped = num(st.labels, 'dropped_attempted') + num(st.sanitize, 'dropped_rows');
-  const dedup = num(st.split, 'deduplicated');
-  const accounting = {
-    data_rows: dataRows,
-    rows_in_shards: rowsOut,
-    quarantined,
-    dropped,
-    deduplicated: dedup,
-    blank_rows: num(st.parse, 'blank_rows'),
-    header_rows: num(st.parse, 'header_rows'),
-    unaccounted: dataRows - rowsOut - quarantined - dropped - dedup,
-  };
-  const quality = {
-    quarantine_reasons: st.parse?.quarantine_reasons ?? {},
-    replaced_values: st.sanitize?.replaced ?? {},
-    infinities_kept_for_scale: st.sanitize?.kept_for_scale ?? {},
-    negative_values: st.sanitize?.negative_values ?? {},
-    examples: p.examples,
-    filled_missing_column: st.filter?.filled_missing_column ?? {},
-    derived_column: st.filter?.derived_column ?? {},
-    ip: st.ipsplit ?? {},
-    label_spellings: st.labels?.spellings ?? {},
-    attempted: st.labels?.attempted ?? {},
-    new_labels: st.labels?.new_labels ?? {},
-    cp1252_cells: num(st.parse, 'cp1252_cells'),
-    short_rows_accepted: num(st.parse, 'short_rows_accepted'),
-    long_rows_accepted: num(st.parse, 'long_rows_accepted'),
-    infinities_replaced_at_scale: scaleCounts.inf_replaced,
-  };
-  return { accounting, quality };
-}
-
+export { accountingOf } from './transform.js';

@@ -64,9 +64,7 @@ async function main(): Promise<void> {
       current = t.index;
       if (t.header) t.header = Buffer.from(t.header); // structured clone gives a Uint8Array
       const res = await processTask(t, front, input.features, input.parse, cfg, {
-        header: (h) => {
-          if (t.chunk === 0) port.postMessage({ type: 'header', index: t.index, h });
-        },
+        header: (h) => port.postMessage({ type: 'header', index: t.index, h }), // the main thread keeps each file's first
         reject: (r) => port.postMessage({ type: 'reject', index: t.index, r }),
         batch: async (p, bytesIn) => {
           if (credits <= 0) await new Promise<void>((r) => (wake = r));

@@ -1,6 +1,7 @@
 // safetensors: 8-byte little-endian header length, JSON header, raw little-endian tensors.
 // https://github.com/huggingface/safetensors — readable by numpy/torch/the Python stdlib without flowtensor.
 import os from 'node:os';
+import fs from 'node:fs';
 import { UserError } from './errors.js';
 import { MAX_BINARY_BYTES, readRegularFile } from './safefile.js';
 
@@ -98,4 +99,42 @@ export function decodeSafetensors(buf: Buffer, what = 'shard'): SafetensorsFile 
 /** Read a safetensors file: a regular file only, its size checked first (src/safefile.ts). */
 export function readSafetensors(file: string, o: { within?: string; exactBytes?: number } = {}): SafetensorsFile {
   return decodeSafetensors(readRegularFile(file, { maxBytes: MAX_BINARY_BYTES, what: 'shard', ...o }), file);
+}
+
+/**
+ * Only the header of a safetensors file, and chosen rows of one F32 tensor [rows, F] read in place (pass 2
+ * needs a few rows and the `scaled` mark of big shards: reading them whole would cost their size in memory).
+ */
+export function readSafetensorsRows(file: string, tensor: string, rows: number[]): { metadata: Record<string, string>; rows: Float32Array } {
+  const fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+  try {
+    const st = fs.fstatSync(fd);
+    if (!st.isFile()) throw new UserError(`${file}: not a regular file; refused`);
+    const len = Buffer.alloc(8);
+    if (fs.readSync(fd, len, 0, 8, 0) !== 8) throw new UserError(`${file}: too short for safetensors`);
+    const hlen = Number(len.readBigUInt64LE(0));
+    if (hlen > Math.min(MAX_HEADER, st.size - 8)) throw new UserError(`${file}: bad safetensors header length ${hlen}`);
+    const head = Buffer.alloc(8 + hlen);
+    fs.readSync(fd, head, 0, 8 + hlen, 0);
+    // the header checked as a whole file's would be, with a stand-in for the data
+    const h = JSON.parse(head.toString('utf8', 8)) as Record<string, TensorInfo>;
+    const t = h[tensor];
+    const meta = (h as unknown as { __metadata__?: Record<string, string> }).__metadata__ ?? {};
+    if (rows.length === 0) return { metadata: meta, rows: new Float32Array(0) };
+    if (!t || t.dtype !== 'F32' || t.shape.length !== 2) throw new UserError(`${file}: no F32 matrix ${tensor}`);
+    const [n, F] = t.shape;
+    const out = new Float32Array(rows.length * F);
+    const bytes = new Uint8Array(out.buffer);
+    rows.forEach((r, k) => {
+      if (!(r >= 0 && r < n)) throw new UserError(`${file}: row ${r} outside its ${n} rows`);
+      const at = 8 + hlen + t.data_offsets[0] + r * F * 4;
+      if (at + F * 4 > st.size || fs.readSync(fd, bytes, k * F * 4, F * 4, at) !== F * 4) throw new UserError(`${file}: shorter than its header says`);
+    });
+    return { metadata: meta, rows: out };
+  } catch (e) {
+    if (e instanceof SyntaxError) throw new UserError(`${file}: safetensors header is not JSON`);
+    throw e;
+  } finally {
+    fs.closeSync(fd);
+  }
 }

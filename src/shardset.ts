@@ -7,6 +7,8 @@
 import path from 'node:path';
 import { readManifest, safeJoin, type Manifest } from './manifest.js';
 import { readSafetensors } from './safetensors.js';
+import { decodeParquet, isParquet } from './parquet.js';
+import { MAX_BINARY_BYTES, readRegularFile } from './safefile.js';
 import type { SplitName } from './batch.js';
 import { rng as makeRng } from './synth.js';
 import { UserError } from './errors.js';
@@ -52,19 +54,30 @@ export function hasHostContext(m: Manifest): boolean {
 /** Read one shard, checking it against the manifest entry. */
 export function loadShard(dir: string, m: Manifest, file: string, rows: number, bytes?: number): { x: Float32Array; y: Int32Array; prev: Int32Array | null } {
   const full = safeJoin(dir, file, path.join(dir, 'manifest.json'));
+  if (isParquet(full)) return checkShard(full, m, rows, parquetShard(full, dir, m, bytes));
   // a regular file inside the folder, of the size the manifest gives, before a byte is read
   const st = readSafetensors(full, { within: dir, exactBytes: bytes });
   if (st.tensors.features?.dtype !== 'F32' || st.tensors.labels?.dtype !== 'I32') throw new UserError(`${full}: not a flowtensor shard (features F32 and labels I32 expected)`, 'the folder is damaged; prepare it again');
-  const x = st.get('features') as Float32Array;
-  const y = st.get('labels') as Int32Array;
+  if (st.metadata.scaled !== 'true') throw new UserError(`${full}: shard is not scaled (pass 2 did not finish)`, `run: flowtensor scale ${dir}`);
+  if (st.tensors.prev && st.tensors.prev.dtype !== 'I32') throw new UserError(`${full}: prev is not I32`, 'the folder is damaged; prepare it again');
+  return checkShard(full, m, rows, { x: st.get('features') as Float32Array, y: st.get('labels') as Int32Array, prev: st.tensors.prev ? (st.get('prev') as Int32Array) : null });
+}
+
+/** A Parquet shard (prep --format parquet): a regular file inside the folder, of the size the manifest gives. */
+function parquetShard(full: string, dir: string, m: Manifest, bytes?: number): { x: Float32Array; y: Int32Array; prev: Int32Array | null } {
+  const buf = readRegularFile(full, { maxBytes: MAX_BINARY_BYTES, within: dir, exactBytes: bytes, what: 'shard' });
+  const d = decodeParquet(buf, m.features, full);
+  return { x: d.x, y: d.y, prev: d.prev };
+}
+
+/** A shard's arrays checked against its manifest entry: sizes, labels, per-host pointers. */
+function checkShard(full: string, m: Manifest, rows: number, a: { x: Float32Array; y: Int32Array; prev: Int32Array | null }): { x: Float32Array; y: Int32Array; prev: Int32Array | null } {
+  const { x, y } = a;
   if (y.length !== rows || x.length !== rows * m.num_features)
     throw new UserError(`${full}: holds ${y.length} rows of ${x.length / Math.max(1, y.length)} features; the manifest says ${rows} × ${m.num_features}`, 'the folder is damaged; prepare it again');
-  if (st.metadata.scaled !== 'true') throw new UserError(`${full}: shard is not scaled (pass 2 did not finish)`, `run: flowtensor scale ${dir}`);
   for (let i = 0; i < y.length; i++) if (y[i] < 0 || y[i] >= m.num_classes) throw new UserError(`${full}: label ${y[i]} outside the ${m.num_classes} classes`);
-  let prev: Int32Array | null = null;
-  if (st.tensors.prev) {
-    if (st.tensors.prev.dtype !== 'I32') throw new UserError(`${full}: prev is not I32`, 'the folder is damaged; prepare it again');
-    prev = st.get('prev') as Int32Array;
+  const prev = a.prev;
+  if (prev) {
     if (prev.length !== rows) throw new UserError(`${full}: prev holds ${prev.length} rows, the manifest says ${rows}`, 'the folder is damaged; prepare it again');
     // a pointer must go back within the shard: anything else is damage (and could loop)
     for (let i = 0; i < rows; i++) if (prev[i] >= i || prev[i] < -1) throw new UserError(`${full}: prev[${i}] = ${prev[i]} does not point to an earlier row`, 'the folder is damaged; prepare it again');

@@ -11,14 +11,15 @@ import { createSanitize } from '../stages/sanitize.js';
 import { createSplit } from '../stages/split.js';
 import { ShardWriter, clearShardDir } from '../stages/shard.js';
 import { scaleSettings } from '../stages/scale.js';
-import { addCounts, sortCounts, type Batch, type Counts } from './batch.js';
+import { addCounts, sortCounts, SPLITS, type Batch, type Counts } from './batch.js';
 import { MAX_CLASSES } from '../stages/labels.js';
 import type { DatasetConfig, SanitizePolicy } from './config.js';
 import { UserError } from './errors.js';
 import { withDirLock } from './lock.js';
 import { isMeta, STAGE_ORDER, ndjsonDecodeStream, ndjsonEncodeStream, stageStream, type Item, type Meta } from './ndjson.js';
 import { openInput, expandInputs } from './inputs.js';
-import { PASS1, writeJsonAtomic, type Pass1, type ScalerMethod } from './manifest.js';
+import { PASS1, type ScalerMethod } from './manifest.js';
+import { STATS_FORMAT, STATS_VERSION, writeStats, type PartStats, type SourcePart } from './stats.js';
 import { packageVersion } from './config.js';
 import type { Logger } from './log.js';
 import { rejectSink } from './rejects.js';
@@ -95,7 +96,7 @@ export async function runStage(cfg: DatasetConfig, stage: string, o: StageCliOpt
       const by = o.splitBy ?? 'hash';
       if (by !== 'hash' && by !== 'connection') throw new UserError(`split --split-by ${by}: the stage commands split by hash or connection`, 'prep splits by host or file');
       const s = createSplit({ ratios: o.ratios ?? cfg.split, dedupe: o.dedupe, grouped: by === 'connection' });
-      t = stageStream('split', (b) => s.apply(numericRows(b, 'split')), () => ({ counts: s.counts }));
+      t = stageStream('split', (b) => s.apply(numericRows(b, 'split')), () => ({ counts: s.counts, split_by: by, ratios: o.ratios ?? cfg.split }));
       break;
     }
     default:
@@ -171,26 +172,40 @@ async function runShardLocked(cfg: DatasetConfig, o: { out: string; shardRows?: 
   const pol = (metas.sanitize?.policy as SanitizePolicy) ?? cfg.sanitize.default;
   const stages: Record<string, Counts> = {};
   for (const [k, m] of Object.entries(metas)) stages[k] = m.counts;
-  const p1: Pass1 = {
-    format: 'flowtensor-pass1',
+  if (stages.split) stages.split = { deduplicated: stages.split.deduplicated ?? 0, deduplicated_by_class: stages.split.deduplicated_by_class ?? {} };
+  const sources: Record<string, SourcePart> = {};
+  ((metas.parse?.sources as Record<string, unknown>[]) ?? []).forEach((src, i) => {
+    const { file, format, release, bytes, missing_columns, extra_columns, ...parse } = src;
+    sources[i] = { file: String(file), info: { format, release, missing: missing_columns, extra: extra_columns }, bytes: Number(bytes ?? 0), parse: parse as Counts };
+  });
+  const examples: PartStats['examples'] = {};
+  for (const [k, ex] of Object.entries((metas.sanitize?.examples as PartStats['examples']) ?? {})) examples[k] = ex.map((e) => ({ file: e.file, line: e.line, raw: e.raw, task: 0 }));
+  const s: PartStats = {
+    format: STATS_FORMAT,
+    version: STATS_VERSION,
     flowtensor_version: packageVersion(),
     dataset: cfg.name,
     features,
     labels: vocab,
     shard_rows: w.shardRows,
-    raw_min: Array.from(w.min),
-    raw_max: Array.from(w.max),
+    partitions: 1,
+    plan: 'stage commands',
+    parts: [{ index: 0, shards: { train: splits.train.shards, val: splits.val.shards, test: splits.test.shards } }],
+    tasks: [],
+    min: Array.from(w.min, (v) => (Number.isFinite(v) ? v : null)),
+    max: Array.from(w.max, (v) => (Number.isFinite(v) ? v : null)),
     moments: w.moments?.toJSON(),
+    rows: Object.fromEntries(SPLITS.map((sp, si) => [sp, Object.fromEntries([...w.rows[si]].filter(([, v]) => v > 0).sort((a, b) => a[0] - b[0]))])) as PartStats['rows'],
+    candidates: w.candidates(0),
+    stages: sortCounts(stages),
+    examples,
+    sources,
     // the sanitize stage's policy, with the config's per-column overrides as prep applies them
     ...scaleSettings(cfg, features, (f) => ({ ...pol, ...cfg.sanitize.columns[f] }), !!o.log1p, scaler),
     clip: o.clip ?? cfg.scale.clip,
-    splits,
-    stages: sortCounts(stages),
-    examples: (metas.sanitize?.examples as Record<string, unknown>) ?? {},
-    sources: (metas.parse?.sources as unknown[]) ?? [],
-    options: { config: cfg.name, via: 'stage commands', log1p: !!o.log1p, scaler },
+    options: { config: cfg.name, via: 'stage commands', row_context: w.hostContext ? 'host' : null, log1p: !!o.log1p, scaler, split_by: metas.split?.split_by ?? 'hash', ratios: metas.split?.ratios ?? cfg.split },
   };
-  writeJsonAtomic(path.join(o.out, PASS1), p1);
+  writeStats(path.join(o.out, PASS1), s, null);
   log.info({ rows, out: o.out, train: splits.train.rows, val: splits.val.rows, test: splits.test.rows }, 'pass 1 done: unscaled shards written; run `flowtensor scale` next');
   process.stdout.write(`${o.out}: ${rows.toLocaleString('en-US')} rows in unscaled shards (train ${splits.train.rows.toLocaleString('en-US')}, val ${splits.val.rows.toLocaleString('en-US')}, test ${splits.test.rows.toLocaleString('en-US')}); next: flowtensor scale ${o.out}\n`);
 }

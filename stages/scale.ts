@@ -3,14 +3,14 @@
 // sanitize to the train max/min, clips val/test values outside the train range to [0, 1] (counted),
 // and writes manifest.json last.
 import fs from 'node:fs';
-import path from 'node:path';
 import crypto from 'node:crypto';
 import { Worker } from 'node:worker_threads';
 import os from 'node:os';
-import { SPLITS, type SplitName } from '../src/batch.js';
+import type { SplitName } from '../src/batch.js';
 import { decodeSafetensors, encodeSafetensors } from '../src/safetensors.js';
 import { writeFileAtomic } from '../src/atomic.js';
-import { FORMAT, FORMAT_VERSION, MANIFEST, PASS1, readPass1, safeJoin, writeJsonAtomic, type Manifest, type Pass1, type ScalerMethod, type ScalerStats } from '../src/manifest.js';
+import { decodeParquet, encodeParquet, parquetMetadata, parquetName } from '../src/parquet.js';
+import type { ScalerMethod, ScalerStats } from '../src/manifest.js';
 import { meanStd, type MomentsJson } from '../src/moments.js';
 import { UserError, errorFrom, workerExecArgv, type ErrorData } from '../src/errors.js';
 import type { DatasetConfig, SanitizePolicy } from '../src/config.js';
@@ -172,28 +172,78 @@ export function applyScaler(x: Float32Array, F: number, sc: ScalerStats, counts?
   }
 }
 
-export interface ScaleOptions {
-  dir: string;
-  onShard?: (file: string, done: number, total: number) => void;
-  /** Worker threads to rewrite shards on (prep passes its parse workers); this thread helps while fewer than the cores. */
-  pool?: Worker[];
-  /** Extra fields merged into the manifest (accounting and quality computed by the caller). */
-  extra?: (p: Pass1, scaler: ScalerStats, counts: ScaleCounts) => Pick<Manifest, 'accounting' | 'quality'>;
-}
-
 export interface ShardJob {
   full: string;
   file: string;
   split: SplitName;
+  /** Rows of the unscaled shard. */
   rows: number;
+  /** Rows (ascending) that pass 2 takes out: duplicates of rows kept elsewhere, rows the per-class minimum moves. */
+  remove?: number[];
+  /** Write the scaled shard as Parquet (beside, then the unscaled safetensors goes), with the label names in its metadata. */
+  parquet?: { labels: string[] };
+}
+
+/** A shard pass 2 already wrote as Parquet (a rerun): its counts from its metadata, its checksum. */
+function parquetDone(job: ShardJob, features: string[]): ShardJobResult {
+  const full = parquetName(job.full);
+  const buf = fs.readFileSync(full);
+  const d = decodeParquet(buf, features, full);
+  const clipped: Record<string, number> = {};
+  const inf: Record<string, number> = {};
+  let meta: Record<string, string> = {};
+  try {
+    meta = JSON.parse(d.metadata['flowtensor.shard'] ?? '{}');
+  } catch {
+    /* checked below */
+  }
+  shardCounts(meta, full, clipped, inf);
+  const cc = new Map<number, number>();
+  for (const v of d.y) cc.set(v, (cc.get(v) ?? 0) + 1);
+  const class_counts: Record<string, number> = {};
+  for (const [k, v] of [...cc].sort((a, b) => a[0] - b[0])) class_counts[k] = v;
+  return { file: parquetName(job.file), bytes: buf.byteLength, sha256: crypto.createHash('sha256').update(buf).digest('hex'), rows: d.y.length, class_counts, clipped, inf };
 }
 
 export interface ShardJobResult {
   file: string;
   bytes: number;
   sha256: string;
+  /** Rows left, and per class index. */
+  rows: number;
+  class_counts: Record<string, number>;
   clipped: Record<string, number>;
   inf: Record<string, number>;
+}
+
+/**
+ * Take rows out of a shard's arrays, in place (rows move up; the results are views of the same memory);
+ * `prev` pointers skip to the host's previous row that stays.
+ */
+export function removeRows(x: Float32Array, y: Int32Array, prev: Int32Array | null, F: number, remove: number[]): { x: Float32Array; y: Int32Array; prev: Int32Array | null } {
+  const n = y.length;
+  const gone = new Uint8Array(n);
+  for (const r of remove) gone[r] = 1;
+  // each removed row's nearest kept ancestor on its host's chain, from the pointers as they are
+  const anc = new Map<number, number>();
+  if (prev) for (const r of [...remove].sort((a, b) => a - b)) anc.set(r, prev[r] >= 0 && gone[prev[r]] ? anc.get(prev[r])! : prev[r]);
+  const at = new Int32Array(n).fill(-1);
+  let j = 0;
+  for (let i = 0; i < n; i++) {
+    if (gone[i]) continue;
+    at[i] = j;
+    if (j !== i) {
+      x.copyWithin(j * F, i * F, (i + 1) * F);
+      y[j] = y[i];
+    }
+    if (prev) {
+      let p = prev[i];
+      if (p >= 0 && gone[p]) p = anc.get(p)!;
+      prev[j] = p >= 0 ? at[p] : -1;
+    }
+    j++;
+  }
+  return { x: x.subarray(0, j * F), y: y.subarray(0, j), prev: prev ? prev.subarray(0, j) : null };
 }
 
 /** Scale one shard file in place (atomically); a shard already marked scaled is only checksummed. */
@@ -220,28 +270,46 @@ function readWhole(file: string): Buffer {
 
 export function scaleShard(job: ShardJob, scaler: ScalerStats, features: string[]): ShardJobResult {
   const F = features.length;
+  if (job.parquet && !fs.existsSync(job.full) && fs.existsSync(parquetName(job.full))) return parquetDone(job, features);
   const buf = readWhole(job.full);
   const st = decodeSafetensors(buf, job.full);
   const scaledAlready = st.metadata.scaled === 'true';
-  const x = st.get('features') as Float32Array; // a view into buf when aligned: scaled in place
-  const y = st.get('labels') as Int32Array;
-  if (x.length !== job.rows * F || y.length !== job.rows) throw new UserError(`${job.full}: ${y.length} rows, pass1.json says ${job.rows}`);
+  let x = st.get('features') as Float32Array; // a view into buf when aligned: scaled in place
+  let y = st.get('labels') as Int32Array;
+  const remove = job.remove ?? [];
+  // a scaled shard (a rerun after a kill) has its rows taken out already
+  const rows = scaledAlready ? job.rows - remove.length : job.rows;
+  if (x.length !== rows * F || y.length !== rows) throw new UserError(`${job.full}: ${y.length} rows, the statistics say ${rows}`, 'the folder is damaged; prepare it again');
+  let prev = st.tensors.prev ? (st.get('prev') as Int32Array) : null;
+  if (prev && prev.length !== rows) throw new UserError(`${job.full}: prev holds ${prev.length} rows, the statistics say ${rows}`, 'the folder is damaged; prepare it again');
+  if (!scaledAlready && remove.length) ({ x, y, prev } = removeRows(x, y, prev, F, remove));
+  const n = y.length;
   const clipped: Record<string, number> = {};
   const inf: Record<string, number> = {};
   if (!scaledAlready) applyScaler(x, F, scaler, { clipped, inf }, features);
   else shardCounts(st.metadata, job.full, clipped, inf); // a rerun after a kill counts what the first run did
-  // per-host context pointers travel unchanged
-  const prev = st.tensors.prev ? (st.get('prev') as Int32Array) : null;
-  if (prev && prev.length !== job.rows) throw new UserError(`${job.full}: prev holds ${prev.length} rows, pass1.json says ${job.rows}`);
+  const cc = new Map<number, number>();
+  for (let i = 0; i < n; i++) cc.set(y[i], (cc.get(y[i]) ?? 0) + 1);
+  const class_counts: Record<string, number> = {};
+  for (const [k, v] of [...cc].sort((a, b) => a[0] - b[0])) class_counts[k] = v;
+  // per-host context pointers travel unchanged (but for rows taken out)
   const parts = encodeSafetensors(
     {
-      features: { dtype: 'F32', shape: [job.rows, F], data: x },
-      labels: { dtype: 'I32', shape: [job.rows], data: y },
-      ...(prev ? { prev: { dtype: 'I32' as const, shape: [job.rows], data: prev } } : {}),
+      features: { dtype: 'F32', shape: [n, F], data: x },
+      labels: { dtype: 'I32', shape: [n], data: y },
+      ...(prev ? { prev: { dtype: 'I32' as const, shape: [n], data: prev } } : {}),
     },
     // the shard's own counts travel with it, so a rerun of pass 2 after a kill gives the same totals
     { format: 'flowtensor', split: job.split, shard: String(Number(job.file.match(/(\d+)\.safetensors$/)?.[1] ?? 0)), scaled: 'true', clipped: JSON.stringify(clipped), infinities: JSON.stringify(inf) },
   );
+  if (job.parquet) {
+    // the scaled shard as Parquet, then the unscaled one goes (a rerun finds the Parquet file: parquetDone)
+    const meta = { format: 'flowtensor', split: job.split, shard: String(Number(job.file.match(/(\d+)\.safetensors$/)?.[1] ?? 0)), scaled: 'true', clipped: JSON.stringify(clipped), infinities: JSON.stringify(inf) };
+    const pq = encodeParquet({ x, y, prev }, features, parquetMetadata(meta, { features, labels: job.parquet.labels, scaler }));
+    writeFileAtomic(parquetName(job.full), [pq]);
+    fs.rmSync(job.full, { force: true });
+    return { file: parquetName(job.file), bytes: pq.byteLength, sha256: crypto.createHash('sha256').update(pq).digest('hex'), rows: n, class_counts, clipped, inf };
+  }
   if (!scaledAlready) writeFileAtomic(job.full, parts);
   const h = crypto.createHash('sha256');
   let bytes = 0;
@@ -249,7 +317,7 @@ export function scaleShard(job: ShardJob, scaler: ScalerStats, features: string[
     h.update(p);
     bytes += p.byteLength;
   }
-  return { file: job.file, bytes, sha256: h.digest('hex'), clipped, inf };
+  return { file: job.file, bytes, sha256: h.digest('hex'), rows: n, class_counts, clipped, inf };
 }
 
 /**
@@ -336,55 +404,6 @@ export async function runShardJobs(jobs: ShardJob[], scaler: ScalerStats, featur
 export function startScaleWorkers(n: number): Worker[] {
   const url = new URL('../src/prepworker.js', import.meta.url);
   return Array.from({ length: n }, () => new Worker(url, { workerData: { tasks: [] }, execArgv: workerExecArgv() }));
-}
-
-export async function scaleDir(opts: ScaleOptions): Promise<Manifest> {
-  const dir = opts.dir;
-  const p1file = path.join(dir, PASS1);
-  if (!fs.existsSync(p1file)) {
-    if (fs.existsSync(path.join(dir, MANIFEST))) throw new UserError(`${dir}: already scaled (manifest.json exists)`, 'prepare again to rescale');
-    throw new UserError(`${dir}: no ${PASS1}: pass 1 (shard) has not finished here`, `run: flowtensor shard --out ${dir} < records.ndjson`);
-  }
-  const p1 = readPass1(p1file); // checked: src/manifest.ts
-  const F = p1.features.length;
-  const scaler = fitScaler(p1.features, p1.raw_min, p1.raw_max, { log1p: p1.log1p, clip: p1.clip, posinf: p1.posinf, neginf: p1.neginf, method: p1.scaler, moments: p1.moments });
-  const counts: ScaleCounts = { clipped: { train: {}, val: {}, test: {} }, inf_replaced: {} };
-  const jobs: ShardJob[] = [];
-  for (const split of SPLITS) for (const sh of p1.splits[split].shards) jobs.push({ full: safeJoin(dir, sh.file, PASS1), file: sh.file, split, rows: sh.rows });
-  const pool = opts.pool ?? [];
-  const useMain = pool.length < os.availableParallelism();
-  const results = await runShardJobs(jobs, scaler, p1.features, pool, useMain, (r, done) => opts.onShard?.(r.file, done, jobs.length));
-  results.forEach((r, k) => {
-    const sh = p1.splits[jobs[k].split].shards.find((s) => s.file === r.file)!;
-    sh.bytes = r.bytes;
-    sh.sha256 = r.sha256;
-    const c = counts.clipped[jobs[k].split];
-    for (const [f, v] of Object.entries(r.clipped)) c[f] = (c[f] ?? 0) + v;
-    for (const [f, v] of Object.entries(r.inf)) counts.inf_replaced[f] = (counts.inf_replaced[f] ?? 0) + v;
-  });
-
-  const extra = opts.extra?.(p1, scaler, counts) ?? { accounting: {}, quality: {} };
-  const manifest: Manifest = {
-    format: FORMAT,
-    format_version: FORMAT_VERSION,
-    flowtensor_version: p1.flowtensor_version,
-    dataset: p1.dataset,
-    features: p1.features,
-    num_features: F,
-    labels: p1.labels,
-    num_classes: p1.labels.length,
-    shard_rows: p1.shard_rows,
-    scaler,
-    splits: p1.splits as Record<SplitName, typeof p1.splits.train>,
-    accounting: extra.accounting,
-    quality: { ...extra.quality, clipped_to_train_range: counts.clipped, infinities_replaced: counts.inf_replaced },
-    stages: p1.stages,
-    sources: p1.sources,
-    options: p1.options,
-  };
-  writeJsonAtomic(path.join(dir, MANIFEST), manifest);
-  fs.rmSync(p1file, { force: true });
-  return manifest;
 }
 
 /** A scaled shard's clipped / infinity counts, from its metadata (written by scaleShard). */

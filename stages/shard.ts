@@ -3,13 +3,14 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { SPLITS, type Batch, type SplitName } from '../src/batch.js';
-import { toRowMajor } from './split.js';
+import { rowHashes, toRowMajor } from './split.js';
 import { ensureDir, isTempName, tempName, writeAll } from '../src/atomic.js';
 import { MANIFEST, PASS1, type ShardInfo, type SplitInfo } from '../src/manifest.js';
 import { Moments } from '../src/moments.js';
 import { U32Map } from '../src/hash.js';
 import { slog1p } from './scale.js';
 import { UserError } from '../src/errors.js';
+import { HELD_PER_CLASS, encodeValues, fpHex, type Candidate } from '../src/stats.js';
 
 export interface ShardOptions {
   dir: string;
@@ -20,6 +21,10 @@ export interface ShardOptions {
   logMoments?: boolean;
   /** Write each row's `prev`: the previous row of the same source host in this shard (per-host windows). */
   hostContext?: boolean;
+  /** This partition (files named per partition when there are several; src/stats.ts). */
+  part?: { k: number; n: number };
+  /** List every kept row's fingerprint and place (dedupe over several partitions). */
+  fingerprints?: boolean;
   onShard?: (info: ShardInfo) => void;
 }
 
@@ -43,17 +48,39 @@ const BLOCK_ROWS = 2048;
 /** Pass-1 shards reserve this many bytes for the 8-byte length and the (space-padded) JSON header. */
 const HEADER_RESERVE = 1024;
 
-export const shardName = (split: SplitName, index: number) => `${split}/shard-${String(index).padStart(5, '0')}.safetensors`;
+/** A shard's file: `train/shard-00000.safetensors`, or with several partitions `train/part-00002-shard-00000.safetensors`. */
+export const shardName = (split: SplitName, index: number, part?: { k: number; n: number }) =>
+  `${split}/${part && part.n > 1 ? `part-${String(part.k).padStart(5, '0')}-` : ''}shard-${String(index).padStart(5, '0')}.safetensors`;
+/** Rows moved by the per-class minimum end their split, in files of their own. */
+export const movedName = (split: SplitName, index: number) => `${split}/moved-${String(index).padStart(5, '0')}.safetensors`;
+const SHARD_FILE = /^(part-\d+-)?(shard|moved)-\d+\.safetensors$/;
 
-/** Remove what an earlier run left in dir (manifest first, so no manifest ever lists missing shards). */
-export function clearShardDir(dir: string): void {
+/** A held-aside row of the per-class minimum (src/stats.ts), while pass 1 runs. */
+interface Held {
+  lo: number;
+  hi: number;
+  label: number;
+  split: number;
+  values: Float32Array;
+  locs: number[];
+}
+
+/**
+ * Remove what an earlier run left in dir (manifest first, so no manifest ever lists missing shards). With
+ * a partition of several, only that partition's files (the others' tasks may be running).
+ */
+export function clearShardDir(dir: string, part?: { k: number; n: number }): void {
   for (const f of [MANIFEST, PASS1]) fs.rmSync(path.join(dir, f), { force: true });
+  const prefix = part && part.n > 1 ? `part-${String(part.k).padStart(5, '0')}-` : null;
   for (const s of SPLITS) {
     const d = path.join(dir, s);
     if (!fs.existsSync(d)) continue;
-    for (const f of fs.readdirSync(d)) if (/^shard-\d+\.safetensors$/.test(f) || isTempName(f)) fs.rmSync(path.join(d, f), { force: true });
+    for (const f of fs.readdirSync(d)) {
+      const ours = prefix ? f.startsWith(prefix) || f.startsWith(`.${prefix}`) : SHARD_FILE.test(f) || isTempName(f);
+      if (ours && (SHARD_FILE.test(f) || isTempName(f))) fs.rmSync(path.join(d, f), { force: true });
+    }
   }
-  for (const f of fs.existsSync(dir) ? fs.readdirSync(dir) : []) if (isTempName(f)) fs.rmSync(path.join(dir, f), { force: true });
+  if (!prefix) for (const f of fs.existsSync(dir) ? fs.readdirSync(dir) : []) if (isTempName(f)) fs.rmSync(path.join(dir, f), { force: true });
 }
 
 export class ShardWriter {
@@ -68,6 +95,15 @@ export class ShardWriter {
   private lastT: Float64Array;
   private open: Open[];
   readonly splits: Record<SplitName, SplitInfo>;
+  /** Rows per split and class index, not counting the rows held aside. */
+  readonly rows: Map<number, number>[] = [new Map(), new Map(), new Map()];
+  /** Per class, the rows of its (at most three) smallest fingerprints, held out of the statistics. */
+  private held = new Map<number, Held[]>();
+  /** Rows written per split (a row's number in its split). */
+  private written = [0, 0, 0];
+  /** lo, hi, label, split, row number: every kept row (with `fingerprints`). */
+  private fps: Uint32Array | null = null;
+  private nfps = 0;
 
   constructor(private opts: ShardOptions) {
     this.F = opts.features.length;
@@ -79,7 +115,8 @@ export class ShardWriter {
     this.lastV = new Float64Array(this.F).fill(NaN);
     this.lastT = new Float64Array(this.F);
     ensureDir(opts.dir);
-    clearShardDir(opts.dir);
+    clearShardDir(opts.dir, opts.part);
+    if (opts.fingerprints) this.fps = new Uint32Array(5 * 4096);
     for (const s of SPLITS) ensureDir(path.join(opts.dir, s));
     this.open = SPLITS.map(() => this.fresh(0));
     this.splits = { train: emptySplit(), val: emptySplit(), test: emptySplit() };
@@ -94,7 +131,7 @@ export class ShardWriter {
     const o = this.open[s];
     if (o.bn === 0) return;
     if (o.fd < 0) {
-      o.tmp = tempName(path.join(this.opts.dir, shardName(SPLITS[s], o.index)));
+      o.tmp = tempName(path.join(this.opts.dir, shardName(SPLITS[s], o.index, this.opts.part)));
       o.fd = fs.openSync(o.tmp, 'w');
     }
     const bytes = new Uint8Array(o.block.buffer, 0, o.bn * this.F * 4);
@@ -111,6 +148,10 @@ export class ShardWriter {
     }
   }
 
+  get hostContext(): boolean {
+    return !!this.opts.hostContext;
+  }
+
   /** Add a batch that carries split and labels (the stage-command path). */
   add(b: Batch): void {
     if (!b.split || !b.label) throw new Error('shard needs split and labels');
@@ -118,7 +159,8 @@ export class ShardWriter {
       this.newFile();
       this.lastFile = b.file;
     }
-    this.addRows(toRowMajor(b, this.opts.features), b.n, b.label, b.split, null, b.keys?.host);
+    const x = toRowMajor(b, this.opts.features);
+    this.addRows(x, b.n, b.label, b.split, null, b.keys?.host, rowHashes(x, this.F, b.n, b.label));
   }
   private lastFile: string | undefined;
 
@@ -130,14 +172,13 @@ export class ShardWriter {
     for (const o of this.open) o.lastOfHost.clear();
   }
 
-  /** Add rows of a row-major float32 matrix [n][F]; rows whose keep byte is 0 are skipped. */
-  addRows(x: Float32Array, n: number, label: Int32Array, split: Uint8Array, keep: Uint8Array | null, host?: Uint32Array): void {
+  /**
+   * Add rows of a row-major float32 matrix [n][F]; rows whose keep byte is 0 are skipped. With their
+   * fingerprints (`hash`, [n][2]), the rows of each class's three smallest fingerprints are held out
+   * of the statistics (src/stats.ts).
+   */
+  addRows(x: Float32Array, n: number, label: Int32Array, split: Uint8Array, keep: Uint8Array | null, host?: Uint32Array, hash?: Uint32Array): void {
     const F = this.F;
-    const min = this.min;
-    const max = this.max;
-    const mom = this.moments;
-    const lastV = this.lastV;
-    const lastT = this.lastT;
     for (let i = 0; i < n; i++) {
       if (keep && !keep[i]) continue;
       const s = split[i];
@@ -148,25 +189,21 @@ export class ShardWriter {
       }
       const src = i * F;
       o.block.set(x.subarray(src, src + F), o.bn * F);
-      if (s === 0) {
-        for (let f = 0; f < F; f++) {
-          const v = x[src + f];
-          if (v - v === 0) {
-            if (v < min[f]) min[f] = v;
-            if (v > max[f]) max[f] = v;
-            if (mom) {
-              // consecutive rows often repeat a value (flags, ports, counts): its log is taken once
-              if (v !== lastV[f]) {
-                lastV[f] = v;
-                lastT[f] = slog1p(v);
-              }
-              mom.add(f, lastT[f]);
-            }
-          }
-        }
-        if (mom) mom.endRow();
-      }
       const lab = label[i];
+      const ord = this.written[s]++;
+      if (!hash || !this.hold(hash[2 * i], hash[2 * i + 1], lab, s, x, src, ord)) {
+        const r = this.rows[s];
+        r.set(lab, (r.get(lab) ?? 0) + 1);
+        if (s === 0) this.addTrain(x, src, 1);
+      }
+      if (this.fps && hash) {
+        if (this.fps.length < 5 * (this.nfps + 1)) {
+          const g = new Uint32Array(this.fps.length * 2);
+          g.set(this.fps);
+          this.fps = g;
+        }
+        this.fps.set([hash[2 * i], hash[2 * i + 1], lab, s, ord], 5 * this.nfps++);
+      }
       o.labels[o.n] = lab;
       if (o.prev) {
         const h = host ? host[i] : 0;
@@ -182,11 +219,83 @@ export class ShardWriter {
     }
   }
 
+  /** Train min/max and moments of `times` copies of one row. */
+  private addTrain(x: ArrayLike<number>, src: number, times: number): void {
+    const F = this.F;
+    const min = this.min;
+    const max = this.max;
+    const mom = this.moments;
+    const lastV = this.lastV;
+    const lastT = this.lastT;
+    for (let f = 0; f < F; f++) {
+      const v = x[src + f];
+      if (v - v === 0) {
+        if (v < min[f]) min[f] = v;
+        if (v > max[f]) max[f] = v;
+        if (mom) {
+          // consecutive rows often repeat a value (flags, ports, counts): its log is taken once
+          if (v !== lastV[f]) {
+            lastV[f] = v;
+            lastT[f] = slog1p(v);
+          }
+          mom.add(f, lastT[f], times);
+        }
+      }
+    }
+    if (mom) mom.endRow();
+  }
+
+  /** Whether the row is held aside: its fingerprint is among its class's three smallest so far. */
+  private hold(lo: number, hi: number, lab: number, s: number, x: Float32Array, src: number, ord: number): boolean {
+    let list = this.held.get(lab);
+    if (!list) this.held.set(lab, (list = []));
+    let k = 0;
+    for (; k < list.length; k++) {
+      const c = list[k];
+      if (c.lo === lo && c.hi === hi && c.split === s) {
+        c.locs.push(ord);
+        return true;
+      }
+      if (lo < c.lo || (lo === c.lo && (hi < c.hi || (hi === c.hi && s < c.split)))) break;
+    }
+    if (k >= HELD_PER_CLASS) return false;
+    list.splice(k, 0, { lo, hi, label: lab, split: s, values: x.slice(src, src + this.F), locs: [ord] });
+    if (list.length > HELD_PER_CLASS) {
+      // the largest leaves: its copies join the statistics now
+      const ev = list.pop()!;
+      const r = this.rows[ev.split];
+      r.set(ev.label, (r.get(ev.label) ?? 0) + ev.locs.length);
+      if (ev.split === 0) this.addTrain(ev.values, 0, ev.locs.length);
+    }
+    return true;
+  }
+
+  /** The rows held aside, per class index (src/stats.ts's candidates). */
+  candidates(part: number): Record<string, Candidate[]> {
+    const out: Record<string, Candidate[]> = {};
+    for (const lab of [...this.held.keys()].sort((a, b) => a - b)) {
+      const list = this.held.get(lab)!;
+      if (list.length) out[lab] = list.map((c) => ({ fp: fpHex(c.lo, c.hi), label: c.label, split: c.split, values: encodeValues(c.values), locs: { [part]: c.locs } }));
+    }
+    return out;
+  }
+
+  /** The kept rows' fingerprints (lo, hi, label, split, partition, row), sorted by fingerprint. */
+  fingerprintTable(part: number): Uint32Array {
+    const n = this.nfps;
+    const idx = Array.from({ length: n }, (_, k) => k);
+    const f = this.fps!;
+    idx.sort((a, b) => f[5 * a] - f[5 * b] || f[5 * a + 1] - f[5 * b + 1]);
+    const out = new Uint32Array(6 * n);
+    idx.forEach((k, j) => out.set([f[5 * k], f[5 * k + 1], f[5 * k + 2], f[5 * k + 3], part, f[5 * k + 4]], 6 * j));
+    return out;
+  }
+
   private flush(s: number): void {
     const o = this.open[s];
     if (o.n === 0) return;
     const split = SPLITS[s];
-    const file = shardName(split, o.index);
+    const file = shardName(split, o.index, this.opts.part);
     this.spill(s);
     // labels (and prev) after the features, then the header into the reserved space (padded with spaces)
     const fBytes = o.n * this.F * 4;

@@ -1,9 +1,11 @@
 // Stage 6, split: deterministic train/val/test assignment, optional exact-duplicate removal.
 // --split-by hash (default): each row's split comes from a 64-bit fingerprint of its feature values (as
 // float32, the precision of the shards) and its label, so exact duplicates always land in the same
-// split; the exception is the first three rows of every class, which go to train, val and test in that
-// order so that every class with >= 3 rows is present in each split (splits with a zero share are
-// skipped). The result depends only on the rows and their order; `prep` sorts its input files by name.
+// split. This stage gives that natural split; the per-class minimum (the three smallest fingerprints
+// of every class go to train, val and test, so that every class with >= 3 distinct rows is present in
+// each split) is decided once every row has been seen, by the shard writer and pass 2 (src/stats.ts),
+// so that it depends neither on row order nor on how the input was partitioned. Dedupe keeps the first
+// copy of each fingerprint in input order (the smallest file and line; `prep` sorts files by name).
 // --split-by connection|host: the split comes from the row's group key (stages/keys.ts), so every flow
 // of a connection (or every flow from a host) lands in one split; no row is moved for the per-class
 // minimum, which would break a group. --split-by file: the caller assigns a split per input file.
@@ -67,9 +69,6 @@ export function createSplit(opts: SplitOptions & { grouped?: boolean }): Splitte
   if (!(total > 0) || train < 0 || val < 0 || test < 0) throw new Error('split ratios must be non-negative with a positive sum');
   const tTrain = (train / total) * 2 ** 32;
   const tVal = ((train + val) / total) * 2 ** 32;
-  // the per-class minimum moves rows: only where rows are split one by one
-  const firsts = opts.grouped ? [] : [0, 1, 2].filter((s) => [train, val, test][s] > 0);
-  const seen = new Map<number, number>();
   const set = opts.dedupe ? new FingerprintSet() : null;
   const counts: Counts = { deduplicated: 0, rows: { train: 0, val: 0, test: 0 }, deduplicated_by_class: {} };
   const splitter: Splitter = {
@@ -90,13 +89,9 @@ export function createSplit(opts: SplitOptions & { grouped?: boolean }): Splitte
           bump(counts, 'deduplicated_by_class', String(lab));
           continue;
         }
-        const k = seen.get(lab) ?? 0;
         let s: number;
         if (forced !== undefined) s = forced;
-        else if (k < firsts.length && !group) {
-          s = firsts[k];
-          seen.set(lab, k + 1);
-        } else {
+        else {
           // the group's hash where there is one (rows without one: their own fingerprint)
           const v = group && (group[2 * i] !== 0 || group[2 * i + 1] !== 0) ? group[2 * i + 1] : h[2 * i + 1];
           s = v < tTrain ? 0 : v < tVal ? 1 : 2;

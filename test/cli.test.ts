@@ -273,8 +273,9 @@ test('damaged or hand-edited run files, manifests and shards: one clear line, ex
 
 test('prep --rejects F is used; --no-clip never writes Infinity; eval on an empty split and inspect --verify say what they did', async () => {
   const { d, run } = await trained();
-  // rows 1-3 of a class go to train, val, test: a constant train value and a far val value overflow float32 unclipped
-  const rows = [tlRow({ 7: '-3e38' }), tlRow({ 7: '3e38' }), tlRow({ 7: 0 }), '1,2,3'];
+  // the three rows of a class go to train, val and test (by fingerprint): whichever is in train, a constant
+  // train value and a far val or test value overflow float32 unclipped
+  const rows = [tlRow({ 7: '-3e38', 8: 1 }), tlRow({ 7: '3e38', 8: 2 }), tlRow({ 7: '3e38', 8: 3 }), '1,2,3'];
   const f = writeCsv(d, 'noclip.csv', `${tlHeader()}\n${rows.join('\n')}\n`);
   const out = path.join(d, 'noclip');
   const rej = path.join(d, 'my-rejects.ndjson');
@@ -284,9 +285,12 @@ test('prep --rejects F is used; --no-clip never writes Infinity; eval on an empt
   assert.equal(JSON.parse(fs.readFileSync(rej, 'utf8').trim()).line, 5);
   assert.ok(!fs.existsSync(path.join(out, 'rejects.ndjson')), 'written to --rejects instead');
   const m = readManifest(out);
-  const val = readSafetensors(path.join(out, m.splits.val.shards[0].file)).get('features') as Float32Array;
-  assert.ok(val.every((v) => Number.isFinite(v)), 'no Infinity in the val shard');
-  assert.equal((m.quality.clipped_to_train_range as Record<string, Record<string, number>>).val.flow_duration, 1, 'and the clipped value is counted');
+  for (const sp of ['val', 'test'] as const) {
+    const x = readSafetensors(path.join(out, m.splits[sp].shards[0].file)).get('features') as Float32Array;
+    assert.ok(x.every((v) => Number.isFinite(v)), `no Infinity in the ${sp} shard`);
+  }
+  const cl = m.quality.clipped_to_train_range as Record<string, Record<string, number>>;
+  assert.equal((cl.val.flow_duration ?? 0) + (cl.test.flow_duration ?? 0), 1, 'and the clipped value is counted');
   // eval on a split without rows
   const empty = path.join(d, 'empty');
   await prep({ out: empty, inputs: [synthFile(d, 'tiny.csv', { rows: 300, seed: 3, classes: ['BENIGN', 'DDoS', 'PortScan'] })], ratios: { train: 1, val: 1, test: 0 }, workers: 0 });

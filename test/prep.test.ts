@@ -95,30 +95,48 @@ test('identical bytes on rerun, whatever the file order, threads or chunking', a
 
 test('val/test are scaled with train statistics: a larger test maximum is clipped and counted', async () => {
   const d = tmpdir();
-  // Heartbleed has 3 rows: the first goes to train, the second to val, the third to test
-  const rows = [tlRow({ 7: 10, 84: 'Heartbleed' }), tlRow({ 7: 20, 84: 'Heartbleed' }), tlRow({ 7: 1e9, 84: 'Heartbleed' })];
-  for (let i = 0; i < 50; i++) rows.push(tlRow({ 7: i, 8: i, 84: 'BENIGN' }));
-  const f = writeCsv(d, 'small.csv', `${tlHeader()}\n${rows.join('\n')}\n`);
-  const out = path.join(d, 'o');
-  const m = await prep({ out, inputs: [f], workers: 0, scaler: 'minmax' });
+  // Heartbleed has 3 rows: by fingerprint order one goes to train, one to val, one to test (the per-class
+  // minimum); the large one is made to land in test by trying values until its fingerprint does
+  let out = '';
+  let m: Awaited<ReturnType<typeof prep>> | null = null;
+  let big = 1e9;
+  for (let i = 0; i < 40 && !m; i++, big++) {
+    const rows = [tlRow({ 7: 10, 84: 'Heartbleed' }), tlRow({ 7: 20, 84: 'Heartbleed' }), tlRow({ 7: big, 84: 'Heartbleed' })];
+    for (let j = 0; j < 50; j++) rows.push(tlRow({ 7: j, 8: j, 84: 'BENIGN' }));
+    const f = writeCsv(d, `small${i}.csv`, `${tlHeader()}\n${rows.join('\n')}\n`);
+    out = path.join(d, `o${i}`);
+    const mm = await prep({ out, inputs: [f], workers: 0, scaler: 'minmax' });
+    const k = mm.features.indexOf('flow_duration');
+    if (mm.scaler.max[k] <= 49) m = mm;
+    else continue;
+    // the same with the default scaler: clipped to the largest train value's standardised value
+    const out2 = path.join(d, `p${i}`);
+    const m2 = await prep({ out: out2, inputs: [f], workers: 0 });
+    assert.equal(m2.scaler.method, 'log-standard');
+    assert.ok((m2.quality.clipped_to_train_range as Record<string, Record<string, number>>).test.flow_duration >= 1);
+    const t2 = m2.splits.test.shards.map((s) => readSafetensors(path.join(out2, s.file)));
+    const hb2 = m2.labels.indexOf('Heartbleed');
+    const vals = t2.flatMap((st) => {
+      const x = st.get('features') as Float32Array;
+      return Array.from(st.get('labels') as Int32Array).flatMap((lab, r) => (lab === hb2 ? [x[r * m2.num_features + k]] : []));
+    });
+    assert.equal(vals.length, 1);
+    assert.ok(Math.abs(vals[0] - m2.scaler.y_max![k]) < 1e-5);
+    assert.ok(Math.abs(m2.scaler.y_max![k] - (Math.log1p(49) - m2.scaler.center![k]) / m2.scaler.scale![k]) < 1e-9);
+  }
+  assert.ok(m, 'the large Heartbleed row never landed in test');
   const k = m.features.indexOf('flow_duration');
-  assert.ok(m.scaler.max[k] <= 49, `train max ${m.scaler.max[k]}`);
   const clipped = (m.quality.clipped_to_train_range as Record<string, Record<string, number>>).test;
   assert.ok(clipped.flow_duration >= 1);
-  const t = readSafetensors(path.join(out, m.splits.test.shards[0].file));
-  const x = t.get('features') as Float32Array;
-  const y = t.get('labels') as Int32Array;
+  // each split holds one Heartbleed row; the test one is clipped to 1
   const hb = m.labels.indexOf('Heartbleed');
-  const row = Array.from(y).indexOf(hb);
-  assert.equal(x[row * m.num_features + k], 1);
-  // the same with the default scaler: clipped to the largest train value's standardised value
-  const out2 = path.join(d, 'o2');
-  const m2 = await prep({ out: out2, inputs: [f], workers: 0 });
-  assert.equal(m2.scaler.method, 'log-standard');
-  assert.ok((m2.quality.clipped_to_train_range as Record<string, Record<string, number>>).test.flow_duration >= 1);
-  const x2 = readSafetensors(path.join(out2, m2.splits.test.shards[0].file)).get('features') as Float32Array;
-  assert.ok(Math.abs(x2[row * m2.num_features + k] - m2.scaler.y_max![k]) < 1e-5);
-  assert.ok(Math.abs(m2.scaler.y_max![k] - (Math.log1p(49) - m2.scaler.center![k]) / m2.scaler.scale![k]) < 1e-9);
+  for (const sp of ['train', 'val', 'test'] as const) assert.equal(m.splits[sp].class_counts.Heartbleed, 1, sp);
+  const got = m.splits.test.shards.flatMap((s) => {
+    const st = readSafetensors(path.join(out, s.file));
+    const x = st.get('features') as Float32Array;
+    return Array.from(st.get('labels') as Int32Array).flatMap((lab, r) => (lab === hb ? [x[r * m!.num_features + k]] : []));
+  });
+  assert.deepEqual(got, [1]);
 });
 
 test('shards are readable without flowtensor (Python standard library)', async (t) => {

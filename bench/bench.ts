@@ -239,13 +239,30 @@ if (want('engines')) {
     while (performance.now() - t < 3000) { await call(); N++; }
     const s = (performance.now() - t) / 1000, u = process.cpuUsage(c);
     console.log(JSON.stringify({ flows_per_s: Math.round((N * B) / s), flows_per_cpu_s: Math.round((N * B) / ((u.user + u.system) / 1e6)) }));`;
+  // PyTorch's batched forward pass (bench/torch_lstm.py predict, one thread) in the same rounds: the peer
+  // of the model-only figures; ratios per round (flowtensor engine ÷ PyTorch, flows per second)
+  const PYT = '/usr/bin/python3';
+  const torchFwd = spawnSync(PYT, ['-c', 'import torch'], { encoding: 'utf8' }).status === 0;
+  if (!torchFwd) emit({ bench: 'engine-model', peer: 'pytorch', skipped: `${PYT} has no torch: apt-get install -y python3-torch` });
   for (const kind of ['seed', 'window']) {
+    const ratios: Record<string, number[]> = {};
     for (let rep = 1; rep <= 3; rep++) {
+      const got: Record<string, number> = {};
       for (const engine of ['wasm', 'onnx']) {
         const r = child(modelOnly, [kind, engine]);
-        emit({ bench: 'engine-model', model: kind, engine, threads: 1, batch: 1024, ...r, run: rep });
+        if (typeof r.flows_per_s === 'number') got[engine] = r.flows_per_s;
+        emit({ bench: 'engine-model', model: kind, engine, threads: 1, batch: 1024, ...r, load: os.loadavg().map((v) => +v.toFixed(2)), run: rep });
       }
+      if (!torchFwd) continue;
+      const env = { ...process.env, OMP_NUM_THREADS: '1', OPENBLAS_NUM_THREADS: '1', MKL_NUM_THREADS: '1' };
+      const p = spawnSync(PYT, [path.join(ROOT, 'bench/torch_lstm.py'), kind, '1', '3', 'predict'], { encoding: 'utf8', env, cwd: ROOT });
+      if (p.status !== 0) throw new Error(`torch_lstm.py predict failed: ${p.stderr}`);
+      const t = JSON.parse(p.stdout.trim().split('\n').pop()!);
+      emit({ bench: 'engine-model', model: kind, engine: 'pytorch', version: t.torch, threads: 1, batch: 1024, flows_per_s: t.flows_per_s, flows_per_cpu_s: t.flows_per_cpu_s, load: os.loadavg().map((v) => +v.toFixed(2)), run: rep });
+      for (const e of Object.keys(got)) (ratios[`${e}_vs_pytorch`] ??= []).push(got[e] / t.flows_per_s);
     }
+    const range = (xs: number[]) => [Math.min(...xs), Math.max(...xs)].map((v) => +v.toFixed(2));
+    if (torchFwd) emit({ bench: 'engine-model-summary', model: kind, threads: 1, batch: 1024, ...Object.fromEntries(Object.entries(ratios).map(([k, v]) => [k, range(v)])), goal_vs_pytorch: kind === 'seed' ? 1.5 : 1.0 });
   }
   // the first of the 8 input files only (as `bench predict` uses), made alone if missing
   const rows = Math.max(...sizes);

@@ -4,19 +4,8 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { prep } from '../src/prep.js';
-import { synthToFile } from '../src/synth.js';
 import { epochLine } from '../src/epochline.js';
-import { BIN, cli, tmpdir } from './helpers.js';
-
-async function shards(rows: number, seed: number): Promise<string> {
-  const d = tmpdir();
-  const csv = path.join(d, 'a.csv');
-  synthToFile(csv, { rows, seed, classes: ['BENIGN', 'DDoS', 'PortScan'] });
-  const out = path.join(d, 'shards');
-  await prep({ out, inputs: [csv], workers: 0, shardRows: 2000 });
-  return out;
-}
+import { BIN, cli, tmpdir, smallShards as shards } from './helpers.js';
 
 const metricsOf = (run: string) => fs.readFileSync(path.join(run, 'metrics.ndjson'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
 

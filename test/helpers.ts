@@ -5,6 +5,7 @@ import path from 'node:path';
 import { spawn, spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { synthToFile, type SynthOptions } from '../src/synth.js';
+import { prep } from '../src/prep.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const BIN = path.join(ROOT, 'bin', 'flowtensor.js');
@@ -105,4 +106,14 @@ export function tlRow(over: Record<number, string | number> = {}): string {
   cells[84] = 'BENIGN';
   for (const [k, v] of Object.entries(over)) cells[Number(k)] = v;
   return cells.join(',');
+}
+
+/** Shards of `rows` synthetic flows of three classes (2,000 rows per shard), in a fresh temp folder. */
+export async function smallShards(rows: number, seed: number): Promise<string> {
+  const d = tmpdir();
+  const csv = path.join(d, 'a.csv');
+  synthToFile(csv, { rows, seed, classes: ['BENIGN', 'DDoS', 'PortScan'] });
+  const out = path.join(d, 'shards');
+  await prep({ out, inputs: [csv], workers: 0, shardRows: 2000 });
+  return out;
 }

@@ -5,11 +5,9 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
-import { prep } from '../src/prep.js';
 import { train } from '../src/train.js';
-import { synthToFile } from '../src/synth.js';
 import { tagOf, FILE_VERSION } from '../src/tensorboard.js';
-import { BIN, ROOT, tmpdir } from './helpers.js';
+import { BIN, ROOT, tmpdir, smallShards as shards } from './helpers.js';
 
 const READER = path.join(ROOT, 'test', 'tfevents.py');
 const NO_PYTHON = 'python3 not found: the event files are read back by test/tfevents.py (Python standard library); skipped';
@@ -54,15 +52,6 @@ function expected(lines: Record<string, unknown>[]): Map<string, number> {
     m.set(`${run}/${tag}/${l.epoch}`, Math.fround(v));
   }
   return m;
-}
-
-async function shards(rows: number, seed: number): Promise<string> {
-  const d = tmpdir();
-  const csv = path.join(d, 'a.csv');
-  synthToFile(csv, { rows, seed, classes: ['BENIGN', 'DDoS', 'PortScan'] });
-  const out = path.join(d, 'shards');
-  await prep({ out, inputs: [csv], workers: 0, shardRows: 2000 });
-  return out;
 }
 
 test('event files: TFRecord framing and CRCs check out in an independent reader; every epoch scalar equals metrics.ndjson; --resume adds a file per run and steps go on', { skip: hasPython ? false : NO_PYTHON }, async () => {

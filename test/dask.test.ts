@@ -5,10 +5,9 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { prep } from '../src/prep.js';
 import { readManifest, type Manifest } from '../src/manifest.js';
 import { loadShard } from '../src/shardset.js';
-import { ROOT, synthFile, tmpdir } from './helpers.js';
+import { BIN, ROOT, synthFile, tmpdir } from './helpers.js';
 
 const PYTHON = '/usr/bin/python3';
 const DASK_BIN = path.join(ROOT, 'bin', 'flowtensor-dask');
@@ -18,8 +17,9 @@ function haveDask(): boolean {
   return spawnSync(PYTHON, ['-c', 'import distributed'], { encoding: 'utf8' }).status === 0;
 }
 
-function daskCli(args: string[], env: Record<string, string> = {}) {
+function daskCli(args: string[], env: Record<string, string> = {}, cwd?: string) {
   return spawnSync(PYTHON, [DASK_BIN, ...args], {
+    cwd,
     encoding: 'utf8',
     // the node running this test runs the tasks too
     env: { ...process.env, FLOWTENSOR_NODE: process.execPath, FLOWTENSOR_LOG_LEVEL: 'warn', ...env },
@@ -59,11 +59,13 @@ test('flowtensor-dask prep --scheduler local:2 --partitions 4 --dedupe equals on
   const lines = fs.readFileSync(a, 'utf8').split('\n');
   const c = path.join(d, 'c.csv');
   fs.writeFileSync(c, [lines[0], ...lines.slice(100, 700)].join('\n') + '\n');
-  const files = [a, b, c];
+  // both run in d with the same relative names: the manifests name the inputs alike
+  const files = [a, b, c].map((f) => path.basename(f));
   const ref = path.join(d, 'ref');
-  await prep({ inputs: files, out: ref, workers: 0, dedupe: true });
+  const one = spawnSync(process.execPath, [BIN, 'prep', '-q', '--workers', '0', '--dedupe', '--out', 'ref', ...files], { cwd: d, encoding: 'utf8' });
+  assert.equal(one.status, 0, one.stderr);
   const out = path.join(d, 'dask');
-  const r = daskCli(['prep', '--scheduler', 'local:2', '--partitions', '4', '--merge-fanin', '2', '--dedupe', '--out', out, ...files], { FLOWTENSOR_DASK_FAULT: 'analyze:1,scale:2' });
+  const r = daskCli(['prep', '--scheduler', 'local:2', '--partitions', '4', '--merge-fanin', '2', '--dedupe', '--out', 'dask', ...files], { FLOWTENSOR_DASK_FAULT: 'analyze:1,scale:2' }, d);
   assert.equal(r.status, 0, r.stderr);
 
   const mr = readManifest(ref, { verify: 'sha256' });
@@ -80,7 +82,8 @@ test('flowtensor-dask prep --scheduler local:2 --partitions 4 --dedupe equals on
   }
   assert.ok(fs.readFileSync(path.join(ref, 'rejects.ndjson')).equals(fs.readFileSync(path.join(out, 'rejects.ndjson'))), 'rejects differ');
   assert.ok(!fs.existsSync(path.join(out, 'parts')), 'parts/ removed after the manifest');
-  assert.deepEqual(fs.readdirSync(out).filter((f) => f.startsWith('.')), [], 'no lock, temp or fault file left');
+  for (const sub of ['', 'train', 'val', 'test']) assert.deepEqual(fs.readdirSync(path.join(out, sub)).filter((f) => f.startsWith('.')), [], `${sub}: no lock, temp or fault file left`);
+  assert.equal((md.sources[0] as { file: string }).file, 'a.csv');
 
   // progress: JSON lines on stderr (not a terminal), one per finished task; the summary on stdout
   const events = r.stderr.trim().split('\n').map((l) => JSON.parse(l));

@@ -55,6 +55,23 @@ test('predict on the training CSV reproduces eval over all splits, row for row',
   assert.equal(first.top3.length, 3);
   assert.ok(first.top3[0].p >= first.top3[1].p && first.top3[1].p >= first.top3[2].p);
   assert.equal(first.predicted, first.top3[0].label);
+  // a stream (`kcat -C -t flows | flowtensor predict --model RUN -`): the CLI reading a pipe that another
+  // process fills in small chunks, cut mid-line, gives the lines it gives on the file (named stdin)
+  const feeder = spawn(process.execPath, ['-e', `
+    const fs = require('node:fs'); const buf = fs.readFileSync(process.argv[1]); let at = 0;
+    const next = () => { if (at >= buf.length) return; const n = 1000 + (at % 7919); process.stdout.write(buf.subarray(at, at += n), () => setTimeout(next, 1)); };
+    next();`, csv], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const pred = spawn(process.execPath, [path.join(ROOT, 'bin', 'flowtensor.js'), 'predict', '-q', '--model', run, '-'], { stdio: [feeder.stdout, 'pipe', 'pipe'] });
+  let streamed = '';
+  let err = '';
+  pred.stdout.setEncoding('utf8').on('data', (c: string) => (streamed += c));
+  pred.stderr.setEncoding('utf8').on('data', (c: string) => (err += c));
+  const code = await new Promise<number | null>((r) => pred.on('close', r));
+  assert.equal(code, 0, err);
+  const fromStream = streamed.trim().split('\n').map((l) => JSON.parse(l));
+  assert.equal(fromStream.length, lines.length);
+  assert.ok(fromStream.every((o) => o.file === 'stdin'));
+  assert.deepEqual(fromStream.map((o) => ({ ...o, file: csv })), lines);
 });
 
 test('predict on a long stdin stream: peak memory does not grow with the input', async () => {

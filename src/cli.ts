@@ -447,11 +447,13 @@ export async function main(argv = hideBin(process.argv)): Promise<void> {
           .option('multiline-quotes', stageOpts['multiline-quotes'])
           .option('backend', { choices: ['auto', 'tensorflow', 'wasm', 'cpu'], default: 'auto', describe: 'TensorFlow.js backend (auto: tensorflow, else wasm, else cpu)' })
           .option('engine', { choices: PREDICT_ENGINES, default: 'wasm', describe: 'wasm: tfjs + the WebAssembly LSTM kernel; onnx: onnxruntime-node (optional dependency, faster)' })
+          .option('flush-ms', { type: 'number', default: 200, describe: 'a stream (stdin, pipe) quiet this long has its rows so far scored and printed (0: full batches only)' })
           .option('progress', { type: 'boolean', describe: 'progress line (default: on when stderr is a TTY)' })
-          .example('$0 predict --model runs/first < Friday.csv > scored.ndjson', ''),
+          .example('$0 predict --model runs/first < Friday.csv > scored.ndjson', '')
+          .example('kcat -C -t flows | $0 predict --model runs/first -', 'a live stream: rows printed as they come'),
       (a) =>
         run(a as unknown as Common, async (log) => {
-          const s = await predict({ model: a.model as string, inputs: (a.files as string[]) ?? [], output: process.stdout, format: a.format as 'csv', batchSize: a['batch-size'] as number, threads: a.threads as number, rejects: a.rejects as string, multilineQuotes: a['multiline-quotes'] as boolean, backend: a.backend as 'auto', logger: log, progress: a.progress as boolean | undefined, allowMissingFeatures: a['allow-missing-features'] as boolean, engine: a.engine as PredictEngine });
+          const s = await predict({ model: a.model as string, inputs: (a.files as string[]) ?? [], output: process.stdout, format: a.format as 'csv', batchSize: a['batch-size'] as number, threads: a.threads as number, rejects: a.rejects as string, multilineQuotes: a['multiline-quotes'] as boolean, backend: a.backend as 'auto', logger: log, progress: a.progress as boolean | undefined, allowMissingFeatures: a['allow-missing-features'] as boolean, engine: a.engine as PredictEngine, flushMs: a['flush-ms'] as number });
           const { report, ...rest } = s;
           log.info({ ...rest, macro_f1: report ? +report.macro_f1.toFixed(4) : undefined }, 'predict done');
           // stdout carries the scored rows: the summary of the labelled ones goes to stderr, and -q keeps it (a result, not a log)

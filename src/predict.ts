@@ -23,6 +23,7 @@ import { UserError, workerExecArgv } from './errors.js';
 import { rejectSink } from './rejects.js';
 import { writeText } from './output.js';
 import { readRunInfo } from './runfiles.js';
+import fs from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import { silentLogger, Progress, type Logger } from './log.js';
 import type { Batch, Counts } from './batch.js';
@@ -47,10 +48,35 @@ export interface PredictOptions {
   allowMissingFeatures?: boolean;
   /** wasm (default): tfjs with the WebAssembly LSTM kernel; onnx: onnxruntime-node (optional dependency). */
   engine?: PredictEngine;
+  /**
+   * A stream (stdin, a pipe, a FIFO) quiet for this many ms has the rows it sent so far scored and
+   * printed, without waiting for a full batch (default 200; 0: only full batches and the end). Regular
+   * files are read at full speed and never wait.
+   */
+  flushMs?: number;
 }
 
 export const PREDICT_ENGINES = ['wasm', 'onnx'] as const;
 export type PredictEngine = (typeof PREDICT_ENGINES)[number];
+
+const IDLE = Symbol('idle');
+/** `p`, or IDLE when it takes longer than `ms` (the timer cleared either way). */
+async function within<T>(p: Promise<T>, ms: number): Promise<T | typeof IDLE> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([p, new Promise<typeof IDLE>((res) => (timer = setTimeout(res, ms, IDLE)))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+const isRegularFile = (f: string) => {
+  if (f === '-') return false;
+  try {
+    return fs.statSync(f).isFile();
+  } catch {
+    return false;
+  }
+};
 
 /** Start the predict worker and wait until its model is loaded. */
 async function startHelper(model: string, spec: ModelSpec, backend: BackendName | 'auto', engine: PredictEngine): Promise<Worker> {
@@ -331,14 +357,29 @@ export async function predict(o: PredictOptions): Promise<PredictSummary> {
       const parser = new CsvBatchParser({ file: name, cfg, want: new Set([...filter.wanted, ...ID_COLUMNS, ...keys.wanted]), requireLabel: false, batchSize: B, multilineQuotes: o.multilineQuotes, onReject, onHeader });
       const context = { rows: null as Float32Array | null, hosts: new Map<number, Float32Array>() };
       const src = f === '-' ? (o.input ?? process.stdin) : openInput(f);
+      // a stream that goes quiet gets what it sent scored now (a regular file never pauses)
+      const idleMs = o.flushMs ?? 200;
+      const streaming = idleMs > 0 && !isRegularFile(f);
       try {
-        for await (const chunk of src) {
-          for (const b of parser.push(chunk as Buffer)) await take(prepare(b, context));
+        const it = (src as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
+        let next = it.next();
+        for (;;) {
+          let r = streaming ? await within(next, idleMs) : await next;
+          if (r === IDLE) {
+            for (const b of parser.takePartial()) await take(prepare(b, context));
+            await drain();
+            r = await next;
+          }
+          const step = r as IteratorResult<Buffer>;
+          if (step.done) break;
+          next = it.next();
+          for (const b of parser.push(step.value)) await take(prepare(b, context));
           progress.update(totals.rows_scored, bytesBefore + parser.bytesIn);
         }
         for (const b of parser.end()) await take(prepare(b, context));
         await drain();
       } catch (e) {
+        (src as Readable).destroy?.();
         throw describeReadError(name, e);
       }
       bytesBefore += parser.bytesIn;

@@ -35,6 +35,7 @@ export const NUMERIC_OPTIONS: Record<string, NumRule> = {
   rows: int(0, 1e9),
   ipv6: real(0, 1),
   threads: int(1, 2),
+  'flush-ms': int(0, 3_600_000),
 };
 
 const fmt = (n: number) => (Number.isInteger(n) ? n.toLocaleString('en-US') : String(n));

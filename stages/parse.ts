@@ -116,6 +116,14 @@ export class CsvBatchParser {
     return o;
   }
 
+  /** The rows parsed so far as a (short) batch, without ending the input: a stream gone quiet is scored. */
+  takePartial(): Batch[] {
+    this.flush();
+    const o = this.out;
+    this.out = [];
+    return o;
+  }
+
   get bytesIn(): number {
     return this.tok.bytesIn;
   }

@@ -74,6 +74,28 @@ test('predict on the training CSV reproduces eval over all splits, row for row',
   assert.deepEqual(fromStream.map((o) => ({ ...o, file: csv })), lines);
 });
 
+test('predict on a stream that goes quiet prints the rows sent so far at once (window context kept); the same lines as on the file', async () => {
+  const { d, csv, run } = await trained('window');
+  const lines = fs.readFileSync(csv, 'utf8').split('\n');
+  const small = writeCsv(d, 'small.csv', lines.slice(0, 8).join('\n') + '\n');
+  const onFile = (await collect({ model: run, inputs: [small] })).text;
+  for (const threads of [1, 2]) {
+    const input = new PassThrough();
+    const out = new PassThrough();
+    let text = '';
+    out.setEncoding('utf8').on('data', (c: string) => (text += c));
+    const done = predict({ model: run, inputs: [], input, output: out, threads, flushMs: 50 });
+    input.write(lines.slice(0, 4).join('\n') + '\n'); // the header and 3 rows, then nothing
+    const t0 = Date.now();
+    while (text.split('\n').length - 1 < 3 && Date.now() - t0 < 10000) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(text.split('\n').length - 1, 3, `threads ${threads}: the 3 rows sent are printed while the stream stays open`);
+    input.end(lines.slice(4, 8).join('\n') + '\n');
+    await done;
+    out.end();
+    assert.equal(text.replaceAll('"file":"stdin"', JSON.stringify({ file: small }).slice(1, -1)), onFile, `threads ${threads}: the same lines as on the file`);
+  }
+});
+
 test('predict on a long stdin stream: peak memory does not grow with the input', async () => {
   const { run } = await trained('window');
   // a child process (so other tests' garbage does not count) reads CSV from its stdin, fed through a

@@ -88,8 +88,17 @@ export class CsvTokenizer {
       buf = buf.subarray(nl + 1);
     }
     if (this.tail) {
-      buf = Buffer.concat([this.tail, buf]);
+      // the row cut at the chunk's start: joined with the chunk's first line only (not a copy of the
+      // whole chunk); a quoted field open past that line falls back to joining the rest too
+      const tail = this.tail;
       this.tail = null;
+      const nl = buf.indexOf(NL);
+      if (nl < 0) buf = Buffer.concat([tail, buf]);
+      else {
+        const head = Buffer.concat([tail, buf.subarray(0, nl + 1)]);
+        const used = this.scan(head, false);
+        buf = used === head.length ? buf.subarray(nl + 1) : Buffer.concat([head.subarray(used), buf.subarray(nl + 1)]);
+      }
     }
     const pos = this.scan(buf, false);
     if (pos < buf.length) {

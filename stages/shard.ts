@@ -8,7 +8,7 @@ import { ensureDir, isTempName, tempName, writeAll } from '../src/atomic.js';
 import { MANIFEST, PASS1, type ShardInfo, type SplitInfo } from '../src/manifest.js';
 import { Moments } from '../src/moments.js';
 import { U32Map } from '../src/hash.js';
-import { slog1p } from './scale.js';
+import { LogCache } from './scale.js';
 import { UserError } from '../src/errors.js';
 import { HELD_PER_CLASS, encodeValues, fpHex, type Candidate } from '../src/stats.js';
 
@@ -93,6 +93,8 @@ export class ShardWriter {
   /** per feature: the last train value and its slog1p (a one-entry cache for the moments) */
   private lastV: Float64Array;
   private lastT: Float64Array;
+  /** slog1p of the values seen, per feature (a miss of the one-entry cache looks here before the log) */
+  private logs: LogCache;
   private open: Open[];
   readonly splits: Record<SplitName, SplitInfo>;
   /** Rows per split and class index, not counting the rows held aside. */
@@ -114,6 +116,7 @@ export class ShardWriter {
     this.moments = opts.logMoments ? new Moments(this.F) : null;
     this.lastV = new Float64Array(this.F).fill(NaN);
     this.lastT = new Float64Array(this.F);
+    this.logs = new LogCache(this.F);
     ensureDir(opts.dir);
     clearShardDir(opts.dir, opts.part);
     if (opts.fingerprints) this.fps = new Uint32Array(5 * 4096);
@@ -179,6 +182,7 @@ export class ShardWriter {
    */
   addRows(x: Float32Array, n: number, label: Int32Array, split: Uint8Array, keep: Uint8Array | null, host?: Uint32Array, hash?: Uint32Array): void {
     const F = this.F;
+    const bits = new Uint32Array(x.buffer, x.byteOffset, n * F); // the values' float32 bits (the log cache's keys)
     for (let i = 0; i < n; i++) {
       if (keep && !keep[i]) continue;
       const s = split[i];
@@ -194,7 +198,7 @@ export class ShardWriter {
       if (!hash || !this.hold(hash[2 * i], hash[2 * i + 1], lab, s, x, src, ord)) {
         const r = this.rows[s];
         r.set(lab, (r.get(lab) ?? 0) + 1);
-        if (s === 0) this.addTrain(x, src, 1);
+        if (s === 0) this.addTrain(x, bits, src, 1);
       }
       if (this.fps && hash) {
         if (this.fps.length < 5 * (this.nfps + 1)) {
@@ -220,8 +224,9 @@ export class ShardWriter {
   }
 
   /** Train min/max and moments of `times` copies of one row. */
-  private addTrain(x: ArrayLike<number>, src: number, times: number): void {
+  private addTrain(x: Float32Array, bits: Uint32Array, src: number, times: number): void {
     const F = this.F;
+    const logs = this.logs;
     const min = this.min;
     const max = this.max;
     const mom = this.moments;
@@ -236,7 +241,7 @@ export class ShardWriter {
           // consecutive rows often repeat a value (flags, ports, counts): its log is taken once
           if (v !== lastV[f]) {
             lastV[f] = v;
-            lastT[f] = slog1p(v);
+            lastT[f] = logs.get(f, v, bits[src + f]);
           }
           mom.add(f, lastT[f], times);
         }
@@ -265,7 +270,7 @@ export class ShardWriter {
       const ev = list.pop()!;
       const r = this.rows[ev.split];
       r.set(ev.label, (r.get(ev.label) ?? 0) + ev.locs.length);
-      if (ev.split === 0) this.addTrain(ev.values, 0, ev.locs.length);
+      if (ev.split === 0) this.addTrain(ev.values, new Uint32Array(ev.values.buffer, ev.values.byteOffset, this.F), 0, ev.locs.length);
     }
     return true;
   }

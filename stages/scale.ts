@@ -349,26 +349,34 @@ export function scaleShard(job: ShardJob, scaler: ScalerStats, features: string[
   return { file: job.file, bytes, sha256: h.digest('hex'), rows: n, class_counts, clipped, inf };
 }
 
+/** Jobs a worker thread holds at once: the one it runs and the next, so it never waits for this thread to hand one out. */
+const WORKER_DEPTH = 2;
+
 /**
  * Run shard jobs on the given worker threads (src/prepworker.js, which answer 'scale' messages) and,
- * when useMain, on this thread too. Results come back in job order. On the first error no new job is
- * handed out and the promise rejects only once every job already running has answered, so nothing
+ * when useMain, on this thread too. Results come back in job order. Jobs are handed out largest first
+ * (the small ones then even out the threads at the end); each worker holds the next job while it runs
+ * one, since this thread hands out jobs only between its own. On the first error no new job is
+ * handed out and the promise rejects only once every job already handed out has answered, so nothing
  * writes into the folder after the caller has seen the error (and may be cleaning it up).
  */
 export async function runShardJobs(jobs: ShardJob[], scaler: ScalerStats, features: string[], pool: Worker[], useMain: boolean, onDone?: (r: ShardJobResult, done: number) => void): Promise<ShardJobResult[]> {
   const results: ShardJobResult[] = new Array(jobs.length);
+  // largest first; ties in job order
+  const order = jobs.map((_, i) => i).sort((a, b) => jobs[b].rows - jobs[a].rows || a - b);
   let next = 0;
   let done = 0;
   if (pool.length === 0) useMain = true;
   return new Promise((resolve, reject) => {
     let settled = false;
     let error: Error | undefined;
-    const busy = new Set<Worker>();
+    const held = new Map<Worker, number>(); // jobs handed to each worker and not answered yet
+    let outstanding = 0;
     const detach = () => {
       for (const w of pool) for (const ev of ['message', 'error', 'exit']) w.removeAllListeners(ev);
     };
     const settle = () => {
-      if (settled || busy.size > 0) return;
+      if (settled || outstanding > 0) return;
       if (error) {
         settled = true;
         detach();
@@ -384,16 +392,25 @@ export async function runShardJobs(jobs: ShardJob[], scaler: ScalerStats, featur
       settle();
     };
     const give = (w: Worker) => {
-      if (error || next >= jobs.length) return;
-      const id = next++;
-      busy.add(w);
-      w.postMessage({ type: 'scale', id, job: jobs[id], scaler, features });
+      while (!error && next < jobs.length && (held.get(w) ?? 0) < WORKER_DEPTH) {
+        const id = order[next++];
+        held.set(w, (held.get(w) ?? 0) + 1);
+        outstanding++;
+        w.postMessage({ type: 'scale', id, job: jobs[id], scaler, features });
+      }
+    };
+    const answered = (w: Worker) => {
+      const k = held.get(w) ?? 0;
+      if (k > 0) {
+        held.set(w, k - 1);
+        outstanding--;
+      }
     };
     for (const w of pool) {
       for (const ev of ['message', 'error', 'exit']) w.removeAllListeners(ev);
       w.on('message', (m: { type: 'scaled'; id: number; r: ShardJobResult } | ({ type: 'error' } & ErrorData) | { type: 'other' }) => {
         if (m.type !== 'scaled' && m.type !== 'error') return;
-        busy.delete(w);
+        answered(w);
         if (m.type === 'error') return fail(errorFrom(m));
         results[m.id] = m.r;
         onDone?.(m.r, ++done);
@@ -401,7 +418,10 @@ export async function runShardJobs(jobs: ShardJob[], scaler: ScalerStats, featur
         settle();
       });
       const dead = (e: Error) => {
-        busy.delete(w);
+        // a dead worker answers none of the jobs it held
+        const k = held.get(w) ?? 0;
+        held.set(w, 0);
+        outstanding -= k;
         fail(e);
       };
       w.on('error', dead);
@@ -412,13 +432,14 @@ export async function runShardJobs(jobs: ShardJob[], scaler: ScalerStats, featur
       const step = () => {
         if (error) return;
         if (next < jobs.length) {
-          const id = next++;
+          const id = order[next++];
           try {
             results[id] = scaleShard(jobs[id], scaler, features);
           } catch (e) {
             return fail(e as Error);
           }
           onDone?.(results[id], ++done);
+          for (const w of pool) give(w);
           setImmediate(step);
         }
         settle();

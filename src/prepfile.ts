@@ -55,6 +55,7 @@ export async function processTask(t: Task, front: Front, features: string[], ps:
     file: t.file,
     cfg,
     want: front.wanted,
+    float32: front.float32,
     batchSize: ps.batchSize,
     strict: ps.strict,
     maxLineBytes: ps.maxLineBytes,

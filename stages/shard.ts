@@ -45,6 +45,8 @@ interface Open {
 }
 
 const BLOCK_ROWS = 2048;
+/** Train rows whose statistics are added together, a feature at a time (addTrainRows). */
+const TRAIN_BLOCK = 256;
 /** Pass-1 shards reserve this many bytes for the 8-byte length and the (space-padded) JSON header. */
 const HEADER_RESERVE = 1024;
 
@@ -103,6 +105,9 @@ export class ShardWriter {
   private held = new Map<number, Held[]>();
   /** Rows written per split (a row's number in its split). */
   private written = [0, 0, 0];
+  /** Offsets in the current addRows matrix of the train rows whose statistics are not added yet. */
+  private pend = new Int32Array(TRAIN_BLOCK);
+  private npend = 0;
   /** lo, hi, label, split, row number: every kept row (with `fingerprints`). */
   private fps: Uint32Array | null = null;
   private nfps = 0;
@@ -195,10 +200,13 @@ export class ShardWriter {
       o.block.set(x.subarray(src, src + F), o.bn * F);
       const lab = label[i];
       const ord = this.written[s]++;
-      if (!hash || !this.hold(hash[2 * i], hash[2 * i + 1], lab, s, x, src, ord)) {
+      if (!hash || !this.hold(hash[2 * i], hash[2 * i + 1], lab, s, x, bits, src, ord)) {
         const r = this.rows[s];
         r.set(lab, (r.get(lab) ?? 0) + 1);
-        if (s === 0) this.addTrain(x, bits, src, 1);
+        if (s === 0) {
+          this.pend[this.npend++] = src;
+          if (this.npend === TRAIN_BLOCK) this.addTrainRows(x, bits);
+        }
       }
       if (this.fps && hash) {
         if (this.fps.length < 5 * (this.nfps + 1)) {
@@ -220,6 +228,48 @@ export class ShardWriter {
       o.classCounts.set(lab, (o.classCounts.get(lab) ?? 0) + 1);
       o.n++;
       if (++o.bn === BLOCK_ROWS) this.spill(s);
+    }
+    this.addTrainRows(x, bits);
+  }
+
+  /**
+   * The pending train rows' min/max and moments, a feature at a time (its minimum, maximum, cached log
+   * and sums stay in registers). Each feature still sees its values in row order, so min/max (-0 and 0
+   * included) come out as row by row; the moments are exact integer sums, the same in any order.
+   */
+  private addTrainRows(x: Float32Array, bits: Uint32Array): void {
+    const k = this.npend;
+    if (k === 0) return;
+    this.npend = 0;
+    const F = this.F;
+    const pend = this.pend;
+    const mom = this.moments;
+    const logs = this.logs;
+    if (mom) mom.beginRows(k);
+    for (let f = 0; f < F; f++) {
+      let lo = this.min[f];
+      let hi = this.max[f];
+      let lastV = this.lastV[f];
+      let lastT = this.lastT[f];
+      for (let r = 0; r < k; r++) {
+        const at = pend[r] + f;
+        const v = x[at];
+        if (v - v !== 0) continue;
+        if (v < lo) lo = v;
+        if (v > hi) hi = v;
+        if (mom) {
+          // consecutive rows often repeat a value (flags, ports, counts): its log is taken once
+          if (v !== lastV) {
+            lastV = v;
+            lastT = logs.get(f, v, bits[at]);
+          }
+          mom.add(f, lastT);
+        }
+      }
+      this.min[f] = lo;
+      this.max[f] = hi;
+      this.lastV[f] = lastV;
+      this.lastT[f] = lastT;
     }
   }
 
@@ -251,7 +301,7 @@ export class ShardWriter {
   }
 
   /** Whether the row is held aside: its fingerprint is among its class's three smallest so far. */
-  private hold(lo: number, hi: number, lab: number, s: number, x: Float32Array, src: number, ord: number): boolean {
+  private hold(lo: number, hi: number, lab: number, s: number, x: Float32Array, bits: Uint32Array, src: number, ord: number): boolean {
     let list = this.held.get(lab);
     if (!list) this.held.set(lab, (list = []));
     let k = 0;
@@ -270,7 +320,10 @@ export class ShardWriter {
       const ev = list.pop()!;
       const r = this.rows[ev.split];
       r.set(ev.label, (r.get(ev.label) ?? 0) + ev.locs.length);
-      if (ev.split === 0) this.addTrain(ev.values, new Uint32Array(ev.values.buffer, ev.values.byteOffset, this.F), 0, ev.locs.length);
+      if (ev.split === 0) {
+        this.addTrainRows(x, bits); // the rows before it first: every feature sees its values in order
+        this.addTrain(ev.values, new Uint32Array(ev.values.buffer, ev.values.byteOffset, this.F), 0, ev.locs.length);
+      }
     }
     return true;
   }

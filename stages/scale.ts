@@ -29,7 +29,7 @@ const EMPTY = 0xffffffff; // a NaN's bits: never looked up (callers pass finite 
 export class LogCache {
   private keys: Uint32Array;
   private vals: Float64Array;
-  constructor(F: number) {
+  constructor(readonly F: number) {
     this.keys = new Uint32Array(F * LOG_SLOTS).fill(EMPTY);
     this.vals = new Float64Array(F * LOG_SLOTS);
   }
@@ -111,6 +111,16 @@ export function fitScaler(
   return { method, fitted_on: 'train', clip: opts.clip, log1p: features.filter((f) => logSet.has(f)), min, max, t_min: tMin, t_max: tMax, center, scale, y_min: yMin, y_max: yMax, posinf: opts.posinf, neginf: opts.neginf };
 }
 
+/** applyScaler's LogCache, kept from call to call (predict scales batch by batch, pass 2 shard by shard): what it holds is slog1p of a value, true for any shard or batch. */
+let scalerLogs: LogCache | null = null;
+function logCacheFor(F: number): LogCache {
+  if (!scalerLogs || scalerLogs.F !== F) scalerLogs = new LogCache(F);
+  return scalerLogs;
+}
+
+/** Rows applyScaler walks a feature at a time (64 KiB of a 62-feature shard). */
+const SCALE_BLOCK = 256;
+
 /** y = (t - center) / scale and the clip bounds, also for format-1 scalers (min-max only, clipped to [0, 1]). */
 export function scalerParams(sc: ScalerStats, F: number): { center: ArrayLike<number>; inv: Float64Array; yMin: ArrayLike<number>; yMax: ArrayLike<number> } {
   const center = sc.center ?? sc.t_min;
@@ -152,46 +162,65 @@ export function applyScaler(x: Float32Array, F: number, sc: ScalerStats, counts?
   const lastIn = new Float64Array(F).fill(NaN);
   const lastOut = new Float64Array(F);
   const lastClipped = new Uint8Array(F);
-  const logs = new LogCache(F);
+  const logs = logCacheFor(F);
   const bits = new Uint32Array(x.buffer, x.byteOffset, x.length);
-  // row-major walk: the shard is [n][F], so memory is read in order
-  for (let i = 0, o = 0; i < n; i++) {
-    for (let f = 0; f < F; f++, o++) {
-      let v = x[o];
-      if (v === lastIn[f]) {
-        x[o] = lastOut[f];
-        clipped[f] += lastClipped[f];
-        continue;
-      }
-      const finite = v - v === 0;
-      if (!finite) {
-        infs[f]++;
-        v = v > 0 ? posRep[f] : v < 0 ? negRep[f] : 0;
-      }
-      const t = useLog[f] === 1 ? (finite ? logs.get(f, v, bits[o]) : slog1p(v)) : v;
-      let y = (t - center[f]) * inv[f];
-      let c = 0;
-      if (clip) {
-        // outside the train range (val, test, predict): clipped to it, counted
-        if (y < yMin[f]) {
-          y = yMin[f];
-          c = 1;
-        } else if (y > yMax[f]) {
-          y = yMax[f];
+  // a block of rows at a time (it stays in cache), within it a feature at a time: the feature's
+  // parameters and cache stay in registers, and it still sees its values in row order
+  for (let i0 = 0; i0 < n; i0 += SCALE_BLOCK) {
+    const i1 = Math.min(n, i0 + SCALE_BLOCK);
+    for (let f = 0; f < F; f++) {
+      const log = useLog[f] === 1;
+      const c0 = center[f];
+      const k = inv[f];
+      const lo = yMin[f];
+      const hi = yMax[f];
+      let lIn = lastIn[f];
+      let lOut = lastOut[f];
+      let lClip = lastClipped[f];
+      let nClip = 0;
+      let nInf = 0;
+      for (let o = i0 * F + f, end = i1 * F; o < end; o += F) {
+        let v = x[o];
+        if (v === lIn) {
+          x[o] = lOut;
+          nClip += lClip;
+          continue;
+        }
+        const finite = v - v === 0;
+        if (!finite) {
+          nInf++;
+          v = v > 0 ? posRep[f] : v < 0 ? negRep[f] : 0;
+        }
+        const t = log ? (finite ? logs.get(f, v, bits[o]) : slog1p(v)) : v;
+        let y = (t - c0) * k;
+        let c = 0;
+        if (clip) {
+          // outside the train range (val, test, predict): clipped to it, counted
+          if (y < lo) {
+            y = lo;
+            c = 1;
+          } else if (y > hi) {
+            y = hi;
+            c = 1;
+          }
+        } else if (!(Math.abs(y) <= 3.4028234663852886e38)) {
+          // unclipped, a value far outside the train range can pass float32's range: never an Infinity in a shard
+          y = y > 0 ? 3.4028234663852886e38 : -3.4028234663852886e38;
           c = 1;
         }
-      } else if (!(Math.abs(y) <= 3.4028234663852886e38)) {
-        // unclipped, a value far outside the train range can pass float32's range: never an Infinity in a shard
-        y = y > 0 ? 3.4028234663852886e38 : -3.4028234663852886e38;
-        c = 1;
+        nClip += c;
+        x[o] = y;
+        if (finite) {
+          lIn = v;
+          lOut = y;
+          lClip = c;
+        }
       }
-      clipped[f] += c;
-      x[o] = y;
-      if (finite) {
-        lastIn[f] = v;
-        lastOut[f] = y;
-        lastClipped[f] = c;
-      }
+      lastIn[f] = lIn;
+      lastOut[f] = lOut;
+      lastClipped[f] = lClip;
+      clipped[f] += nClip;
+      infs[f] += nInf;
     }
   }
   for (let f = 0; f < F; f++) {

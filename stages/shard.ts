@@ -31,6 +31,8 @@ export interface ShardOptions {
 interface Open {
   /** Rows waiting to be written: a block of BLOCK_ROWS rows. */
   block: Float32Array;
+  /** block's bits (the same memory) */
+  blockBits: Uint32Array;
   bn: number;
   labels: Int32Array;
   /** per row: index of the same host's previous row in this shard, -1 for none (with hostContext) */
@@ -131,7 +133,8 @@ export class ShardWriter {
   }
 
   private fresh(index: number): Open {
-    return { block: new Float32Array(BLOCK_ROWS * this.F), bn: 0, labels: new Int32Array(this.shardRows), prev: this.opts.hostContext ? new Int32Array(this.shardRows) : null, lastOfHost: new U32Map(), n: 0, index, classCounts: new Map(), fd: -1, tmp: '' };
+    const block = new Float32Array(BLOCK_ROWS * this.F);
+    return { block, blockBits: new Uint32Array(block.buffer), bn: 0, labels: new Int32Array(this.shardRows), prev: this.opts.hostContext ? new Int32Array(this.shardRows) : null, lastOfHost: new U32Map(), n: 0, index, classCounts: new Map(), fd: -1, tmp: '' };
   }
 
   /** Write the pending block of split s at its place in the shard's temp file. */
@@ -197,7 +200,8 @@ export class ShardWriter {
         o = this.open[s];
       }
       const src = i * F;
-      o.block.set(x.subarray(src, src + F), o.bn * F);
+      const block = o.blockBits; // the row's bits copied as they are, without a subarray object per row
+      for (let f = 0, d = o.bn * F; f < F; f++) block[d + f] = bits[src + f];
       const lab = label[i];
       const ord = this.written[s]++;
       if (!hash || !this.hold(hash[2 * i], hash[2 * i + 1], lab, s, x, bits, src, ord)) {

@@ -557,5 +557,10 @@ export async function main(argv = hideBin(process.argv)): Promise<void> {
     })
     .help()
     .wrap(Math.min(120, process.stdout.columns ?? 100));
+  // yargs renders the whole help text once a command's handler has started, to keep it for a later
+  // failure (0.3 s of the main thread while prep's threads start); failures here print usageText, never
+  // that cached help, so it is not rendered (--help still renders it: before any handler runs)
+  const usage = (y as unknown as { getInternalMethods?: () => { getUsageInstance?: () => { cacheHelpMessage?: () => void } } }).getInternalMethods?.().getUsageInstance?.();
+  if (usage && typeof usage.cacheHelpMessage === 'function') usage.cacheHelpMessage = () => {};
   await y.parseAsync();
 }

@@ -88,8 +88,17 @@ export class CsvTokenizer {
       buf = buf.subarray(nl + 1);
     }
     if (this.tail) {
-      buf = Buffer.concat([this.tail, buf]);
+      // the row cut at the chunk's start: joined with the chunk's first line only (not a copy of the
+      // whole chunk); a quoted field open past that line falls back to joining the rest too
+      const tail = this.tail;
       this.tail = null;
+      const nl = buf.indexOf(NL);
+      if (nl < 0) buf = Buffer.concat([tail, buf]);
+      else {
+        const head = Buffer.concat([tail, buf.subarray(0, nl + 1)]);
+        const used = this.scan(head, false);
+        buf = used === head.length ? buf.subarray(nl + 1) : Buffer.concat([head.subarray(used), buf.subarray(nl + 1)]);
+      }
     }
     const pos = this.scan(buf, false);
     if (pos < buf.length) {
@@ -395,11 +404,21 @@ export function parseNumber(b: Uint8Array, s: number, e: number): number {
 /** Set by parseNumberAt: offset of the delimiter (or end) that ended the field. */
 export let fieldEnd = 0;
 
+/** Relative margin of the float32 fast path: well above the error of the inexact double below (< 2^-49). */
+const F32_MARGIN = 2 ** -46;
+
 /**
  * Parse the numeric field starting at s and ending at the next delimiter byte d (or e), in one pass.
  * Sets fieldEnd and numKind. Falls back to parseNumber for anything but plain decimals.
+ *
+ * f32: the caller keeps only the float32 of the value, and then a decimal of more than 15 significant
+ * digits (CICFlowMeter's 16-17-digit means and rates) is parsed straight to it, without the exact
+ * double: exactly Math.fround(Number(text)) is returned. The digits summed in a double are off from the
+ * decimal by < 2^-49 relatively; when the float32 roundings of value·(1 ± 2^-46) agree, no float32
+ * rounding boundary lies between the decimal and its double either, so both round to that float32.
+ * Otherwise (a value next to a boundary, tiny or huge values, more than 25 digits) the exact path.
  */
-export function parseNumberAt(b: Uint8Array, s: number, e: number, d: number): number {
+export function parseNumberAt(b: Uint8Array, s: number, e: number, d: number, f32 = false): number {
   let i = s;
   let c = i < e ? b[i] : d;
   let neg = false;
@@ -432,6 +451,18 @@ export function parseNumberAt(b: Uint8Array, s: number, e: number, d: number): n
     numKind = 0;
     const v = exp < 0 ? mant / POW10[-exp] : mant;
     return neg ? -v : v;
+  }
+  if (f32 && c === d && sig <= 25 && exp >= -22) {
+    // sig > 15 here: mant holds the digits with rounding error, v is within 2^-49 of the decimal
+    const v = exp < 0 ? mant / POW10[-exp] : mant;
+    if (v >= 1e-37 && v <= 1e37) {
+      const lo = Math.fround(v * (1 - F32_MARGIN));
+      if (lo === Math.fround(v * (1 + F32_MARGIN))) {
+        fieldEnd = i;
+        numKind = 0;
+        return neg ? -lo : lo;
+      }
+    }
   }
   // anything else (exponent, spaces, tokens, text): find the field end, then the general parser
   while (i < e && b[i] !== d) i++;

@@ -32,6 +32,8 @@ export interface Front {
   filter: Filter;
   /** Every column the parser must materialise for these stages. */
   wanted: Set<string>;
+  /** The wanted columns that reach the output only as float32 features (not keys' identifiers). */
+  float32: Set<string>;
   ipsplit: IpSplit;
   labels: Labels;
   sanitize: Sanitize;
@@ -51,6 +53,7 @@ export function createFront(o: FrontOptions): Front {
     keys,
     filter,
     wanted: new Set([...filter.wanted, ...keys.wanted]),
+    float32: new Set([...filter.wanted].filter((c) => !keys.wanted.includes(c))),
     ipsplit,
     labels,
     sanitize,

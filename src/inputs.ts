@@ -90,6 +90,51 @@ export function openInput(file: string): Readable {
   return raw;
 }
 
+/**
+ * The bytes [start, end) of a regular file that is not gzip (end -1: to its end), in chunks of one
+ * reused 1 MiB buffer: each chunk is valid until the consumer asks for the next (a `for await` body
+ * that is done with it before the loop goes on). No buffer is allocated per read, so the reader leaves
+ * no garbage and touches no fresh memory. Anything else (gzip, a pipe) is read as openInput reads it.
+ * `prefix` (a chunk's header line) comes first; the file is closed when the consumer stops, early or not.
+ */
+export function readInput(file: string, start = 0, end = -1, prefix: Buffer | null = null): AsyncIterable<Buffer> {
+  let fd: number;
+  try {
+    fd = fs.openSync(file, 'r');
+  } catch (e) {
+    throw pathError(file, e);
+  }
+  const st = fs.fstatSync(fd);
+  const head = Buffer.alloc(2);
+  const plain = st.isFile() && !(fs.readSync(fd, head, 0, 2, 0) === 2 && head[0] === 0x1f && head[1] === 0x8b);
+  if (!plain) {
+    fs.closeSync(fd);
+    const src: AsyncIterable<Buffer> = start === 0 && end < 0 ? openInput(file) : fs.createReadStream(file, { start, end: end < 0 ? undefined : end - 1, highWaterMark: 1 << 20 });
+    if (!prefix) return src;
+    return (async function* withPrefix(): AsyncGenerator<Buffer> {
+      yield prefix;
+      yield* src;
+    })();
+  }
+  return (async function* chunks(): AsyncGenerator<Buffer> {
+    const buf = Buffer.allocUnsafe(1 << 20);
+    let pos = start;
+    try {
+      if (prefix) yield prefix;
+      for (;;) {
+        const want = end < 0 ? buf.length : Math.min(buf.length, end - pos);
+        if (want <= 0) return;
+        const n = await new Promise<number>((res, rej) => fs.read(fd, buf, 0, want, pos, (e, k) => (e ? rej(e) : res(k))));
+        if (n === 0) return;
+        pos += n;
+        yield buf.subarray(0, n);
+      }
+    } finally {
+      fs.closeSync(fd);
+    }
+  })();
+}
+
 /** A stream that cannot be read twice (a pipe): look at its first bytes as they pass, gunzip when they say gzip. */
 function sniffGzip(raw: Readable): Readable {
   async function* bytes(): AsyncGenerator<Buffer> {

@@ -70,6 +70,15 @@ export class Moments {
     if (++this.blockRows === BLOCK_ROWS) this.flush();
   }
 
+  /**
+   * Callers that add k rows feature by feature (add() per value, a column at a time) say so first:
+   * the block is flushed before it could pass BLOCK_ROWS rows (k <= BLOCK_ROWS).
+   */
+  beginRows(k: number): void {
+    if (this.blockRows + k > BLOCK_ROWS) this.flush();
+    this.blockRows += k;
+  }
+
   private flush(): void {
     for (let f = 0; f < this.F; f++) {
       if (this.b1[f] !== 0) this.s1[f] += BigInt(this.b1[f]);

@@ -107,16 +107,18 @@ type WorkerMsg =
   | ({ type: 'error'; index: number } & ErrorData);
 
 /**
- * Tasks are dealt round-robin to W workers; the main thread consumes them strictly in task order,
+ * Tasks are dealt in a fixed pattern to the W workers (and the main thread); it consumes them strictly in task order,
  * so the output is byte-identical to the in-process path whatever the timing.
  */
 async function runWorkers(W: number, tasks: Task[], base: Omit<WorkerInput, 'tasks'>, hooks: WorkerHooks, workers: Worker[], local?: (t: Task) => Promise<void>): Promise<WorkerResult[]> {
   const url = new URL('./prepworker.js', import.meta.url);
-  // with `local`, the main thread is one more participant and parses every (W+1)-th task itself
-  // (the threads that parse also sanitize and fingerprint their rows; the main thread assigns splits
-  // and writes every row, and with one worker that balances at one task in two: docs/BENCHMARKS.md)
+  // with `local`, the main thread is one more participant and parses a share of the tasks itself (the
+  // threads that parse also sanitize and fingerprint their rows; the main thread assigns splits, writes
+  // every row and gathers the train statistics, ~35% of its parsing time: with one worker that balances
+  // at two tasks in five, docs/BENCHMARKS.md "prep: where the time went"; with more, every (W+1)-th).
+  // Its share starts with the first task: it parses while the workers start (~0.2-0.5 s).
   const slots = local ? W + 1 : W;
-  const owner = (t: Task) => t.index % slots;
+  const owner = (t: Task) => (!local ? t.index % slots : W === 1 ? MAIN_OF_FIVE[t.index % 5] : (t.index + W) % slots);
   const queues: WorkerMsg[][] = [];
   const waiters: ((() => void) | null)[] = [];
   for (let w = 0; w < W; w++) {
@@ -199,6 +201,11 @@ export function featureSpec(cfg: DatasetConfig, columns: string[]): FeatureSpec 
   }
   return { columns, features };
 }
+
+/** With one worker: which thread parses each task of five (1 = the main thread, 0 = the worker). */
+const MAIN_OF_FIVE = [1, 0, 1, 0, 0];
+/** Packed batches a worker may run ahead of the main thread (~1 MB each): two of its tasks in a row fit. */
+const CREDITS = 16;
 
 /** Worker heaps: small young generation (batches die young) keeps RSS flat; measured in docs/BENCHMARKS.md. */
 const WORKER_LIMITS = { maxYoungGenerationSizeMb: 8, maxOldGenerationSizeMb: 64 };
@@ -617,7 +624,7 @@ async function analyzePartition(opts: PrepOptions, r: RunSetup, part: { k: numbe
         taskDone(t, res);
         mainOffset = 0;
       };
-      const res = await runWorkers(Math.min(W, tasks.length), tasks, { config: cfg.name, front: frontOpts, parse: parseSettings(opts), features: spec.features, credits: 8, logReplaced: !!onReplace }, {
+      const res = await runWorkers(Math.min(W, tasks.length), tasks, { config: cfg.name, front: frontOpts, parse: parseSettings(opts), features: spec.features, credits: CREDITS, logReplaced: !!onReplace }, {
         consume,
         taskDone,
         onHeader: (t, h) => onHeader(t.fileIndex, h),

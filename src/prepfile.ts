@@ -7,7 +7,7 @@ import type { Batch, Counts } from './batch.js';
 import { rowHashes, toRowMajor } from '../stages/split.js';
 import type { Front } from './front.js';
 import type { DatasetConfig } from './config.js';
-import { openInput, describeReadError } from './inputs.js';
+import { readInput, describeReadError } from './inputs.js';
 import type { Task } from './chunks.js';
 
 export interface ParseSettings {
@@ -55,6 +55,7 @@ export async function processTask(t: Task, front: Front, features: string[], ps:
     file: t.file,
     cfg,
     want: front.wanted,
+    float32: front.float32,
     batchSize: ps.batchSize,
     strict: ps.strict,
     maxLineBytes: ps.maxLineBytes,
@@ -63,11 +64,10 @@ export async function processTask(t: Task, front: Front, features: string[], ps:
     onReject: ev.reject,
     onHeader: ev.header,
   });
-  const whole = t.start === 0 && t.end < 0;
-  const src = whole ? openInput(t.file) : fs.createReadStream(t.file, { start: t.start, end: t.end < 0 ? undefined : t.end - 1, highWaterMark: 1 << 20 });
+  // a reused read buffer: the parser copies what it keeps (the cut row, strings) before the next chunk
+  const src = readInput(t.file, t.start, t.end, t.header);
   front.sanitize.setTask(t.index); // its examples carry chunk-local line numbers: prep resolves them
   try {
-    if (t.header) parser.push(t.header);
     for await (const chunk of src) {
       for (const b of parser.push(chunk as Buffer)) {
         const y = front.apply(b);

@@ -19,6 +19,12 @@ export interface ParseOptions {
   cfg: DatasetConfig;
   /** Canonical columns to materialise; null keeps every column of the file (the stand-alone `parse` command). */
   want?: Set<string> | null;
+  /**
+   * Numeric columns whose values only ever reach the output as float32 (prep's features): their long
+   * decimals may be parsed straight to the float32 (src/csv.ts parseNumberAt), the same float32 as
+   * through the exact double. Other columns (and the general row path) keep exact doubles.
+   */
+  float32?: Set<string>;
   batchSize?: number;
   strict?: boolean;
   maxLineBytes?: number;
@@ -61,6 +67,8 @@ export class CsvBatchParser {
   private batchSize: number;
   // per header field: 0 skip, 1 numeric, 2 string
   private kinds: Uint8Array = new Uint8Array(0);
+  // per header field: 1 when only its float32 is kept (opts.float32)
+  private f32: Uint8Array = new Uint8Array(0);
   private names: string[] = [];
   private numCols: (Float64Array | null)[] = [];
   private strCols: ((string | undefined)[] | null)[] = [];
@@ -185,6 +193,9 @@ export class CsvBatchParser {
       if (want && !want.has(c) && j !== labelField) this.kinds[j] = 0;
       else this.kinds[j] = this.stringSet.has(c) || j === labelField ? 2 : 1;
     });
+    const f32 = this.opts.float32;
+    this.f32 = new Uint8Array(canonical.length + 1);
+    if (f32) canonical.forEach((c, j) => (this.f32[j] = this.kinds[j] === 1 && f32.has(c) ? 1 : 0));
     this.trailingField = -1;
     if (!canonical.includes(OPTIONAL_TRAILING) && (!want || want.has(OPTIONAL_TRAILING))) {
       this.names = [...canonical, OPTIONAL_TRAILING];
@@ -291,6 +302,7 @@ export class CsvBatchParser {
     const b = this.cur;
     const i = b.n;
     const kinds = this.kinds;
+    const f32 = this.f32;
     const numCols = this.numCols;
     const strCols = this.strCols;
     const hlen = h.canonical.length;
@@ -302,7 +314,7 @@ export class CsvBatchParser {
       const k = j < hlen ? kinds[j] : 0;
       let end: number;
       if (k === 1) {
-        const v = parseNumberAt(buf, p, e, d);
+        const v = parseNumberAt(buf, p, e, d, f32[j] === 1);
         end = fieldEnd;
         numCols[j]![i] = v;
         if (numKind !== 0) b.issues.push({ row: i, col: this.names[j], kind: KIND_NAMES[numKind] as 'empty' | 'nan' | 'text', raw: buf.latin1Slice(p, Math.min(end, p + 100)) });

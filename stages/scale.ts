@@ -17,6 +17,33 @@ import type { DatasetConfig, SanitizePolicy } from '../src/config.js';
 
 export const slog1p = (x: number) => (x < 0 ? -Math.log1p(-x) : Math.log1p(x));
 
+/** Slots per feature of LogCache (a power of two). */
+const LOG_SLOTS = 256;
+const EMPTY = 0xffffffff; // a NaN's bits: never looked up (callers pass finite values only)
+
+/**
+ * slog1p of float32 values, remembered per feature in a small direct-mapped table keyed by the value's
+ * bits: flow features repeat values (flags, ports, counts, sizes), and a lookup costs a few
+ * nanoseconds where Math.log1p costs ~20. Exact: a hit returns what slog1p returned for the same value.
+ */
+export class LogCache {
+  private keys: Uint32Array;
+  private vals: Float64Array;
+  constructor(readonly F: number) {
+    this.keys = new Uint32Array(F * LOG_SLOTS).fill(EMPTY);
+    this.vals = new Float64Array(F * LOG_SLOTS);
+  }
+  /** slog1p(v) for the finite float32 value v of feature f, whose bits are `bits`. */
+  get(f: number, v: number, bits: number): number {
+    const k = f * LOG_SLOTS + (Math.imul(bits, 0x9e3779b1) >>> 24);
+    if (this.keys[k] === bits) return this.vals[k];
+    const t = slog1p(v);
+    this.keys[k] = bits;
+    this.vals[k] = t;
+    return t;
+  }
+}
+
 /**
  * What pass 2 needs besides the statistics, decided before it: the ±Infinity replacement per feature
  * (from the sanitize policy, 'drop'/'quarantine' having removed those rows already) and the features
@@ -84,6 +111,16 @@ export function fitScaler(
   return { method, fitted_on: 'train', clip: opts.clip, log1p: features.filter((f) => logSet.has(f)), min, max, t_min: tMin, t_max: tMax, center, scale, y_min: yMin, y_max: yMax, posinf: opts.posinf, neginf: opts.neginf };
 }
 
+/** applyScaler's LogCache, kept from call to call (predict scales batch by batch, pass 2 shard by shard): what it holds is slog1p of a value, true for any shard or batch. */
+let scalerLogs: LogCache | null = null;
+function logCacheFor(F: number): LogCache {
+  if (!scalerLogs || scalerLogs.F !== F) scalerLogs = new LogCache(F);
+  return scalerLogs;
+}
+
+/** Rows applyScaler walks a feature at a time (64 KiB of a 62-feature shard). */
+const SCALE_BLOCK = 256;
+
 /** y = (t - center) / scale and the clip bounds, also for format-1 scalers (min-max only, clipped to [0, 1]). */
 export function scalerParams(sc: ScalerStats, F: number): { center: ArrayLike<number>; inv: Float64Array; yMin: ArrayLike<number>; yMax: ArrayLike<number> } {
   const center = sc.center ?? sc.t_min;
@@ -125,44 +162,65 @@ export function applyScaler(x: Float32Array, F: number, sc: ScalerStats, counts?
   const lastIn = new Float64Array(F).fill(NaN);
   const lastOut = new Float64Array(F);
   const lastClipped = new Uint8Array(F);
-  // row-major walk: the shard is [n][F], so memory is read in order
-  for (let i = 0, o = 0; i < n; i++) {
-    for (let f = 0; f < F; f++, o++) {
-      let v = x[o];
-      if (v === lastIn[f]) {
-        x[o] = lastOut[f];
-        clipped[f] += lastClipped[f];
-        continue;
-      }
-      const finite = v - v === 0;
-      if (!finite) {
-        infs[f]++;
-        v = v > 0 ? posRep[f] : v < 0 ? negRep[f] : 0;
-      }
-      const t = useLog[f] === 1 ? slog1p(v) : v;
-      let y = (t - center[f]) * inv[f];
-      let c = 0;
-      if (clip) {
-        // outside the train range (val, test, predict): clipped to it, counted
-        if (y < yMin[f]) {
-          y = yMin[f];
-          c = 1;
-        } else if (y > yMax[f]) {
-          y = yMax[f];
+  const logs = logCacheFor(F);
+  const bits = new Uint32Array(x.buffer, x.byteOffset, x.length);
+  // a block of rows at a time (it stays in cache), within it a feature at a time: the feature's
+  // parameters and cache stay in registers, and it still sees its values in row order
+  for (let i0 = 0; i0 < n; i0 += SCALE_BLOCK) {
+    const i1 = Math.min(n, i0 + SCALE_BLOCK);
+    for (let f = 0; f < F; f++) {
+      const log = useLog[f] === 1;
+      const c0 = center[f];
+      const k = inv[f];
+      const lo = yMin[f];
+      const hi = yMax[f];
+      let lIn = lastIn[f];
+      let lOut = lastOut[f];
+      let lClip = lastClipped[f];
+      let nClip = 0;
+      let nInf = 0;
+      for (let o = i0 * F + f, end = i1 * F; o < end; o += F) {
+        let v = x[o];
+        if (v === lIn) {
+          x[o] = lOut;
+          nClip += lClip;
+          continue;
+        }
+        const finite = v - v === 0;
+        if (!finite) {
+          nInf++;
+          v = v > 0 ? posRep[f] : v < 0 ? negRep[f] : 0;
+        }
+        const t = log ? (finite ? logs.get(f, v, bits[o]) : slog1p(v)) : v;
+        let y = (t - c0) * k;
+        let c = 0;
+        if (clip) {
+          // outside the train range (val, test, predict): clipped to it, counted
+          if (y < lo) {
+            y = lo;
+            c = 1;
+          } else if (y > hi) {
+            y = hi;
+            c = 1;
+          }
+        } else if (!(Math.abs(y) <= 3.4028234663852886e38)) {
+          // unclipped, a value far outside the train range can pass float32's range: never an Infinity in a shard
+          y = y > 0 ? 3.4028234663852886e38 : -3.4028234663852886e38;
           c = 1;
         }
-      } else if (!(Math.abs(y) <= 3.4028234663852886e38)) {
-        // unclipped, a value far outside the train range can pass float32's range: never an Infinity in a shard
-        y = y > 0 ? 3.4028234663852886e38 : -3.4028234663852886e38;
-        c = 1;
+        nClip += c;
+        x[o] = y;
+        if (finite) {
+          lIn = v;
+          lOut = y;
+          lClip = c;
+        }
       }
-      clipped[f] += c;
-      x[o] = y;
-      if (finite) {
-        lastIn[f] = v;
-        lastOut[f] = y;
-        lastClipped[f] = c;
-      }
+      lastIn[f] = lIn;
+      lastOut[f] = lOut;
+      lastClipped[f] = lClip;
+      clipped[f] += nClip;
+      infs[f] += nInf;
     }
   }
   for (let f = 0; f < F; f++) {
@@ -320,26 +378,34 @@ export function scaleShard(job: ShardJob, scaler: ScalerStats, features: string[
   return { file: job.file, bytes, sha256: h.digest('hex'), rows: n, class_counts, clipped, inf };
 }
 
+/** Jobs a worker thread holds at once: the one it runs and the next, so it never waits for this thread to hand one out. */
+const WORKER_DEPTH = 2;
+
 /**
  * Run shard jobs on the given worker threads (src/prepworker.js, which answer 'scale' messages) and,
- * when useMain, on this thread too. Results come back in job order. On the first error no new job is
- * handed out and the promise rejects only once every job already running has answered, so nothing
+ * when useMain, on this thread too. Results come back in job order. Jobs are handed out largest first
+ * (the small ones then even out the threads at the end); each worker holds the next job while it runs
+ * one, since this thread hands out jobs only between its own. On the first error no new job is
+ * handed out and the promise rejects only once every job already handed out has answered, so nothing
  * writes into the folder after the caller has seen the error (and may be cleaning it up).
  */
 export async function runShardJobs(jobs: ShardJob[], scaler: ScalerStats, features: string[], pool: Worker[], useMain: boolean, onDone?: (r: ShardJobResult, done: number) => void): Promise<ShardJobResult[]> {
   const results: ShardJobResult[] = new Array(jobs.length);
+  // largest first; ties in job order
+  const order = jobs.map((_, i) => i).sort((a, b) => jobs[b].rows - jobs[a].rows || a - b);
   let next = 0;
   let done = 0;
   if (pool.length === 0) useMain = true;
   return new Promise((resolve, reject) => {
     let settled = false;
     let error: Error | undefined;
-    const busy = new Set<Worker>();
+    const held = new Map<Worker, number>(); // jobs handed to each worker and not answered yet
+    let outstanding = 0;
     const detach = () => {
       for (const w of pool) for (const ev of ['message', 'error', 'exit']) w.removeAllListeners(ev);
     };
     const settle = () => {
-      if (settled || busy.size > 0) return;
+      if (settled || outstanding > 0) return;
       if (error) {
         settled = true;
         detach();
@@ -355,16 +421,25 @@ export async function runShardJobs(jobs: ShardJob[], scaler: ScalerStats, featur
       settle();
     };
     const give = (w: Worker) => {
-      if (error || next >= jobs.length) return;
-      const id = next++;
-      busy.add(w);
-      w.postMessage({ type: 'scale', id, job: jobs[id], scaler, features });
+      while (!error && next < jobs.length && (held.get(w) ?? 0) < WORKER_DEPTH) {
+        const id = order[next++];
+        held.set(w, (held.get(w) ?? 0) + 1);
+        outstanding++;
+        w.postMessage({ type: 'scale', id, job: jobs[id], scaler, features });
+      }
+    };
+    const answered = (w: Worker) => {
+      const k = held.get(w) ?? 0;
+      if (k > 0) {
+        held.set(w, k - 1);
+        outstanding--;
+      }
     };
     for (const w of pool) {
       for (const ev of ['message', 'error', 'exit']) w.removeAllListeners(ev);
       w.on('message', (m: { type: 'scaled'; id: number; r: ShardJobResult } | ({ type: 'error' } & ErrorData) | { type: 'other' }) => {
         if (m.type !== 'scaled' && m.type !== 'error') return;
-        busy.delete(w);
+        answered(w);
         if (m.type === 'error') return fail(errorFrom(m));
         results[m.id] = m.r;
         onDone?.(m.r, ++done);
@@ -372,7 +447,10 @@ export async function runShardJobs(jobs: ShardJob[], scaler: ScalerStats, featur
         settle();
       });
       const dead = (e: Error) => {
-        busy.delete(w);
+        // a dead worker answers none of the jobs it held
+        const k = held.get(w) ?? 0;
+        held.set(w, 0);
+        outstanding -= k;
         fail(e);
       };
       w.on('error', dead);
@@ -383,13 +461,14 @@ export async function runShardJobs(jobs: ShardJob[], scaler: ScalerStats, featur
       const step = () => {
         if (error) return;
         if (next < jobs.length) {
-          const id = next++;
+          const id = order[next++];
           try {
             results[id] = scaleShard(jobs[id], scaler, features);
           } catch (e) {
             return fail(e as Error);
           }
           onDone?.(results[id], ++done);
+          for (const w of pool) give(w);
           setImmediate(step);
         }
         settle();

@@ -8,7 +8,7 @@ import { ensureDir, isTempName, tempName, writeAll } from '../src/atomic.js';
 import { MANIFEST, PASS1, type ShardInfo, type SplitInfo } from '../src/manifest.js';
 import { Moments } from '../src/moments.js';
 import { U32Map } from '../src/hash.js';
-import { slog1p } from './scale.js';
+import { LogCache } from './scale.js';
 import { UserError } from '../src/errors.js';
 import { HELD_PER_CLASS, encodeValues, fpHex, type Candidate } from '../src/stats.js';
 
@@ -31,6 +31,8 @@ export interface ShardOptions {
 interface Open {
   /** Rows waiting to be written: a block of BLOCK_ROWS rows. */
   block: Float32Array;
+  /** block's bits (the same memory) */
+  blockBits: Uint32Array;
   bn: number;
   labels: Int32Array;
   /** per row: index of the same host's previous row in this shard, -1 for none (with hostContext) */
@@ -45,6 +47,8 @@ interface Open {
 }
 
 const BLOCK_ROWS = 2048;
+/** Train rows whose statistics are added together, a feature at a time (addTrainRows). */
+const TRAIN_BLOCK = 256;
 /** Pass-1 shards reserve this many bytes for the 8-byte length and the (space-padded) JSON header. */
 const HEADER_RESERVE = 1024;
 
@@ -93,6 +97,8 @@ export class ShardWriter {
   /** per feature: the last train value and its slog1p (a one-entry cache for the moments) */
   private lastV: Float64Array;
   private lastT: Float64Array;
+  /** slog1p of the values seen, per feature (a miss of the one-entry cache looks here before the log) */
+  private logs: LogCache;
   private open: Open[];
   readonly splits: Record<SplitName, SplitInfo>;
   /** Rows per split and class index, not counting the rows held aside. */
@@ -101,6 +107,9 @@ export class ShardWriter {
   private held = new Map<number, Held[]>();
   /** Rows written per split (a row's number in its split). */
   private written = [0, 0, 0];
+  /** Offsets in the current addRows matrix of the train rows whose statistics are not added yet. */
+  private pend = new Int32Array(TRAIN_BLOCK);
+  private npend = 0;
   /** lo, hi, label, split, row number: every kept row (with `fingerprints`). */
   private fps: Uint32Array | null = null;
   private nfps = 0;
@@ -114,6 +123,7 @@ export class ShardWriter {
     this.moments = opts.logMoments ? new Moments(this.F) : null;
     this.lastV = new Float64Array(this.F).fill(NaN);
     this.lastT = new Float64Array(this.F);
+    this.logs = new LogCache(this.F);
     ensureDir(opts.dir);
     clearShardDir(opts.dir, opts.part);
     if (opts.fingerprints) this.fps = new Uint32Array(5 * 4096);
@@ -123,7 +133,8 @@ export class ShardWriter {
   }
 
   private fresh(index: number): Open {
-    return { block: new Float32Array(BLOCK_ROWS * this.F), bn: 0, labels: new Int32Array(this.shardRows), prev: this.opts.hostContext ? new Int32Array(this.shardRows) : null, lastOfHost: new U32Map(), n: 0, index, classCounts: new Map(), fd: -1, tmp: '' };
+    const block = new Float32Array(BLOCK_ROWS * this.F);
+    return { block, blockBits: new Uint32Array(block.buffer), bn: 0, labels: new Int32Array(this.shardRows), prev: this.opts.hostContext ? new Int32Array(this.shardRows) : null, lastOfHost: new U32Map(), n: 0, index, classCounts: new Map(), fd: -1, tmp: '' };
   }
 
   /** Write the pending block of split s at its place in the shard's temp file. */
@@ -179,6 +190,7 @@ export class ShardWriter {
    */
   addRows(x: Float32Array, n: number, label: Int32Array, split: Uint8Array, keep: Uint8Array | null, host?: Uint32Array, hash?: Uint32Array): void {
     const F = this.F;
+    const bits = new Uint32Array(x.buffer, x.byteOffset, n * F); // the values' float32 bits (the log cache's keys)
     for (let i = 0; i < n; i++) {
       if (keep && !keep[i]) continue;
       const s = split[i];
@@ -188,13 +200,17 @@ export class ShardWriter {
         o = this.open[s];
       }
       const src = i * F;
-      o.block.set(x.subarray(src, src + F), o.bn * F);
+      const block = o.blockBits; // the row's bits copied as they are, without a subarray object per row
+      for (let f = 0, d = o.bn * F; f < F; f++) block[d + f] = bits[src + f];
       const lab = label[i];
       const ord = this.written[s]++;
-      if (!hash || !this.hold(hash[2 * i], hash[2 * i + 1], lab, s, x, src, ord)) {
+      if (!hash || !this.hold(hash[2 * i], hash[2 * i + 1], lab, s, x, bits, src, ord)) {
         const r = this.rows[s];
         r.set(lab, (r.get(lab) ?? 0) + 1);
-        if (s === 0) this.addTrain(x, src, 1);
+        if (s === 0) {
+          this.pend[this.npend++] = src;
+          if (this.npend === TRAIN_BLOCK) this.addTrainRows(x, bits);
+        }
       }
       if (this.fps && hash) {
         if (this.fps.length < 5 * (this.nfps + 1)) {
@@ -217,11 +233,54 @@ export class ShardWriter {
       o.n++;
       if (++o.bn === BLOCK_ROWS) this.spill(s);
     }
+    this.addTrainRows(x, bits);
+  }
+
+  /**
+   * The pending train rows' min/max and moments, a feature at a time (its minimum, maximum, cached log
+   * and sums stay in registers). Each feature still sees its values in row order, so min/max (-0 and 0
+   * included) come out as row by row; the moments are exact integer sums, the same in any order.
+   */
+  private addTrainRows(x: Float32Array, bits: Uint32Array): void {
+    const k = this.npend;
+    if (k === 0) return;
+    this.npend = 0;
+    const F = this.F;
+    const pend = this.pend;
+    const mom = this.moments;
+    const logs = this.logs;
+    if (mom) mom.beginRows(k);
+    for (let f = 0; f < F; f++) {
+      let lo = this.min[f];
+      let hi = this.max[f];
+      let lastV = this.lastV[f];
+      let lastT = this.lastT[f];
+      for (let r = 0; r < k; r++) {
+        const at = pend[r] + f;
+        const v = x[at];
+        if (v - v !== 0) continue;
+        if (v < lo) lo = v;
+        if (v > hi) hi = v;
+        if (mom) {
+          // consecutive rows often repeat a value (flags, ports, counts): its log is taken once
+          if (v !== lastV) {
+            lastV = v;
+            lastT = logs.get(f, v, bits[at]);
+          }
+          mom.add(f, lastT);
+        }
+      }
+      this.min[f] = lo;
+      this.max[f] = hi;
+      this.lastV[f] = lastV;
+      this.lastT[f] = lastT;
+    }
   }
 
   /** Train min/max and moments of `times` copies of one row. */
-  private addTrain(x: ArrayLike<number>, src: number, times: number): void {
+  private addTrain(x: Float32Array, bits: Uint32Array, src: number, times: number): void {
     const F = this.F;
+    const logs = this.logs;
     const min = this.min;
     const max = this.max;
     const mom = this.moments;
@@ -236,7 +295,7 @@ export class ShardWriter {
           // consecutive rows often repeat a value (flags, ports, counts): its log is taken once
           if (v !== lastV[f]) {
             lastV[f] = v;
-            lastT[f] = slog1p(v);
+            lastT[f] = logs.get(f, v, bits[src + f]);
           }
           mom.add(f, lastT[f], times);
         }
@@ -246,7 +305,7 @@ export class ShardWriter {
   }
 
   /** Whether the row is held aside: its fingerprint is among its class's three smallest so far. */
-  private hold(lo: number, hi: number, lab: number, s: number, x: Float32Array, src: number, ord: number): boolean {
+  private hold(lo: number, hi: number, lab: number, s: number, x: Float32Array, bits: Uint32Array, src: number, ord: number): boolean {
     let list = this.held.get(lab);
     if (!list) this.held.set(lab, (list = []));
     let k = 0;
@@ -265,7 +324,10 @@ export class ShardWriter {
       const ev = list.pop()!;
       const r = this.rows[ev.split];
       r.set(ev.label, (r.get(ev.label) ?? 0) + ev.locs.length);
-      if (ev.split === 0) this.addTrain(ev.values, 0, ev.locs.length);
+      if (ev.split === 0) {
+        this.addTrainRows(x, bits); // the rows before it first: every feature sees its values in order
+        this.addTrain(ev.values, new Uint32Array(ev.values.buffer, ev.values.byteOffset, this.F), 0, ev.locs.length);
+      }
     }
     return true;
   }

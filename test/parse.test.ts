@@ -183,6 +183,40 @@ test('header problems are one clear error', () => {
   assert.throws(() => parseAll(tlHeader().replace(' Label', ' Foo') + '\n'), /no label column/);
 });
 
+test('float32 fast path: long decimals parse to exactly Math.fround(Number(text)), also next to float32 rounding boundaries (property)', () => {
+  const f32Of = (s: string) => {
+    const b = Buffer.from(s + ',');
+    const v = parseNumberAt(b, 0, b.length, 44, true);
+    assert.equal(numKind, 0, s);
+    return Math.fround(v);
+  };
+  // 16-25 significant digits, as CICFlowMeter writes means and rates
+  const digits = fc.string({ unit: fc.constantFrom(...'0123456789'), minLength: 15, maxLength: 24 });
+  fc.assert(
+    fc.property(fc.integer({ min: 1, max: 9 }), digits, fc.nat(30), fc.boolean(), fc.nat(4), (lead, rest, dot, neg, zeros) => {
+      const d = String(lead) + rest;
+      const at = Math.min(dot, d.length);
+      let s = at === 0 ? `0.${'0'.repeat(zeros)}${d}` : at >= d.length ? d : `${d.slice(0, at)}.${d.slice(at)}`;
+      if (neg) s = '-' + s;
+      assert.ok(Object.is(f32Of(s), Math.fround(Number(s))), s);
+    }),
+    { numRuns: 3000 },
+  );
+  // decimals at and around the midpoint of two neighbouring float32s (where the double's rounding decides)
+  fc.assert(
+    fc.property(fc.float({ min: Math.fround(1e-30), max: Math.fround(1e30), noNaN: true }), fc.constantFrom(16, 17, 18, 21), fc.constantFrom(0, 2 ** -52, -(2 ** -52), 2 ** -40), (a, p, rel) => {
+      const f = new Float32Array([a]);
+      const u = new Uint32Array(f.buffer);
+      u[0]++;
+      const mid = ((a + f[0]) / 2) * (1 + rel);
+      const s = mid.toPrecision(p);
+      if (/e/.test(s)) return;
+      assert.ok(Object.is(f32Of(s), Math.fround(Number(s))), s);
+    }),
+    { numRuns: 3000 },
+  );
+});
+
 test('parseNumber agrees with Number() on decimal strings (property)', () => {
   fc.assert(
     fc.property(fc.oneof(fc.double({ noNaN: true, noDefaultInfinity: true }), fc.integer({ min: -1e9, max: 1e9 }).map((x) => x / 1000), fc.integer()), (x) => {

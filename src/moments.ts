@@ -48,7 +48,7 @@ export class Moments {
       this.b1[f] += Math.round(v * ONE);
       this.b2[f] += Math.round(v * v * ONE);
     }
-    if (++this.blockRows === BLOCK_ROWS) this.flush();
+    if (++this.blockRows >= BLOCK_ROWS) this.flush();
   }
 
   /** Add one value of feature f (callers that loop per value); `times` copies of it go straight to the BigInts. */
@@ -65,9 +65,13 @@ export class Moments {
     this.b2[f] += Math.round(v * v * ONE);
   }
 
-  /** Callers using add() mark the end of each row, so that blocks stay below 2^53. */
+  /**
+   * Callers using add() mark the end of each row, so that blocks stay below 2^53. `>=`: after
+   * beginRows has filled a block to exactly BLOCK_ROWS, the next row must flush it (at most
+   * BLOCK_ROWS + 1 rows a block; |v| <= 128 keeps 2^15 rows exact).
+   */
   endRow(): void {
-    if (++this.blockRows === BLOCK_ROWS) this.flush();
+    if (++this.blockRows >= BLOCK_ROWS) this.flush();
   }
 
   /**

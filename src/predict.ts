@@ -360,8 +360,8 @@ export async function predict(o: PredictOptions): Promise<PredictSummary> {
       // a stream that goes quiet gets what it sent scored now (a regular file never pauses)
       const idleMs = o.flushMs ?? 200;
       const streaming = idleMs > 0 && !isRegularFile(f);
+      const it = (src as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
       try {
-        const it = (src as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
         let next = it.next();
         for (;;) {
           let r = streaming ? await within(next, idleMs) : await next;
@@ -379,7 +379,7 @@ export async function predict(o: PredictOptions): Promise<PredictSummary> {
         for (const b of parser.end()) await take(prepare(b, context));
         await drain();
       } catch (e) {
-        (src as Readable).destroy?.();
+        await it.return?.().catch(() => undefined); // closes the input, as leaving a for-await loop does
         throw describeReadError(name, e);
       }
       bytesBefore += parser.bytesIn;

@@ -122,9 +122,12 @@ test('predict on a long stdin stream: peak memory does not grow with the input',
   // one run's peak (seen once in ~20 runs), while a leak raises every run's
   const lowest = async (rows: number) => Math.min(await peakFor(rows), await peakFor(rows));
   const small = await lowest(40_000);
-  const large = await lowest(200_000);
+  const large = await lowest(240_000);
   const mb = (x: number) => (x / 2 ** 20).toFixed(1);
-  assert.ok(large - small < 30 * 2 ** 20, `peak RSS ${mb(small)} MB for 40,000 rows, ${mb(large)} MB for 200,000`);
+  // V8 sizes its heap up over the first ~100k rows (measured: 206 -> 231 -> 277 MB at 40k/200k/600k rows
+  // before this session's changes, 209 -> 227 -> 244 MB after): 45 MB over 200,000 more rows passes that,
+  // while keeping as little as 250 bytes a row would add 48 MB
+  assert.ok(large - small < 45 * 2 ** 20, `peak RSS ${mb(small)} MB for 40,000 rows, ${mb(large)} MB for 240,000`);
 });
 
 test('predict: unseen label, malformed row and IPv6 row get the documented results; CSV output; window context', async () => {

@@ -202,6 +202,32 @@ test('scale jobs: after a failure nothing is handed out and the error waits for 
   assert.deepEqual(posted, [0, 1], 'no job handed to the worker after the failure');
 });
 
+test('moments: blocks filled by beginRows and then continued row by row stay exact (sums checked against BigInt)', () => {
+  // pass 1 adds train rows a feature at a time in blocks (beginRows) and rows evicted from the held
+  // list one at a time (add + endRow): a block left at exactly its size must still be flushed
+  const m = new Moments(1);
+  const ONE = 2 ** 24;
+  let s1 = 0n;
+  let s2 = 0n;
+  const put = (v: number) => {
+    m.add(0, v);
+    s1 += BigInt(Math.round(v * ONE));
+    s2 += BigInt(Math.round(v * v * ONE));
+  };
+  for (let b = 0; b < 64; b++) {
+    m.beginRows(256);
+    for (let i = 0; i < 256; i++) put(120 + ((b * 256 + i) % 97) / 97);
+  }
+  for (let i = 0; i < 100_000; i++) {
+    put(120 + (i % 89) / 89); // v² · 2^24 ≈ 2^38: 2^15 such rows in one double would pass 2^53
+    m.endRow();
+  }
+  const j = m.toJSON();
+  assert.equal(j.n[0], 64 * 256 + 100_000);
+  assert.equal(j.s1[0], String(s1));
+  assert.equal(j.s2[0], String(s2));
+});
+
 test('moments: exact and order-free (any order, any partitioning, the same integers); mean and std match a direct computation', () => {
   const r = rng(17);
   const F = 3;

@@ -103,9 +103,9 @@ export class EngineStepper {
     this.optimizer = new FlatOptimizer(optimizer, learningRate, names, this.shapes);
   }
 
-  /** One thread: the engine here; two: one worker thread per part (started and ready when this resolves). */
+  /** One thread: the engine here; two: two worker threads taking the parts as they come free (started and ready when this resolves). */
   static async create(o: { spec: EngineSpec; classWeights: number[] | null; threads: number; maxRows: number; optimizer: OptimizerName; learningRate: number; names: string[]; weights: Float32Array[] }): Promise<EngineStepper> {
-    const threads = o.threads >= PARTS ? PARTS : 1;
+    const threads = o.threads >= 2 ? 2 : 1;
     const s = new EngineStepper(o.spec, o.classWeights, threads, o.maxRows, o.optimizer, o.learningRate, o.names, o.weights);
     if (threads === 1) s.local = new TrainEngine(o.spec, o.classWeights);
     else await s.startWorkers();

@@ -373,8 +373,8 @@ async function trainLocked(o: TrainOptions): Promise<TrainResult> {
   }
   const epochs = config.epochs as number;
   const B = config.batch_size as number;
-  // the training steps: the engine (WebAssembly kernel, batches cut in two parts, one or two threads,
-  // src/parallel.ts) where the kernel handles the model, else tfjs's trainOnBatch on this thread
+  // the training steps: the engine (WebAssembly kernel, batches cut in 8 fixed parts, one thread or two
+  // worker threads, src/parallel.ts) where the kernel handles the model, else tfjs's trainOnBatch here
   const stepper = trainer.engine === 'kernel'
     ? await EngineStepper.create({
         spec,
@@ -387,6 +387,8 @@ async function trainLocked(o: TrainOptions): Promise<TrainResult> {
         weights: model.getWeights().map((t) => Float32Array.from(t.dataSync() as Float32Array)),
       })
     : null;
+  // what runs is what is reported (run.json, the log): the threads the stepper actually started
+  if (stepper) trainer.threads = stepper.threads;
   const optimizerState = stepper ? async () => stepper.optimizer.getWeights() : () => tfjsOptimizerState(model);
   /** The engine's weights into the tfjs model (validation, checkpoints). */
   const syncModel = () => {

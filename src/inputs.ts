@@ -63,14 +63,18 @@ export function expandInputs(inputs: string[]): InputList {
   return { files: kept.map((f) => f.file), duplicates, totalBytes };
 }
 
-/** A byte stream of the file's CSV text: gunzipped when the file starts with the gzip magic. */
-export function openInput(file: string): Readable {
-  let fd: number;
+/** The file opened for reading; a failure is the one-line path error (missing, a loop, no permission). */
+function openRead(file: string): number {
   try {
-    fd = fs.openSync(file, 'r');
+    return fs.openSync(file, 'r');
   } catch (e) {
     throw pathError(file, e);
   }
+}
+
+/** A byte stream of the file's CSV text: gunzipped when the file starts with the gzip magic. */
+export function openInput(file: string): Readable {
+  const fd = openRead(file);
   const st = fs.fstatSync(fd);
   if (st.isDirectory()) {
     fs.closeSync(fd);
@@ -98,12 +102,7 @@ export function openInput(file: string): Readable {
  * `prefix` (a chunk's header line) comes first; the file is closed when the consumer stops, early or not.
  */
 export function readInput(file: string, start = 0, end = -1, prefix: Buffer | null = null): AsyncIterable<Buffer> {
-  let fd: number;
-  try {
-    fd = fs.openSync(file, 'r');
-  } catch (e) {
-    throw pathError(file, e);
-  }
+  const fd = openRead(file);
   const st = fs.fstatSync(fd);
   const head = Buffer.alloc(2);
   const plain = st.isFile() && !(fs.readSync(fd, head, 0, 2, 0) === 2 && head[0] === 0x1f && head[1] === 0x8b);

@@ -6,8 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { readManifest, type Manifest } from '../src/manifest.js';
-import { loadShard } from '../src/shardset.js';
-import { BIN, ROOT, synthFile, tmpdir } from './helpers.js';
+import { BIN, ROOT, splitRows, synthFile, tmpdir } from './helpers.js';
 
 const PYTHON = '/usr/bin/python3';
 const DASK_BIN = path.join(ROOT, 'bin', 'flowtensor-dask');
@@ -26,22 +25,6 @@ function daskCli(args: string[], env: Record<string, string> = {}, cwd?: string)
     maxBuffer: 1 << 26,
     timeout: 300_000,
   });
-}
-
-/** Every split's rows through flowtensor's shard reader (shard names differ per partition). */
-function rowsOf(dir: string, m: Manifest): Record<string, { x: Buffer; y: Buffer }> {
-  const out: Record<string, { x: Buffer; y: Buffer }> = {};
-  for (const sp of ['train', 'val', 'test'] as const) {
-    const xs: Buffer[] = [];
-    const ys: Buffer[] = [];
-    for (const sh of m.splits[sp].shards) {
-      const s = loadShard(dir, m, sh.file, sh.rows, sh.bytes);
-      xs.push(Buffer.from(s.x.buffer, s.x.byteOffset, s.x.byteLength));
-      ys.push(Buffer.from(s.y.buffer, s.y.byteOffset, s.y.byteLength));
-    }
-    out[sp] = { x: Buffer.concat(xs), y: Buffer.concat(ys) };
-  }
-  return out;
 }
 
 /** The manifest without what names files (shard lists). */
@@ -74,8 +57,8 @@ test('flowtensor-dask prep --scheduler local:2 --partitions 4 --dedupe equals on
   assert.ok(md.accounting.deduplicated > 0, 'the input has duplicates to drop');
   // statistics: scaler, counts, accounting, quality, rows and class counts per split
   assert.deepEqual(manifestStats(md), manifestStats(mr));
-  const x = rowsOf(ref, mr);
-  const y = rowsOf(out, md);
+  const x = splitRows(ref, mr);
+  const y = splitRows(out, md);
   for (const sp of Object.keys(x)) {
     assert.ok(y[sp].y.equals(x[sp].y), `${sp}: labels differ`);
     assert.ok(y[sp].x.equals(x[sp].x), `${sp}: features differ`);

@@ -6,6 +6,8 @@ import { spawn, spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { synthToFile, type SynthOptions } from '../src/synth.js';
 import { prep } from '../src/prep.js';
+import { readManifest, type Manifest } from '../src/manifest.js';
+import { loadShard } from '../src/shardset.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const BIN = path.join(ROOT, 'bin', 'flowtensor.js');
@@ -115,5 +117,21 @@ export async function smallShards(rows: number, seed: number): Promise<string> {
   synthToFile(csv, { rows, seed, classes: ['BENIGN', 'DDoS', 'PortScan'] });
   const out = path.join(d, 'shards');
   await prep({ out, inputs: [csv], workers: 0, shardRows: 2000 });
+  return out;
+}
+
+/** Every split's rows (features, labels) through flowtensor's shard reader, whatever the shard names or format. */
+export function splitRows(dir: string, m: Manifest = readManifest(dir, { verify: 'sha256' })): Record<string, { x: Buffer; y: Buffer }> {
+  const out: Record<string, { x: Buffer; y: Buffer }> = {};
+  for (const sp of ['train', 'val', 'test'] as const) {
+    const xs: Buffer[] = [];
+    const ys: Buffer[] = [];
+    for (const sh of m.splits[sp].shards) {
+      const s = loadShard(dir, m, sh.file, sh.rows, sh.bytes);
+      xs.push(Buffer.from(s.x.buffer, s.x.byteOffset, s.x.byteLength));
+      ys.push(Buffer.from(s.y.buffer, s.y.byteOffset, s.y.byteLength));
+    }
+    out[sp] = { x: Buffer.concat(xs), y: Buffer.concat(ys) };
+  }
   return out;
 }

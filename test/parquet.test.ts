@@ -4,29 +4,10 @@ import test from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { prep, prepAnalyze } from '../src/prep.js';
-import { readManifest } from '../src/manifest.js';
-import { loadShard } from '../src/shardset.js';
 import { mergeAll } from '../src/mergestats.js';
 import { finish, scalePartition } from '../src/transform.js';
 import { finalize, partStatsFile, readStats } from '../src/stats.js';
-import { cli, synthFile, tmpdir } from './helpers.js';
-
-/** Every split's rows through flowtensor's shard reader. */
-function rowsOf(dir: string): Record<string, { x: Buffer; y: Buffer }> {
-  const m = readManifest(dir, { verify: 'sha256' });
-  const out: Record<string, { x: Buffer; y: Buffer }> = {};
-  for (const sp of ['train', 'val', 'test'] as const) {
-    const xs: Buffer[] = [];
-    const ys: Buffer[] = [];
-    for (const sh of m.splits[sp].shards) {
-      const s = loadShard(dir, m, sh.file, sh.rows, sh.bytes);
-      xs.push(Buffer.from(s.x.buffer, s.x.byteOffset, s.x.byteLength));
-      ys.push(Buffer.from(s.y.buffer, s.y.byteOffset, s.y.byteLength));
-    }
-    out[sp] = { x: Buffer.concat(xs), y: Buffer.concat(ys) };
-  }
-  return out;
-}
+import { cli, splitRows, synthFile, tmpdir } from './helpers.js';
 
 test('prep --format parquet: DuckDB reads the same rows per split and class as the safetensors run; metadata; flowtensor reads the same values; partitioned too', async (t) => {
   const d = tmpdir();
@@ -38,8 +19,8 @@ test('prep --format parquet: DuckDB reads the same rows per split and class as t
   assert.ok(mp.splits.train.shards.every((s) => s.file.endsWith('.parquet')));
   assert.deepEqual({ ...mp.options, shard_format: 'x' }, { ...ms.options, shard_format: 'x' });
   assert.deepEqual(mp.scaler, ms.scaler);
-  const a = rowsOf(st);
-  const b = rowsOf(pq);
+  const a = splitRows(st);
+  const b = splitRows(pq);
   for (const sp of Object.keys(a)) {
     assert.ok(b[sp].y.equals(a[sp].y), sp);
     assert.ok(b[sp].x.equals(a[sp].x), sp);
@@ -53,7 +34,7 @@ test('prep --format parquet: DuckDB reads the same rows per split and class as t
   const parts = [];
   for (const k of [1, 2, 0]) parts.push(await scalePartition({ dir: pp, s: merged.s, fp: merged.fp, fin, k, pool: [] }));
   finish({ dir: pp, s: merged.s, fin, parts, hostContext: true });
-  const c = rowsOf(pp);
+  const c = splitRows(pp);
   for (const sp of Object.keys(a)) assert.ok(c[sp].x.equals(a[sp].x) && c[sp].y.equals(a[sp].y), `partitioned ${sp}`);
   // eval reads Parquet shards (a short run is enough: the reader is what is tested)
   const run = path.join(d, 'run');

@@ -6,9 +6,12 @@
 // (the signed log1p of the largest float32; values up to 128 are accepted), so |t|·2^24 < 2.2e9 and
 // t²·2^24 < 2.8e11; 16,384 rows stay below 2^53 for both. Blocks are then added into BigInts.
 const ONE = 2 ** 24;
+/** The fixed-point unit: a value t is summed as Math.round(t · MOMENT_ONE), t² as Math.round(t · t · MOMENT_ONE). */
+export const MOMENT_ONE = ONE;
 const BLOCK_ROWS = 16384;
 /** Largest |t| the exactness bound above allows for (the signed log1p of any float32 is below 89). */
 const LIMIT = 128;
+export const MOMENT_LIMIT = LIMIT;
 
 export interface MomentsJson {
   /** fixed-point unit: values are summed as round(t · 2^bits) */
@@ -63,6 +66,18 @@ export class Moments {
     this.n[f]++;
     this.b1[f] += Math.round(v * ONE);
     this.b2[f] += Math.round(v * v * ONE);
+  }
+
+  /**
+   * Add `count` values of feature f whose fixed-point terms (Math.round(t · MOMENT_ONE) and
+   * Math.round(t · t · MOMENT_ONE), |t| <= 128) the caller summed itself: s1 and s2. Only inside
+   * beginRows(k), with count <= k <= 256, so that the caller's sums are exact too (< 2^45). The same
+   * totals as add() per value: every partial sum is an exact integer.
+   */
+  addSums(f: number, count: number, s1: number, s2: number): void {
+    this.n[f] += count;
+    this.b1[f] += s1;
+    this.b2[f] += s2;
   }
 
   /**

@@ -6,7 +6,7 @@ import { SPLITS, type Batch, type SplitName } from '../src/batch.js';
 import { rowHashes, toRowMajor } from './split.js';
 import { ensureDir, isTempName, tempName, writeAll } from '../src/atomic.js';
 import { MANIFEST, PASS1, type ShardInfo, type SplitInfo } from '../src/manifest.js';
-import { Moments } from '../src/moments.js';
+import { Moments, MOMENT_LIMIT, MOMENT_ONE } from '../src/moments.js';
 import { U32Map } from '../src/hash.js';
 import { LogCache } from './scale.js';
 import { UserError } from '../src/errors.js';
@@ -255,6 +255,12 @@ export class ShardWriter {
       let hi = this.max[f];
       let lastV = this.lastV[f];
       let lastT = this.lastT[f];
+      // the last value's fixed-point terms, summed here and handed to the moments once per feature
+      let t1 = Math.round(lastT * MOMENT_ONE);
+      let t2 = Math.round(lastT * lastT * MOMENT_ONE);
+      let count = 0;
+      let s1 = 0;
+      let s2 = 0;
       for (let r = 0; r < k; r++) {
         const at = pend[r] + f;
         const v = x[at];
@@ -266,14 +272,20 @@ export class ShardWriter {
           if (v !== lastV) {
             lastV = v;
             lastT = logs.get(f, v, bits[at]);
+            if (lastT > MOMENT_LIMIT || lastT < -MOMENT_LIMIT) throw new Error(`moments: ${lastT} is outside ±${MOMENT_LIMIT}`);
+            t1 = Math.round(lastT * MOMENT_ONE);
+            t2 = Math.round(lastT * lastT * MOMENT_ONE);
           }
-          mom.add(f, lastT);
+          count++;
+          s1 += t1;
+          s2 += t2;
         }
       }
       this.min[f] = lo;
       this.max[f] = hi;
       this.lastV[f] = lastV;
       this.lastT[f] = lastT;
+      if (mom && count > 0) mom.addSums(f, count, s1, s2);
     }
   }
 

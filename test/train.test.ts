@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { prep } from '../src/prep.js';
 import { train, evalRun, loadFused, TrainProgress } from '../src/train.js';
 import { initBackend, resetBackendChoice, type Loaders, type Tf } from '../src/backend.js';
@@ -123,6 +124,36 @@ test('inference runs in the WebAssembly kernel and matches tf.layers.lstm (seed 
     const c = fused.apply(x, { training: true }) as TF.Tensor;
     assert.ok(tf.max(tf.abs(tf.sub(a, c))).dataSync()[0] < 2e-5, `${kind}: training path`);
   }
+});
+
+test('kernel builds: fused multiply-add by default (relaxed SIMD), strict on FLOWTENSOR_LSTM_KERNEL=strict; both agree; a wrong mode is one line, exit 2', () => {
+  // each build in its own process (the choice is made once per thread), the same weights and inputs
+  const script = `
+    import { lstmKernel, kernelVariant } from ${JSON.stringify(new URL('../src/kernels/lstm.js', import.meta.url).href)};
+    const B = 64, T = 5, P = 3, H = 16, G = 4 * H;
+    const v = (n, s) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * 0.7 + s) * 0.5);
+    const h = lstmKernel().kernel.forward(v(B * T * P, 1), B, T, P, H, v(P * G, 2), v(G, 3), v(H * G, 4));
+    console.log(JSON.stringify({ variant: kernelVariant(), h: Array.from(h) }));`;
+  const run = (mode?: string) => {
+    const env: Record<string, string | undefined> = { ...process.env, FLOWTENSOR_LSTM_KERNEL: mode };
+    if (mode === undefined) delete env.FLOWTENSOR_LSTM_KERNEL;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', env });
+    assert.equal(r.status, 0, r.stderr);
+    return JSON.parse(r.stdout) as { variant: string; h: number[] };
+  };
+  const strict = run('strict');
+  const fma = run();
+  assert.equal(strict.variant, 'strict');
+  assert.deepEqual(run('fma'), fma);
+  // Node 20's V8 has relaxed SIMD behind a flag that the loader sets; x86-64 and ARM64 run it
+  if (process.arch === 'x64' || process.arch === 'arm64') assert.equal(fma.variant, 'fma');
+  let d = 0;
+  for (let i = 0; i < strict.h.length; i++) d = Math.max(d, Math.abs(strict.h[i] - fma.h[i]));
+  assert.ok(d < 1e-5, `fused and strict builds differ by ${d}`);
+  const bad = cli(['inspect', 'x'], { env: { FLOWTENSOR_LSTM_KERNEL: 'fast' } });
+  assert.equal(bad.status, 2);
+  assert.equal(bad.stderr.trim().split('\n').length, 1, bad.stderr);
+  assert.match(bad.stderr, /FLOWTENSOR_LSTM_KERNEL="fast": not a kernel mode; use one of fma, strict, js/);
 });
 
 test('train the window model on synth shards: test macro-F1 clearly beats the majority class; save -> load -> same predictions', async () => {

@@ -1,16 +1,19 @@
 // Build step (`npm run build`, after tsc): compile the generated LSTM kernel text to
-// dist/src/kernels/lstm.wasm with wabt (a dev dependency; the .wasm ships in the package).
+// dist/src/kernels/lstm.wasm (strict: a multiply then an add) and lstm-fma.wasm (fused multiply-add,
+// relaxed SIMD) with wabt (a dev dependency; the .wasm files ship in the package).
 import { fileURLToPath } from 'node:url';
 import wabt from 'wabt';
 import { lstmWat } from './lstmwat.js';
 import { writeFileAtomic } from '../atomic.js';
 
-const out = fileURLToPath(new URL('./lstm.wasm', import.meta.url));
 const w = await wabt();
-const mod = w.parseWat('lstm.wat', lstmWat(), { simd: true, bulk_memory: true });
-try {
-  mod.validate();
-  writeFileAtomic(out, [mod.toBinary({}).buffer], false);
-} finally {
-  mod.destroy();
+for (const [name, fma] of [['lstm.wasm', false], ['lstm-fma.wasm', true]] as const) {
+  const out = fileURLToPath(new URL(`./${name}`, import.meta.url));
+  const mod = w.parseWat(name.replace('.wasm', '.wat'), lstmWat(fma), { simd: true, bulk_memory: true, relaxed_simd: fma });
+  try {
+    mod.validate();
+    writeFileAtomic(out, [mod.toBinary({}).buffer], false);
+  } finally {
+    mod.destroy();
+  }
 }

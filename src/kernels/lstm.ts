@@ -4,6 +4,8 @@
 // The module is compiled once per thread; inference and training each get their own instance (and
 // memory), which grows to the largest batch seen and is reused.
 import fs from 'node:fs';
+import v8 from 'node:v8';
+import { UserError } from '../errors.js';
 
 export interface LstmKernel {
   /**
@@ -47,7 +49,7 @@ interface WasmMemory {
   readonly buffer: ArrayBuffer;
   grow(pages: number): number;
 }
-const WA = (globalThis as unknown as { WebAssembly: { Module: new (bytes: Uint8Array) => object; Instance: new (m: object, imports: object) => { exports: unknown } } }).WebAssembly;
+const WA = (globalThis as unknown as { WebAssembly: { Module: new (bytes: Uint8Array) => object; Instance: new (m: object, imports: object) => { exports: unknown }; validate: (bytes: Uint8Array) => boolean } }).WebAssembly;
 
 export interface Exports {
   memory: WasmMemory;
@@ -58,6 +60,7 @@ export interface Exports {
   gemm_tn: (M: number, K: number, N: number, a: number, b: number, c: number) => void;
   colsum: (M: number, N: number, a: number, out: number) => void;
   steps_to_rows: (B: number, T: number, H: number, h: number, out: number) => void;
+  opt_step: (kind: number, n: number, parts: number, P: number, w: number, a: number, b: number, lr: number, c1: number, c2: number) => void;
 }
 
 /** A fresh instance of the kernel module (its own memory), for the training engine (src/trainengine.ts); null without the kernel. */
@@ -66,17 +69,48 @@ export function kernelInstance(): Exports | null {
   return c.module ? instantiate(c.module) : null;
 }
 
-let compiled: { module: object | null; reason: string } | undefined;
-function compile(): { module: object | null; reason: string } {
+/** FLOWTENSOR_LSTM_KERNEL: unset or `fma` (fused multiply-add where it loads, else strict), `strict`, `js`. */
+export const KERNEL_MODES = ['fma', 'strict', 'js'];
+
+let compiled: { module: object | null; reason: string; fma: boolean } | undefined;
+/**
+ * The kernel module of this thread. By default the fused multiply-add build (lstm-fma.wasm: relaxed
+ * SIMD's f32x4.relaxed_madd, one rounding per product-sum where the CPU has FMA, the same as strict
+ * where it has not); Node 20's V8 keeps relaxed SIMD behind --experimental-wasm-relaxed-simd, which is
+ * set here when the module does not validate without it (newer Node ships it on). Where that fails,
+ * the strict build (a multiply, then an add: the same bits on every x86-64 and ARM machine). Every
+ * thread makes the same choice (same environment, same flags), so one and two threads still agree bit
+ * for bit.
+ */
+function compile(): { module: object | null; reason: string; fma: boolean } {
   if (compiled) return compiled;
-  if (process.env.FLOWTENSOR_LSTM_KERNEL === 'js') return (compiled = { module: null, reason: 'FLOWTENSOR_LSTM_KERNEL=js' });
+  const mode = process.env.FLOWTENSOR_LSTM_KERNEL ?? 'fma';
+  if (!KERNEL_MODES.includes(mode)) throw new UserError(`FLOWTENSOR_LSTM_KERNEL=${mode.slice(0, 40)}: not a kernel mode`, `use one of ${KERNEL_MODES.join(', ')}`);
+  if (mode === 'js') return (compiled = { module: null, reason: 'FLOWTENSOR_LSTM_KERNEL=js', fma: false });
+  let why = 'FLOWTENSOR_LSTM_KERNEL=strict';
+  if (mode === 'fma') {
+    try {
+      const bytes = fs.readFileSync(new URL('./lstm-fma.wasm', import.meta.url));
+      if (!WA.validate(bytes)) v8.setFlagsFromString('--experimental-wasm-relaxed-simd');
+      compiled = { module: new WA.Module(bytes), reason: 'WebAssembly SIMD kernel, fused multiply-add (relaxed SIMD)', fma: true };
+      return compiled;
+    } catch (e) {
+      why = `no fused multiply-add: ${(e as Error).message.split('\n')[0]}`;
+    }
+  }
   try {
     const bytes = fs.readFileSync(new URL('./lstm.wasm', import.meta.url));
-    compiled = { module: new WA.Module(bytes), reason: 'WebAssembly SIMD kernel' };
+    compiled = { module: new WA.Module(bytes), reason: `WebAssembly SIMD kernel, strict (${why})`, fma: false };
   } catch (e) {
-    compiled = { module: null, reason: `WebAssembly kernel not loaded (${(e as Error).message.split('\n')[0]}); JavaScript gate loop` };
+    compiled = { module: null, reason: `WebAssembly kernel not loaded (${(e as Error).message.split('\n')[0]}); JavaScript gate loop`, fma: false };
   }
   return compiled;
+}
+
+/** Which kernel build this thread runs: 'fma', 'strict', or 'js' (none). */
+export function kernelVariant(): 'fma' | 'strict' | 'js' {
+  const c = compile();
+  return c.module ? (c.fma ? 'fma' : 'strict') : 'js';
 }
 const instantiate = (module: object) => new WA.Instance(module, {}).exports as unknown as Exports;
 

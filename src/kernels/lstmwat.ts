@@ -24,6 +24,14 @@ const POLY = [1, 0.6931471805599453, 0.2402265069591007, 0.05550410866482158, 0.
 /** Gate columns per pass over h: 8 accumulators of 4 lanes. */
 const ACC = 8;
 
+/**
+ * Whether the module being generated uses fused multiply-add (relaxed SIMD's f32x4.relaxed_madd, one
+ * rounding) for the products and the exp polynomial; the strict module computes a·b then adds (two).
+ */
+let FMA = false;
+/** a·b + c: `(f32x4.add c (f32x4.mul a b))`, or fused in the FMA module. */
+const madd = (a: string, b: string, c: string) => (FMA ? `(f32x4.relaxed_madd ${a} ${b} ${c})` : `(f32x4.add ${c} (f32x4.mul ${a} ${b}))`);
+
 const splat = (v: number) => `(v128.const f32x4 ${v} ${v} ${v} ${v})`;
 const get = (name: string) => `(local.get $${name})`;
 /** byte offset of float index `i` (an expression) from base local `base` */
@@ -32,7 +40,7 @@ const at = (base: string, i: string) => `(i32.add ${get(base)} (i32.shl ${i} (i3
 /** Statements that leave exp(y) in local dst (y: an expression; uses locals et, ek, ef). */
 function exp(y: string, dst: string): string {
   let poly = splat(POLY[6]);
-  for (let i = 5; i >= 0; i--) poly = `(f32x4.add ${splat(POLY[i])} (f32x4.mul ${get('ef')} ${poly}))`;
+  for (let i = 5; i >= 0; i--) poly = madd(get('ef'), poly, splat(POLY[i]));
   const pow2k = `(i32x4.shl (i32x4.add (i32x4.trunc_sat_f32x4_s ${get('ek')}) (v128.const i32x4 127 127 127 127)) (i32.const 23))`;
   return `
     (local.set $et (f32x4.pmin (f32x4.pmax (f32x4.mul ${y} ${splat(LOG2E)}) ${splat(-126)}) ${splat(126)}))
@@ -52,14 +60,14 @@ const each = (f: (m: number) => string, n = ACC) => Array.from({ length: n }, (_
  * columns of M, whose rows are `stride` floats apart (an expression).
  */
 function products(name: string, count: string, vec: string, mat: string, stride = get('G'), acc = ACC): string {
-  const madd = each((m) => `(local.set $acc${m} (f32x4.add ${get(`acc${m}`)} (f32x4.mul ${get('vn')} (v128.load offset=${m * 16} ${get('mp')}))))`, acc);
+  const sums = each((m) => `(local.set $acc${m} ${madd(get('vn'), `(v128.load offset=${m * 16} ${get('mp')})`, get(`acc${m}`))})`, acc);
   return `
           (local.set $mp ${at(mat, get('j'))})
           (local.set $n (i32.const 0))
           (block $${name}_done (loop $${name}
             (br_if $${name}_done (i32.ge_u ${get('n')} ${count}))
             (local.set $vn (v128.load32_splat ${at(vec, get('n'))}))
-          ${madd}
+          ${sums}
             (local.set $mp (i32.add ${get('mp')} (i32.shl ${stride} (i32.const 2))))
             (local.set $n (i32.add ${get('n')} (i32.const 1)))
             (br $${name})))`;
@@ -229,7 +237,7 @@ function backwardFunction(): string {
             (block $in_done (loop $in
               (br_if $in_done (i32.ge_u ${get('j')} ${get('G')}))
               (local.set $vn (v128.load ${at('zp', get('j'))}))
-              (v128.store ${at('da', get('j'))} (f32x4.add (v128.load ${at('da', get('j'))}) (f32x4.mul ${get('xv')} ${get('vn')})))
+              (v128.store ${at('da', get('j'))} ${madd(get('xv'), get('vn'), `(v128.load ${at('da', get('j'))})`)})
               (v128.store ${at('dc0', get('j'))} (f32x4.add (v128.load ${at('dc0', get('j'))}) ${get('vn')}))
               (local.set $j (i32.add ${get('j')} (i32.const 4)))
               (br $in)))))
@@ -248,7 +256,7 @@ function backwardFunction(): string {
               (block $du_rows_done (loop $du_rows
                 (br_if $du_rows_done (i32.ge_u ${get('k')} ${get('H')}))
                 (local.set $vn (v128.load32_splat ${at('hp', get('k'))}))
-                ${each((m) => `(v128.store offset=${m * 16} ${get('up')} (f32x4.add (v128.load offset=${m * 16} ${get('up')}) (f32x4.mul ${get('vn')} ${get(`acc${m}`)})))`)}
+                ${each((m) => `(v128.store offset=${m * 16} ${get('up')} ${madd(get('vn'), get(`acc${m}`), `(v128.load offset=${m * 16} ${get('up')})`)})`)}
                 (local.set $up (i32.add ${get('up')} (i32.shl ${get('G')} (i32.const 2))))
                 (local.set $k (i32.add ${get('k')} (i32.const 1)))
                 (br $du_rows)))
@@ -275,7 +283,7 @@ function tileMadd(): string {
   const lines: string[] = [];
   for (let v = 0; v < 4; v++) {
     lines.push(`(local.set $bv (v128.load offset=${v * 16} ${get('bp')}))`);
-    for (let r = 0; r < 2; r++) lines.push(`(local.set $acc${r}${v} (f32x4.add ${get(`acc${r}${v}`)} (f32x4.mul ${get(`s${r}`)} ${get('bv')})))`);
+    for (let r = 0; r < 2; r++) lines.push(`(local.set $acc${r}${v} ${madd(get(`s${r}`), get('bv'), get(`acc${r}${v}`))})`);
   }
   return lines.join('\n            ');
 }
@@ -427,9 +435,67 @@ function stepsToRows(): string {
   )`;
 }
 
-export function lstmWat(): string {
+/**
+ * opt_step(kind, n, parts, P, w, a, b, lr, c1, c2): the training engine's optimizer step (src/optim.ts's
+ * FlatOptimizer.applyParts) on n floats (a multiple of 4): g = parts[0] + parts[1] + … + parts[P-1] (in
+ * part order; the parts are n floats apart), then kind 0, RMSprop (a: mean squares, b: moments), or 1,
+ * Adam (a: first, b: second moments; c1, c2 the bias corrections 1 − β^t), each float32 operation as
+ * FlatOptimizer.apply rounds it. Always strict (no fused multiply-add, in either build): the update
+ * must equal tfjs's.
+ */
+function optStep(): string {
+  const c = (v: number) => splat(Math.fround(v));
+  const l = (n: string) => get(n);
+  const ld = (p: string) => `(v128.load ${get(p)})`;
+  return `
+  (func (export "opt_step") (param $kind i32) (param $n i32) (param $parts i32) (param $P i32) (param $w i32) (param $a i32) (param $b i32) (param $lr f32) (param $c1 f32) (param $c2 f32)
+    ${I32(['i', 'p', 'gp', 'nb', 'wp', 'ap', 'bp'])}
+    ${V128(['g', 'x', 'y', 'lrv', 'c1v', 'c2v'])}
+    (local.set $nb (i32.shl ${l('n')} (i32.const 2)))
+    (local.set $lrv (f32x4.splat ${l('lr')}))
+    (local.set $c1v (f32x4.splat ${l('c1')}))
+    (local.set $c2v (f32x4.splat ${l('c2')}))
+    (local.set $wp ${l('w')}) (local.set $ap ${l('a')}) (local.set $bp ${l('b')})
+    (block $done (loop $elems
+      (br_if $done (i32.ge_u ${l('i')} ${l('n')}))
+      ;; g: the parts summed in order
+      (local.set $gp (i32.add ${l('parts')} (i32.shl ${l('i')} (i32.const 2))))
+      (local.set $g (v128.load ${l('gp')}))
+      (local.set $p (i32.const 1))
+      (block $sum_done (loop $sum
+        (br_if $sum_done (i32.ge_u ${l('p')} ${l('P')}))
+        (local.set $gp (i32.add ${l('gp')} ${l('nb')}))
+        (local.set $g (f32x4.add ${l('g')} (v128.load ${l('gp')})))
+        (local.set $p (i32.add ${l('p')} (i32.const 1)))
+        (br $sum)))
+      (if (i32.eqz ${l('kind')})
+        (then
+          ;; RMSprop: ms' = ms·ρ + g²·(1 − ρ); mom' = mom·0 + g·lr / sqrt(ms' + ε); w' = w − mom'
+          (local.set $x (f32x4.add (f32x4.mul ${ld('ap')} ${c(0.9)}) (f32x4.mul (f32x4.mul ${l('g')} ${l('g')}) ${c(1 - 0.9)})))
+          (v128.store ${l('ap')} ${l('x')})
+          (local.set $y (f32x4.add (f32x4.mul ${ld('bp')} ${c(0)}) (f32x4.div (f32x4.mul ${l('g')} ${l('lrv')}) (f32x4.sqrt (f32x4.add ${l('x')} ${c(1e-7)})))))
+          (v128.store ${l('bp')} ${l('y')})
+          (v128.store ${l('wp')} (f32x4.sub ${ld('wp')} ${l('y')})))
+        (else
+          ;; Adam: m' = m·β1 + g·(1 − β1); v' = v·β2 + g²·(1 − β2); w' = (m'/c1) / (sqrt(v'/c2) + ε) · (−lr) + w
+          (local.set $x (f32x4.add (f32x4.mul ${ld('ap')} ${c(0.9)}) (f32x4.mul ${l('g')} ${c(1 - 0.9)})))
+          (local.set $y (f32x4.add (f32x4.mul ${ld('bp')} ${c(0.999)}) (f32x4.mul (f32x4.mul ${l('g')} ${l('g')}) ${c(1 - 0.999)})))
+          (v128.store ${l('ap')} ${l('x')})
+          (v128.store ${l('bp')} ${l('y')})
+          (v128.store ${l('wp')} (f32x4.add (f32x4.mul (f32x4.div (f32x4.div ${l('x')} ${l('c1v')}) (f32x4.add (f32x4.sqrt (f32x4.div ${l('y')} ${l('c2v')})) ${c(1e-7)})) (f32x4.neg ${l('lrv')})) ${ld('wp')}))))
+      (local.set $wp (i32.add ${l('wp')} (i32.const 16)))
+      (local.set $ap (i32.add ${l('ap')} (i32.const 16)))
+      (local.set $bp (i32.add ${l('bp')} (i32.const 16)))
+      (local.set $i (i32.add ${l('i')} (i32.const 4)))
+      (br $elems)))
+  )`;
+}
+
+/** The module's text; fma: fused multiply-adds (needs relaxed SIMD), else the strict module. */
+export function lstmWat(fma = false): string {
+  FMA = fma;
   return `(module
-  (memory (export "memory") 1)${lstmFunction(false)}${lstmFunction(true)}${backwardFunction()}${gemmNN()}${gemmTN()}${colsum()}${stepsToRows()}
+  (memory (export "memory") 1)${lstmFunction(false)}${lstmFunction(true)}${backwardFunction()}${gemmNN()}${gemmTN()}${colsum()}${stepsToRows()}${optStep()}
 )
 `;
 }

@@ -5,6 +5,7 @@
 // (getWeights/setWeights: iter, then per variable rms and momentum, or m and v), so checkpoints are
 // interchangeable with the tfjs path's optimizer.json/optimizer.bin.
 import type { OptimizerName } from './train.js';
+import { kernelInstance, type Exports } from './kernels/lstm.js';
 
 const f = Math.fround;
 /** tfjs's backend epsilon for float32 backends (wasm, cpu). */
@@ -95,6 +96,57 @@ export class FlatOptimizer {
     }
     this.accBeta1 = f(this.accBeta1 * b1);
     this.accBeta2 = f(this.accBeta2 * b2);
+  }
+
+  private k: { ex: Exports; n4: number; parts: number; offs: number[] } | null | undefined;
+
+  /**
+   * The training engine's step (src/parallel.ts): the gradient parts summed in part order into float32,
+   * then apply(), on the flat weights, in the WebAssembly kernel (opt_step: SIMD, the same float32
+   * operations as apply, so the same bits). Returns false, having changed nothing, where the kernel is
+   * not available (the caller sums and calls apply).
+   */
+  applyParts(weights: Float32Array, parts: Float32Array[]): boolean {
+    if (this.k === undefined) {
+      const ex = kernelInstance();
+      const total = this.shapes.reduce((a, s) => a + size(s), 0);
+      const n4 = (total + 3) & ~3;
+      if (ex) {
+        const bytes = (3 + parts.length) * n4 * 4;
+        if (ex.memory.buffer.byteLength < bytes) ex.memory.grow(Math.ceil((bytes - ex.memory.buffer.byteLength) / 65536));
+      }
+      const offs: number[] = [];
+      let o = 0;
+      for (const s of this.shapes) {
+        offs.push(o);
+        o += size(s);
+      }
+      this.k = ex ? { ex, n4, parts: parts.length, offs } : null;
+    }
+    const k = this.k;
+    if (!k || parts.length !== k.parts || weights.length > k.n4) return false;
+    const { ex, n4, offs } = k;
+    const mem = new Float32Array(ex.memory.buffer, 0, (3 + parts.length) * n4);
+    // w, a, b, then the parts, each n4 floats (the tail past the weights stays 0)
+    mem.set(weights, 0);
+    for (let v = 0; v < this.a.length; v++) {
+      mem.set(this.a[v], n4 + offs[v]);
+      mem.set(this.b[v], 2 * n4 + offs[v]);
+    }
+    for (let p = 0; p < parts.length; p++) mem.set(parts[p].subarray(0, weights.length), (3 + p) * n4);
+    const adam = this.kind !== 'rmsprop';
+    ex.opt_step(adam ? 1 : 0, n4, 3 * n4 * 4, parts.length, 0, n4 * 4, 2 * n4 * 4, f(this.learningRate), adam ? f(1 - this.accBeta1) : 0, adam ? f(1 - this.accBeta2) : 0);
+    weights.set(mem.subarray(0, weights.length));
+    for (let v = 0; v < this.a.length; v++) {
+      this.a[v].set(mem.subarray(n4 + offs[v], n4 + offs[v] + this.a[v].length));
+      this.b[v].set(mem.subarray(2 * n4 + offs[v], 2 * n4 + offs[v] + this.b[v].length));
+    }
+    if (adam) {
+      this.accBeta1 = f(this.accBeta1 * f(0.9));
+      this.accBeta2 = f(this.accBeta2 * f(0.999));
+    }
+    this.iterations++;
+    return true;
   }
 
   /** The state as tfjs's optimizer.getWeights() names and orders it (iter first, as a float). */

@@ -1,14 +1,16 @@
-// Data-parallel training steps over worker threads. Each batch is cut into the engine's fixed parts
-// (src/trainengine.ts: batchParts, 8 of them); with two threads, two workers take the parts as they come
-// free (an atomic counter), so a worker slowed by other work on the machine takes fewer; with one, this
-// thread computes them in order. Either way the parts' gradients are summed in part order and one
-// optimizer step (src/optim.ts, tfjs's update in float32) is applied to the one copy of the weights, so
-// the thread count changes the speed, never the result (a test checks bit-identical runs).
+// Data-parallel training steps over two threads. Each batch is cut into the engine's fixed parts
+// (src/trainengine.ts: batchParts, 8 of them); with two threads, one worker thread and this thread take
+// the parts as they come free (an atomic counter): the worker from the moment a step starts, this thread
+// once it has read the next batch, so a thread slowed by other work on the machine takes fewer; with
+// one, this thread computes them in order. Either way the parts' gradients are summed in part order and
+// one optimizer step (src/optim.ts, tfjs's update in float32) is applied to the one copy of the weights,
+// so the thread count changes the speed, never the result (a test checks bit-identical runs). (Two
+// workers with this thread only waiting put three busy threads on two cores: measured slower.)
 //
 // Shared memory, no messages per step: the weights, two batch buffers (the next batch is read from the
-// shards while the workers compute this one), each part's gradients and loss live in SharedArrayBuffers;
+// shards while the worker computes this one), each part's gradients and loss live in SharedArrayBuffers;
 // a step is started by bumping a sequence number (Atomics.notify), each finished part adds one to a
-// counter, and the main thread blocks on Atomics.wait until all parts are done (a few milliseconds).
+// counter, and this thread waits (a short spin, then Atomics.wait) until all parts are done.
 import { Worker } from 'node:worker_threads';
 import { TrainEngine, PARTS, batchParts, flatLayout, splitFlat, weightShapes, type EngineSpec } from './trainengine.js';
 import { FlatOptimizer } from './optim.js';
@@ -27,6 +29,8 @@ export const CTRL = {
   SIZE: 6,
 };
 const { SEQ, BUF, ROWS, NEXT, DONE, FAIL } = CTRL;
+/** How long a thread spins on the step counter or the done counter before it sleeps (a futex wake-up costs about as much). */
+export const SPIN_MS = 0.1;
 /** NEXT's value before a step's first part is taken. */
 export const partBase = (seq: number) => (seq % (1 << 20)) * 32;
 
@@ -103,16 +107,16 @@ export class EngineStepper {
     this.optimizer = new FlatOptimizer(optimizer, learningRate, names, this.shapes);
   }
 
-  /** One thread: the engine here; two: two worker threads taking the parts as they come free (started and ready when this resolves). */
+  /** One thread: the engine here; two: this thread and a worker thread taking the parts as they come free (started and ready when this resolves). */
   static async create(o: { spec: EngineSpec; classWeights: number[] | null; threads: number; maxRows: number; optimizer: OptimizerName; learningRate: number; names: string[]; weights: Float32Array[] }): Promise<EngineStepper> {
     const threads = o.threads >= 2 ? 2 : 1;
     const s = new EngineStepper(o.spec, o.classWeights, threads, o.maxRows, o.optimizer, o.learningRate, o.names, o.weights);
-    if (threads === 1) s.local = new TrainEngine(o.spec, o.classWeights);
-    else await s.startWorkers();
+    s.local = new TrainEngine(o.spec, o.classWeights);
+    if (threads === 2) await s.startWorkers(1);
     return s;
   }
 
-  private async startWorkers(): Promise<void> {
+  private async startWorkers(count: number): Promise<void> {
     const data = (): WorkerData => ({
       spec: this.spec,
       classWeights: this.classWeights,
@@ -125,7 +129,7 @@ export class EngineStepper {
       stats: this.stats.buffer as SharedArrayBuffer,
     });
     const ready: Promise<void>[] = [];
-    for (let p = 0; p < this.threads; p++) {
+    for (let p = 0; p < count; p++) {
       const w = new Worker(new URL('./trainworker.js', import.meta.url), { workerData: data(), execArgv: workerExecArgv() });
       this.workers.push(w);
       ready.push(
@@ -190,33 +194,55 @@ export class EngineStepper {
     if (!job) throw new Error('training engine: finish() without start()');
     this.pending = null;
     const parts = batchParts(job.n);
-    if (this.local) {
-      this.local.setWeights(this.weights, parts[0][1]);
+    const local = this.local!;
+    if (!this.workers.length) {
+      local.setWeights(this.weights, parts[0][1]);
       parts.forEach(([r0, r1], p) => {
-        const r = this.local!.part(this.xs[job.buf], this.ys[job.buf], r0, r1, 1 / job.n, this.grads[p]);
+        const r = local.part(this.xs[job.buf], this.ys[job.buf], r0, r1, 1 / job.n, this.grads[p]);
         this.stats[2 * p] = r.loss;
         this.stats[2 * p + 1] = r.correct;
       });
     } else {
-      // block in slices, letting worker errors and exits through in between
+      // this thread takes the parts the worker has not taken yet (compare-exchange, as the worker does)
+      const base = partBase(this.seq);
+      let loaded = false;
+      for (;;) {
+        const v = Atomics.load(this.ctrl, NEXT);
+        if (v < base || v >= base + PARTS) break;
+        if (Atomics.compareExchange(this.ctrl, NEXT, v, v + 1) !== v) continue;
+        const p = v - base;
+        if (!loaded) local.setWeights(this.weights, parts[0][1]);
+        loaded = true;
+        const r = local.part(this.xs[job.buf], this.ys[job.buf], parts[p][0], parts[p][1], 1 / job.n, this.grads[p]);
+        this.stats[2 * p] = r.loss;
+        this.stats[2 * p + 1] = r.correct;
+        Atomics.add(this.ctrl, DONE, 1);
+      }
+      // the worker's last part ends within a fraction of a millisecond: spin briefly before sleeping
+      const until = performance.now() + SPIN_MS;
+      while (Atomics.load(this.ctrl, DONE) < PARTS && performance.now() < until);
       for (let done = Atomics.load(this.ctrl, DONE); done < PARTS; done = Atomics.load(this.ctrl, DONE)) {
         if (Atomics.load(this.ctrl, FAIL) !== 0 || this.failure) await this.fail();
         if (Atomics.wait(this.ctrl, DONE, done, 1000) === 'timed-out') await new Promise<void>((res) => setImmediate(res));
       }
       if (Atomics.load(this.ctrl, FAIL) !== 0) await this.fail();
     }
-    // the parts' gradients summed in part order, then one optimizer step
-    const sum = this.sum;
-    sum.set(this.grads[0]);
+    // the parts' gradients summed in part order, then one optimizer step (in the kernel where it loads)
     let loss = this.stats[0];
     let correct = this.stats[1];
     for (let p = 1; p < PARTS; p++) {
-      const g = this.grads[p];
-      for (let i = 0; i < sum.length; i++) sum[i] += g[i];
       loss += this.stats[2 * p];
       correct += this.stats[2 * p + 1];
     }
-    this.optimizer.apply(splitFlat(this.weights, this.shapes), splitFlat(sum, this.shapes));
+    if (!this.optimizer.applyParts(this.weights, this.grads)) {
+      const sum = this.sum;
+      sum.set(this.grads[0]);
+      for (let p = 1; p < PARTS; p++) {
+        const g = this.grads[p];
+        for (let i = 0; i < sum.length; i++) sum[i] += g[i];
+      }
+      this.optimizer.apply(splitFlat(this.weights, this.shapes), splitFlat(sum, this.shapes));
+    }
     return { loss, acc: correct / job.n };
   }
 

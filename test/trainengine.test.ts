@@ -94,6 +94,24 @@ test('FlatOptimizer updates weights and state as tf.train.rmsprop / adam do, bit
     again.setWeights(mine);
     assert.deepEqual(again.getWeights(), mine);
   }
+  // the training engine's step (applyParts: parts summed in order, then the update, in the kernel) gives
+  // the bits of summing into a float32 array and apply(); 17 weights: a tail past the kernel's 4 lanes
+  for (const kind of ['rmsprop', 'adam'] as const) {
+    const shapes = [[3, 4], [5]];
+    const a = new FlatOptimizer(kind, 0.003, ['a', 'b'], shapes);
+    const b = new FlatOptimizer(kind, 0.003, ['a', 'b'], shapes);
+    const wa = Float32Array.from({ length: 17 }, (_, i) => Math.sin(i + 1));
+    const wb = wa.slice();
+    for (let step = 0; step < 4; step++) {
+      const parts = [0, 1, 2].map((p) => Float32Array.from({ length: 17 }, (_, i) => Math.cos(step * 31 + p * 7 + i) * (p === 1 ? 1e-3 : 1)));
+      const sum = parts[0].slice();
+      for (const g of parts.slice(1)) for (let i = 0; i < 17; i++) sum[i] += g[i];
+      a.apply(splitFlat(wa, shapes), splitFlat(sum, shapes));
+      assert.ok(b.applyParts(wb, parts), 'the kernel step runs here');
+      assert.deepEqual(Array.from(wb), Array.from(wa), `${kind} step ${step}: weights`);
+      assert.deepEqual(b.getWeights(), a.getWeights(), `${kind} step ${step}: state`);
+    }
+  }
   // a checkpoint of an older flowtensor holds tfjs's int32 iteration count in the float32 file
   assert.equal(iterationsOf(new Float32Array(Int32Array.of(1234).buffer)[0]), 1234);
   assert.equal(iterationsOf(1234), 1234);

@@ -85,8 +85,16 @@ function checkShard(full: string, m: Manifest, rows: number, a: { x: Float32Arra
   return { x, y, prev };
 }
 
-/** dst[d..d+n) = src[s..s+n): for the short rows here a loop beats subarray() + set() (an object and checks per call). */
+/**
+ * dst[d..d+n) = src[s..s+n): for one row (n = F) a loop beats subarray() + set() (an object and checks
+ * per call); a window (W·F floats) is copied faster by set() (memmove).
+ */
 function copyFloats(dst: Float32Array, d: number, src: Float32Array, s: number, n: number): void {
+  if (n >= 32) {
+    if (dst === src) dst.copyWithin(d, s, s + n);
+    else dst.set(src.subarray(s, s + n), d);
+    return;
+  }
   for (let i = 0; i < n; i++) dst[d + i] = src[s + i];
 }
 

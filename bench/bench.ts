@@ -1,5 +1,5 @@
 // `npm run bench`: prints one JSON line per measurement. Inputs come from `synth` (cached in .bench/).
-// Usage: node dist/bench/bench.js [prep|parsers|train|predict|threads|lstm|engines|peers ...] [--rows 500000,2830743]
+// Usage: node dist/bench/bench.js [prep|parsers|train|predict|threads|lstm|engines|peers|peers-prep|peers-train ...] [--rows 500000,2830743]
 import fs from 'node:fs';
 import path from 'node:path';
 import os from 'node:os';
@@ -300,7 +300,7 @@ if (want('engines')) {
   }
 }
 
-if (want('peers')) {
+if (want('peers') || want('peers-prep') || want('peers-train')) {
   // flowtensor beside its peers, interleaved in one run (docs/BENCHMARKS.md, "Peers"): prep vs the same job
   // in DuckDB (bench/duckprep.ts), and training vs PyTorch's LSTMs (bench/torch_lstm.py, Debian's
   // python3-torch under /usr/bin/python3) at batch 256 on one thread and two. Three rounds; each line
@@ -328,7 +328,9 @@ if (want('peers')) {
     emit({ bench: 'peer-prep', peer: 'duckdb', skipped: `@duckdb/node-api does not load (${(e as Error).message.split('\n')[0]}): npm install` });
   }
   const prepRatios: number[] = [];
-  for (let round = 1; round <= ROUNDS; round++) {
+  const doPrep = want('peers') || want('peers-prep');
+  const doTrain = want('peers') || want('peers-train');
+  for (let round = 1; doPrep && round <= ROUNDS; round++) {
     const f = child(ftPrep, [ftOut, ...files]);
     emit({ bench: 'peer-prep', tool: 'flowtensor', rows: f.rows, seconds: +(f.seconds as number).toFixed(2), cpu_s: +(f.cpu_s as number).toFixed(1), peak_rss_mb: f.peak_rss_mb, load: load(), round });
     if (!haveDuck) continue;
@@ -344,7 +346,7 @@ if (want('peers')) {
   // training: the same shapes and batch as bench/torch_lstm.py; flowtensor's train loop (shuffled shard
   // stream, the engine on 1 or 2 threads, class weights) without the per-epoch validation
   const shards = path.join(CACHE, `shards-${rows}`);
-  if (!fs.existsSync(path.join(shards, 'manifest.json'))) child(`import { prep } from ${JSON.stringify(path.join(ROOT, 'dist/src/prep.js'))}; await prep({ out: process.argv[1], inputs: process.argv.slice(2) }); console.log('{}');`, [shards, ...files]);
+  if (doTrain && !fs.existsSync(path.join(shards, 'manifest.json'))) child(`import { prep } from ${JSON.stringify(path.join(ROOT, 'dist/src/prep.js'))}; await prep({ out: process.argv[1], inputs: process.argv.slice(2) }); console.log('{}');`, [shards, ...files]);
   const ftTrain = `
     import { openShards, splitBatches } from ${JSON.stringify(path.join(ROOT, 'dist/src/shardset.js'))};
     import { classWeights } from ${JSON.stringify(path.join(ROOT, 'dist/src/train.js'))};
@@ -375,11 +377,11 @@ if (want('peers')) {
     await s.dispose();
     console.log(JSON.stringify({ samples_per_s: Math.round(n / sec), samples_per_cpu_s: Math.round(n / cpu), cpu_s: +cpu.toFixed(2), wall_s: +sec.toFixed(2), peak_rss_mb: Math.round(process.resourceUsage().maxRSS / 1024) }));`;
   const PY = '/usr/bin/python3';
-  const torchOk = spawnSync(PY, ['-c', 'import torch'], { encoding: 'utf8' }).status === 0;
-  if (!torchOk) emit({ bench: 'peer-train', peer: 'pytorch', skipped: `${PY} has no torch: apt-get install -y python3-torch` });
+  const torchOk = doTrain && spawnSync(PY, ['-c', 'import torch'], { encoding: 'utf8' }).status === 0;
+  if (doTrain && !torchOk) emit({ bench: 'peer-train', peer: 'pytorch', skipped: `${PY} has no torch: apt-get install -y python3-torch` });
   const SECS = Number(process.env.PEER_SECONDS ?? 5);
   const ratios: Record<string, number[]> = {};
-  for (let round = 1; round <= ROUNDS; round++) {
+  for (let round = 1; doTrain && round <= ROUNDS; round++) {
     for (const kind of ['seed', 'window']) {
       const got: Record<string, number> = {};
       for (const threads of [2, 1]) {
@@ -401,7 +403,7 @@ if (want('peers')) {
       }
     }
   }
-  for (const kind of ['seed', 'window'])
+  for (const kind of doTrain ? ['seed', 'window'] : [])
     emit({ bench: 'peer-train-summary', model: kind, batch: 256, rounds: ROUNDS, ...Object.fromEntries(Object.entries(ratios).filter(([k]) => k.startsWith(kind)).map(([k, v]) => [k.slice(kind.length + 1), range(v)])), goal_ft2_vs_pt1: kind === 'seed' ? 1.5 : 1.0 });
 }
 

@@ -53,7 +53,7 @@ const WA = (globalThis as unknown as { WebAssembly: { Module: new (bytes: Uint8A
 
 export interface Exports {
   memory: WasmMemory;
-  lstm: (B: number, T: number, P: number, H: number, x: number, w: number, bias: number, u: number, out: number, scratch: number) => void;
+  lstm: (mode: number, B: number, T: number, P: number, H: number, x: number, w: number, bias: number, u: number, out: number, scratch: number) => void;
   lstm_train: (mode: number, B: number, T: number, P: number, H: number, x: number, w: number, bias: number, u: number, act: number, c: number, tc: number, h: number, scratch: number) => void;
   lstm_train_bwd: (mode: number, B: number, T: number, H: number, x: number, act: number, c: number, tc: number, h: number, ut: number, dy: number, du: number, dgx: number, da: number, dc0: number, scratch: number, defer: number) => void;
   gemm_nn: (M: number, K: number, N: number, a: number, b: number, bias: number, c: number) => void;
@@ -170,10 +170,13 @@ function inferenceKernel(ex: Exports): LstmKernel {
       const G = 4 * H;
       const perRow = T * P;
       const rows = Math.min(B, CHUNK);
+      // several inputs per step (the window model): projected for all rows and steps first as one blocked
+      // product (gemm_nn, G a multiple of 16), then the recurrence from it; the same sums in the same order
+      const blocked = P > 1 && G % 16 === 0;
       const {
-        at: [wo, bo, uo, xo, oo, so],
+        at: [wo, bo, uo, xo, oo, so, go],
         end,
-      } = layout([P * G, G, H * G, rows * perRow, rows * H, 2 * H + G]);
+      } = layout([P * G, G, H * G, rows * perRow, rows * H, 2 * H + G, blocked ? rows * T * G : 0]);
       const f = floats(ex.memory, end);
       f.set(w.subarray(0, P * G), wo / 4);
       f.set(bias.subarray(0, G), bo / 4);
@@ -182,7 +185,10 @@ function inferenceKernel(ex: Exports): LstmKernel {
       for (let r0 = 0; r0 < B; r0 += rows) {
         const n = Math.min(rows, B - r0);
         f.set(x.subarray(r0 * perRow, (r0 + n) * perRow), xo / 4);
-        ex.lstm(n, T, P, H, xo, wo, bo, uo, oo, so);
+        if (blocked) {
+          ex.gemm_nn(n * T, P, G, xo, wo, bo, go);
+          ex.lstm(1, n, T, P, H, go, wo, bo, uo, oo, so);
+        } else ex.lstm(0, n, T, P, H, xo, wo, bo, uo, oo, so);
         h.set(f.subarray(oo / 4, oo / 4 + n * H), r0 * H);
       }
       return h;

@@ -4,9 +4,11 @@
 // Three functions: lstm (inference, below), lstm_train and lstm_train_bwd (training's two passes,
 // described at lstmFunction and backwardFunction).
 //
-// Exported: lstm(B, T, P, H, x, w, bias, u, out, scratch) -> writes h_T [B][H] at out. Pointers are
-// byte offsets into the module's memory, all 16-byte aligned; H must be a multiple of 8.
-//   x [B][T][P]: P inputs per step (the seed model: P = 1, one feature value per step)
+// Exported: lstm(mode, B, T, P, H, x, w, bias, u, out, scratch) -> writes h_T [B][H] at out. Pointers
+// are byte offsets into the module's memory, all 16-byte aligned; H must be a multiple of 8.
+//   mode 0: x [B][T][P]: P inputs per step, projected in the loop (the seed model: P = 1, one feature
+//   value per step); mode 1: x = gx [B][T][4H], the inputs already projected (the window model: gx =
+//   x·W + bias by gemm_nn, the same sums in the same order)
 //   w [P][4H], bias [4H]: the input kernel; u [H][4H]: the recurrent kernel; gate order i, f, g, o
 //   as tf.layers.lstm. scratch: h [H], c [H], pre [4H]
 // Each row runs on its own. Per step: pre = bias + x_t·W + h·U, 32 gate columns at a time held in 8
@@ -95,7 +97,7 @@ function lstmFunction(train: boolean): string {
   const gate = (k: number) => `(v128.load ${gateAt('prep', k)})`;
   const params = train
     ? '(param $mode i32) (param $B i32) (param $T i32) (param $P i32) (param $H i32) (param $x i32) (param $w i32) (param $bias i32) (param $u i32) (param $act i32) (param $cc i32) (param $tcs i32) (param $hh i32) (param $scr i32)'
-    : '(param $B i32) (param $T i32) (param $P i32) (param $H i32) (param $x i32) (param $w i32) (param $bias i32) (param $u i32) (param $out i32) (param $scr i32)';
+    : '(param $mode i32) (param $B i32) (param $T i32) (param $P i32) (param $H i32) (param $x i32) (param $w i32) (param $bias i32) (param $u i32) (param $out i32) (param $scr i32)';
   const projected = `${init}${products('inputs', get('P'), 'xt', 'w')}`;
   // per step: where h_t and c_t are read (hp, cp) and h_t+1, c_t+1, tanh(c_t+1), the gates written
   const stepPointers = train
@@ -128,15 +130,11 @@ function lstmFunction(train: boolean): string {
         (block $cols_done (loop $cols
           (br_if $cols_done (i32.ge_u ${get('j')} ${get('G')}))
           (local.set $bp ${at('bias', get('j'))})
-          ${
-            train
-              ? `(if (i32.eqz ${get('mode')})
+          (if (i32.eqz ${get('mode')})
             (then ${projected})
             (else
           (local.set $gp ${at('x', `(i32.add (i32.mul (i32.add (i32.mul ${get('b')} ${get('T')}) ${get('t')}) ${get('G')}) ${get('j')})`)})
-          ${initGiven}))`
-              : projected
-          }${products('recurrent', get('H'), 'hp', 'u')}
+          ${initGiven}))${products('recurrent', get('H'), 'hp', 'u')}
           (local.set $pp ${at('prep', get('j'))})
           ${store}
           (local.set $j (i32.add ${get('j')} (i32.const ${ACC * 4})))

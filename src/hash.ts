@@ -27,6 +27,39 @@ export function rowHash32(u: Uint32Array, off: number, F: number, label: number,
   out[1] = fmix(h2 ^ Math.imul(F, 0x165667b1));
 }
 
+/**
+ * rowHash32 of two consecutive rows (at u[off] and u[off + F], labels la and lb) into out[at..at+4):
+ * the same arithmetic, interleaved so that the four multiply chains overlap.
+ */
+export function rowHash32x2(u: Uint32Array, off: number, F: number, la: number, lb: number, out: Uint32Array, at: number): void {
+  let a1 = 0x9e3779b9 ^ la;
+  let a2 = 0x7f4a7c15 ^ Math.imul(la, 0x27d4eb2f);
+  let b1 = 0x9e3779b9 ^ lb;
+  let b2 = 0x7f4a7c15 ^ Math.imul(lb, 0x27d4eb2f);
+  for (let f = 0, o = off; f < F; f++, o++) {
+    let w = u[o];
+    let v = u[o + F];
+    if (w === 0x80000000) w = 0; // -0 and 0 hash alike
+    if (v === 0x80000000) v = 0;
+    a1 = Math.imul(a1 ^ w, 0xcc9e2d51);
+    b1 = Math.imul(b1 ^ v, 0xcc9e2d51);
+    a2 = Math.imul(a2 ^ w, 0x85ebca6b);
+    b2 = Math.imul(b2 ^ v, 0x85ebca6b);
+    a1 = (a1 << 15) | (a1 >>> 17);
+    b1 = (b1 << 15) | (b1 >>> 17);
+    a2 = (a2 << 13) | (a2 >>> 19);
+    b2 = (b2 << 13) | (b2 >>> 19);
+    a1 = Math.imul(a1, 0x1b873593) + 0xe6546b64;
+    b1 = Math.imul(b1, 0x1b873593) + 0xe6546b64;
+    a2 = Math.imul(a2, 0xc2b2ae35) + 0x561ccd1b;
+    b2 = Math.imul(b2, 0xc2b2ae35) + 0x561ccd1b;
+  }
+  out[at] = fmix(a1 ^ F);
+  out[at + 1] = fmix(a2 ^ Math.imul(F, 0x165667b1));
+  out[at + 2] = fmix(b1 ^ F);
+  out[at + 3] = fmix(b2 ^ Math.imul(F, 0x165667b1));
+}
+
 /** Set of 64-bit fingerprints; 8 bytes per slot, grows at half load. */
 export class FingerprintSet {
   private slots: Uint32Array;

@@ -27,6 +27,8 @@ export interface TokenizerEvents {
    * Return false to have the row split into fields and passed to row() instead.
    */
   rawRow?(buf: Buffer, start: number, end: number, line: number): boolean;
+  /** Optional: a buffer is about to be tokenized from its start (its rows follow, in order). */
+  scanStart?(buf: Buffer): void;
   /** A line longer than maxLineBytes: its bytes are skipped up to the next newline. */
   oversize(line: number, bytesSeen: number): void;
   /**
@@ -131,6 +133,7 @@ export class CsvTokenizer {
 
   /** Scan complete rows; returns the offset of the first byte not consumed. */
   private scan(buf: Buffer, final: boolean): number {
+    this.ev.scanStart?.(buf);
     let pos = 0;
     const len = buf.length;
     const d = this.delimiter;

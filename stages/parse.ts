@@ -1,6 +1,7 @@
 // Stage 1, parse: CSV bytes -> batches of records with canonical column names.
 import { Transform, type TransformCallback } from 'node:stream';
-import { CsvTokenizer, decodeText, fieldEnd, lastDecodeWasCp1252, numKind, parseNumber, parseNumberAt, parseNumberSlow, type RowView } from '../src/csv.js';
+import { CsvTokenizer, decodeText, lastDecodeWasCp1252, numKind, parseNumber, parseNumberAt, parseNumberSlow, type RowView } from '../src/csv.js';
+import { DelimiterIndex } from '../src/kernels/csvscan.js';
 import { canonicalHeader, detectFormat, type DatasetConfig } from '../src/config.js';
 import { misreadError } from '../src/releases.js';
 import { bump, type Batch, type Counts } from '../src/batch.js';
@@ -33,6 +34,8 @@ export interface ParseOptions {
   /** When false, a file without a label column is accepted (predict). */
   requireLabel?: boolean;
   delimiter?: string;
+  /** Find the delimiters with the JavaScript loop instead of the WebAssembly scan (the same positions; for tests). */
+  jsScan?: boolean;
   onReject?: (r: RejectRecord) => void;
   onHeader?: (h: HeaderInfo) => void;
 }
@@ -58,6 +61,9 @@ export function parseCounts(): Counts {
 }
 
 /** Push-style CSV -> Batch parser for one file. */
+/** Slots of the parser's label cache. */
+const LABEL_SLOTS = 61;
+
 export class CsvBatchParser {
   readonly counts: Counts = parseCounts();
   header: HeaderInfo | null = null;
@@ -70,25 +76,38 @@ export class CsvBatchParser {
   // per header field: 1 when only its float32 is kept (opts.float32)
   private f32: Uint8Array = new Uint8Array(0);
   private names: string[] = [];
+  /** The header's fields the parser materialises (kind 1 or 2), in order: a row visits only these. */
+  private wantFields = new Int32Array(0);
+  /** Delimiter positions of the buffer being tokenized, and the first one not yet passed. */
+  private idx: DelimiterIndex;
+  private pc = 0;
   private numCols: (Float64Array | null)[] = [];
   private strCols: ((string | undefined)[] | null)[] = [];
   private headerFirst = '';
   private labelField = -1;
   private trailingField = -1; // index of external_ip when it is the optional trailing column of the header
   private stringSet: Set<string>;
-  private lastBytes = new Uint8Array(64);
-  private lastLen = -1;
-  private lastStr: string | undefined;
-  private lastCp = false;
+  // label strings by their bytes (labels of up to 64 bytes), direct-mapped: rows of several classes
+  // interleave, and a decode (a failed strict UTF-8 decode first, for CICIDS2017's Windows-1252 dash)
+  // costs far more than a look-up
+  private labBytes = new Uint8Array(LABEL_SLOTS * 64);
+  private labLen = new Int32Array(LABEL_SLOTS).fill(-1);
+  private labStr: (string | undefined)[] = new Array(LABEL_SLOTS).fill(undefined);
+  private labCp = new Uint8Array(LABEL_SLOTS);
   /** Column arrays of batches already handed out, reused when the caller says they are consumed. */
   private spare: { num: Float64Array[]; str: (string | undefined)[][] } | null = null;
 
   constructor(private opts: ParseOptions) {
     this.batchSize = opts.batchSize ?? 4096;
     this.stringSet = new Set(opts.cfg.string_columns);
+    this.idx = new DelimiterIndex((opts.delimiter ?? ',').charCodeAt(0), !opts.jsScan);
     this.tok = new CsvTokenizer(
       {
         row: (r) => this.onRow(r),
+        scanStart: (buf) => {
+          this.idx.scan(buf);
+          this.pc = 0;
+        },
         rawRow: (buf, s, e, line) => this.fastRow(buf, s, e, line),
         oversize: (line, bytes) => {
           bump(this.counts, 'rows_read');
@@ -196,6 +215,7 @@ export class CsvBatchParser {
     const f32 = this.opts.float32;
     this.f32 = new Uint8Array(canonical.length + 1);
     if (f32) canonical.forEach((c, j) => (this.f32[j] = this.kinds[j] === 1 && f32.has(c) ? 1 : 0));
+    this.wantFields = Int32Array.from(canonical.map((_, j) => j).filter((j) => this.kinds[j] !== 0));
     this.trailingField = -1;
     if (!canonical.includes(OPTIONAL_TRAILING) && (!want || want.has(OPTIONAL_TRAILING))) {
       this.names = [...canonical, OPTIONAL_TRAILING];
@@ -298,6 +318,17 @@ export class CsvBatchParser {
     const d = this.tok.delimiter;
     // letters may start a repeated header; a delimiter may start a blank row
     if (e - s < this.names.length || c0 === d || c0 === 32 || (c0 >= 65 && c0 <= 90) || (c0 >= 97 && c0 <= 122)) return false;
+    // the row's delimiters, from the buffer's index: exactly hlen - 1 of them before e, else the general path
+    const pos = this.idx.pos;
+    const np = this.idx.count;
+    let c = this.pc;
+    while (c < np && pos[c] < s) c++;
+    this.pc = c;
+    const hlen = h.canonical.length;
+    const last = c + hlen - 2; // the row's last delimiter
+    if (hlen > 1 && (last >= np || pos[last] >= e)) return false;
+    if (last + 1 < np && pos[last + 1] < e) return false;
+    this.pc = last + 1;
     if (!this.cur) this.cur = this.newBatch();
     const b = this.cur;
     const i = b.n;
@@ -305,59 +336,52 @@ export class CsvBatchParser {
     const f32 = this.f32;
     const numCols = this.numCols;
     const strCols = this.strCols;
-    const hlen = h.canonical.length;
-    const issues0 = b.issues.length;
-    let p = s;
-    let j = 0;
+    const want = this.wantFields;
     let cp1252 = 0;
-    for (;;) {
-      const k = j < hlen ? kinds[j] : 0;
-      let end: number;
-      if (k === 1) {
-        const v = parseNumberAt(buf, p, e, d, f32[j] === 1);
-        end = fieldEnd;
+    // only the fields the stages need: each field's bytes are [after the delimiter before it, the one after it)
+    for (let w = 0; w < want.length; w++) {
+      const j = want[w];
+      const p = j === 0 ? s : pos[c + j - 1] + 1;
+      const end = j === hlen - 1 ? e : pos[c + j];
+      if (kinds[j] === 1) {
+        const v = parseNumberAt(buf, p, end, d, f32[j] === 1);
         numCols[j]![i] = v;
         if (numKind !== 0) b.issues.push({ row: i, col: this.names[j], kind: KIND_NAMES[numKind] as 'empty' | 'nan' | 'text', raw: buf.latin1Slice(p, Math.min(end, p + 100)) });
       } else {
-        end = p;
-        while (end < e && buf[end] !== d) end++;
-        if (k === 2) {
-          // the label repeats from row to row: reuse the last string when its bytes match
-          const len = end - p;
-          let same = false;
-          if (j === this.labelField && len === this.lastLen && len <= 64) {
+        // a label seen before: its string from the cache when the bytes match
+        const len = end - p;
+        let slot = -1;
+        let same = false;
+        if (j === this.labelField && len <= 64) {
+          let hsh = len;
+          for (let q = p; q < end; q++) hsh = Math.imul(hsh ^ buf[q], 0x01000193);
+          slot = (hsh >>> 0) % LABEL_SLOTS;
+          if (this.labLen[slot] === len) {
             same = true;
-            const lb = this.lastBytes;
-            for (let q = 0; q < len; q++)
-              if (lb[q] !== buf[p + q]) {
+            const lb = this.labBytes;
+            for (let q = 0, o = slot * 64; q < len; q++)
+              if (lb[o + q] !== buf[p + q]) {
                 same = false;
                 break;
               }
           }
-          if (same) {
-            strCols[j]![i] = this.lastStr;
-            if (this.lastCp) cp1252++;
-          } else {
-            const v = decodeText(buf, p, end);
-            if (lastDecodeWasCp1252) cp1252++;
-            const sv = v.length === 0 || v.trim() === '' ? undefined : v;
-            strCols[j]![i] = sv;
-            if (j === this.labelField && len <= 64) {
-              this.lastBytes.set(buf.subarray(p, end));
-              this.lastLen = len;
-              this.lastStr = sv;
-              this.lastCp = lastDecodeWasCp1252;
-            }
+        }
+        if (same) {
+          strCols[j]![i] = this.labStr[slot];
+          if (this.labCp[slot]) cp1252++;
+        } else {
+          const v = decodeText(buf, p, end);
+          if (lastDecodeWasCp1252) cp1252++;
+          const sv = v.length === 0 || v.trim() === '' ? undefined : v;
+          strCols[j]![i] = sv;
+          if (slot >= 0) {
+            this.labBytes.set(buf.subarray(p, end), slot * 64);
+            this.labLen[slot] = len;
+            this.labStr[slot] = sv;
+            this.labCp[slot] = lastDecodeWasCp1252 ? 1 : 0;
           }
         }
       }
-      j++;
-      if (end >= e) break;
-      p = end + 1;
-    }
-    if (j !== hlen) {
-      b.issues.length = issues0;
-      return false;
     }
     if (kinds[hlen] === 2 && strCols[hlen]) strCols[hlen]![i] = undefined;
     this.counts.rows_read = (this.counts.rows_read as number) + 1;

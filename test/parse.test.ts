@@ -9,9 +9,9 @@ import { tlHeader, tlRow } from './helpers.js';
 
 const cfg = loadConfig();
 
-function parseAll(text: string | Buffer, opts: { chunk?: number; strict?: boolean; maxLineBytes?: number; multiline?: boolean } = {}) {
+function parseAll(text: string | Buffer, opts: { chunk?: number; strict?: boolean; maxLineBytes?: number; multiline?: boolean; jsScan?: boolean; want?: Set<string> | null; delimiter?: string } = {}) {
   const rejects: RejectRecord[] = [];
-  const p = new CsvBatchParser({ file: 't.csv', cfg, want: null, onReject: (r) => rejects.push(r), strict: opts.strict, maxLineBytes: opts.maxLineBytes, multilineQuotes: opts.multiline, batchSize: 7 });
+  const p = new CsvBatchParser({ file: 't.csv', cfg, want: opts.want ?? null, onReject: (r) => rejects.push(r), strict: opts.strict, maxLineBytes: opts.maxLineBytes, multilineQuotes: opts.multiline, batchSize: 7, jsScan: opts.jsScan, delimiter: opts.delimiter });
   const buf = Buffer.isBuffer(text) ? text : Buffer.from(text, 'latin1');
   const batches: Batch[] = [];
   const step = opts.chunk ?? buf.length;
@@ -249,4 +249,32 @@ test('any bytes in: the parser accounts for every line or stops with a clear err
     }),
     { numRuns: 300 },
   );
+});
+
+test('the WebAssembly delimiter scan and the JavaScript loop parse alike: rows of any shape, any chunking, a few columns or all (property)', () => {
+  const h = tlHeader();
+  const fields = h.split(',').length;
+  // rows built from plausible and hostile cells: numbers, empty, tokens, text, quotes, extra or missing fields
+  const cell = fc.oneof(fc.integer({ min: -99999, max: 999999 }).map(String), fc.double({ noNaN: true, min: -1e6, max: 1e6 }).map(String), fc.constantFrom('', 'NaN', 'Infinity', '-inf', 'x1', '"a,b"', '"', ' 7', '1e3', '0.1234567890123456789'));
+  const row = fc.tuple(fc.array(cell, { minLength: fields - 2, maxLength: fields + 1 }), fc.constantFrom('BENIGN', 'DDoS', 'Web Attack \x96 XSS', '')).map(([cs, lab]) => [...cs, lab].join(','));
+  fc.assert(
+    fc.property(fc.array(row, { maxLength: 30 }), fc.integer({ min: 1, max: 300 }), fc.boolean(), fc.boolean(), (rows, chunk, crlf, some) => {
+      const text = Buffer.from([h, tlRow(), ...rows].join(crlf ? '\r\n' : '\n'), 'latin1');
+      const want = some ? new Set(['flow_duration', 'source_ip', 'total_fwd_packets', 'label', 'fwd_header_length.1']) : null;
+      const a = parseAll(text, { chunk, want });
+      const b = parseAll(text, { chunk, want, jsScan: true });
+      const c = parseAll(text, { want }); // one chunk
+      for (const other of [b, c]) {
+        assert.deepEqual(other.batches, a.batches);
+        assert.deepEqual(other.rejects, a.rejects);
+        assert.deepEqual(other.p.counts, a.p.counts);
+      }
+    }),
+    { numRuns: 300 },
+  );
+  // another delimiter: the scan looks for it, not for commas
+  const semi = Buffer.from([h, tlRow()].join('\n').replace(/,/g, ';') + '\n', 'latin1');
+  const r = parseAll(semi, { delimiter: ';', chunk: 17 });
+  assert.equal(r.rows, 1);
+  assert.deepEqual(parseAll(semi, { delimiter: ';', chunk: 17, jsScan: true }).batches, r.batches);
 });

@@ -107,23 +107,26 @@ type WorkerMsg =
   | ({ type: 'error'; index: number } & ErrorData);
 
 /**
- * Tasks are dealt in a fixed pattern to the W workers (and the main thread); it consumes them strictly in task order,
- * so the output is byte-identical to the in-process path whatever the timing.
+ * Tasks go to the W workers and, with `local`, to this thread too; this thread consumes them strictly in
+ * task order, so the output is byte-identical to the in-process path whatever the timing.
+ * Without `local`: dealt in a fixed pattern. With it: claimed as they come (a shared counter): each worker
+ * takes the next unclaimed task when it is free, and this thread takes one whenever the task it must
+ * consume next is not ready yet (it starts with the first, while the workers start) and parses it into a
+ * buffer of the messages a worker would have sent, replayed when its turn comes. This thread also
+ * assigns splits, writes every row and gathers the train statistics, so its share follows from how fast
+ * each side is on this machine and these options (a fixed share was right for one of them only).
  */
-async function runWorkers(W: number, tasks: Task[], base: Omit<WorkerInput, 'tasks'>, hooks: WorkerHooks, workers: Worker[], local?: (t: Task) => Promise<void>): Promise<WorkerResult[]> {
+async function runWorkers(W: number, tasks: Task[], base: Omit<WorkerInput, 'tasks'>, hooks: WorkerHooks, workers: Worker[], local?: (t: Task) => Promise<WorkerMsg[]>): Promise<WorkerResult[]> {
   const url = new URL('./prepworker.js', import.meta.url);
-  // with `local`, the main thread is one more participant and parses a share of the tasks itself (the
-  // threads that parse also sanitize and fingerprint their rows; the main thread assigns splits, writes
-  // every row and gathers the train statistics, ~35% of its parsing time: with one worker that balances
-  // at two tasks in five, docs/BENCHMARKS.md "prep: where the time went"; with more, every (W+1)-th).
-  // Its share starts with the first task: it parses while the workers start (~0.2-0.5 s).
-  const slots = local ? W + 1 : W;
-  const owner = (t: Task) => (!local ? t.index % slots : W === 1 ? MAIN_OF_FIVE[t.index % 5] : (t.index + W) % slots);
+  const n = tasks.length;
+  // claims: [0] the next unclaimed task (a position in `tasks`), [1 + q] who took task q (worker w: w + 1, this thread: W + 1)
+  const claims = local ? new Int32Array(new SharedArrayBuffer(4 * (1 + n))) : null;
+  const MAIN = W + 1;
   const queues: WorkerMsg[][] = [];
   const waiters: ((() => void) | null)[] = [];
   for (let w = 0; w < W; w++) {
-    const mine = tasks.filter((t) => owner(t) === w);
-    const wk = new Worker(url, { workerData: { ...base, tasks: mine } satisfies WorkerInput, execArgv: workerExecArgv(), resourceLimits: WORKER_LIMITS });
+    const mine = claims ? tasks : tasks.filter((_, q) => q % W === w);
+    const wk = new Worker(url, { workerData: { ...base, tasks: mine, ...(claims ? { claims: claims.buffer as SharedArrayBuffer, id: w } : {}) } satisfies WorkerInput, execArgv: workerExecArgv(), resourceLimits: WORKER_LIMITS });
     queues.push([]);
     waiters.push(null);
     const push = (m: WorkerMsg) => {
@@ -143,27 +146,54 @@ async function runWorkers(W: number, tasks: Task[], base: Omit<WorkerInput, 'tas
     while (queues[w].length === 0) await new Promise<void>((r) => (waiters[w] = r));
     return queues[w].shift()!;
   };
+  /** One message of task t through the hooks; true at the task's end. */
+  const handle = (t: Task, m: WorkerMsg): boolean => {
+    if (m.type === 'error') throw errorFrom(m);
+    if (m.type === 'header') hooks.onHeader(t, m.h);
+    else if (m.type === 'reject') hooks.onReject(t, m.r);
+    else if (m.type === 'newlabel') hooks.onNewLabel(t, m.label, m.file, m.line);
+    else if (m.type === 'replace') hooks.onReplace(t, m.file, m.line, m.col, m.kind, m.raw);
+    else if (m.type === 'batch') hooks.consume(t, m.p, m.bytesIn);
+    else if (m.type === 'task') {
+      hooks.taskDone(t, m);
+      return true;
+    }
+    return false;
+  };
+  // this thread's tasks, parsed ahead of their turn: position -> the messages, and how many may wait
+  const ahead = new Map<number, WorkerMsg[]>();
+  const AHEAD = 2;
+  const claimOne = async (): Promise<void> => {
+    const q = Atomics.add(claims!, 0, 1);
+    if (q >= n) return;
+    Atomics.store(claims!, 1 + q, MAIN);
+    ahead.set(q, await local!(tasks[q]));
+  };
   try {
-    for (const t of tasks) {
-      const w = owner(t);
-      if (w === W) {
-        await local!(t);
-        continue;
-      }
+    for (let q = 0; q < n; q++) {
+      const t = tasks[q];
       for (;;) {
-        const m = await next(w);
-        if (m.type === 'error') throw errorFrom(m);
-        if (m.type === 'header') hooks.onHeader(t, m.h);
-        else if (m.type === 'reject') hooks.onReject(t, m.r);
-        else if (m.type === 'newlabel') hooks.onNewLabel(t, m.label, m.file, m.line);
-        else if (m.type === 'replace') hooks.onReplace(t, m.file, m.line, m.col, m.kind, m.raw);
-        else if (m.type === 'batch') {
-          hooks.consume(t, m.p, m.bytesIn);
-          workers[w].postMessage({ type: 'credit' });
-        } else if (m.type === 'task') {
-          hooks.taskDone(t, m);
+        const who = claims ? Atomics.load(claims, 1 + q) : 1 + (q % W);
+        if (who === MAIN) {
+          for (const m of ahead.get(q)!) handle(t, m);
+          ahead.delete(q);
           break;
         }
+        if (who === 0) {
+          // not claimed yet: this thread takes it (or, after a race, a later one); else a worker is writing its claim
+          if (Atomics.load(claims!, 0) <= q) await claimOne();
+          else await new Promise<void>((r) => setImmediate(r));
+          continue;
+        }
+        const w = who - 1;
+        // the worker's rows are not here yet: parse a later task meanwhile
+        if (claims && queues[w].length === 0 && ahead.size < AHEAD && Atomics.load(claims, 0) < n) {
+          await claimOne();
+          continue;
+        }
+        const m = await next(w);
+        if (m.type === 'batch') workers[w].postMessage({ type: 'credit' });
+        if (handle(t, m)) break;
       }
     }
     const results: WorkerResult[] = [];
@@ -202,8 +232,6 @@ export function featureSpec(cfg: DatasetConfig, columns: string[]): FeatureSpec 
   return { columns, features };
 }
 
-/** With one worker: which thread parses each task of five (1 = the main thread, 0 = the worker). */
-const MAIN_OF_FIVE = [1, 0, 1, 0, 0];
 /** Packed batches a worker may run ahead of the main thread (~1 MB each): two of its tasks in a row fit. */
 const CREDITS = 16;
 
@@ -518,12 +546,15 @@ async function analyzePartition(opts: PrepOptions, r: RunSetup, part: { k: numbe
   // while it parses a chunk of a file itself, its line numbers are shifted by that chunk's offset
   let mainOffset = 0;
   const mainReject = (x: RejectRecord) => onReject({ ...x, line: x.line + mainOffset });
+  // while it parses a task beside workers, what its front reports goes into that task's messages
+  // (replayed in task order, lines resolved then, as a worker's)
+  let sink: { t: Task; out: WorkerMsg[] } | null = null;
   const front = createFront({
     cfg,
     ...frontOpts,
-    onReject: mainReject,
-    onNewLabel: (l, f, n) => onNewLabel(l, f, n + mainOffset),
-    onReplace: onReplace && ((f, n, c, kind, raw) => onReplace(f, n + mainOffset, c, kind, raw)),
+    onReject: (x) => (sink ? sink.out.push({ type: 'reject', index: sink.t.index, r: x }) : mainReject(x)),
+    onNewLabel: (l, f, n) => (sink ? sink.out.push({ type: 'newlabel', index: sink.t.index, label: l, file: f, line: n }) : onNewLabel(l, f, n + mainOffset)),
+    onReplace: onReplace && ((f, n, c, kind, raw) => (sink ? sink.out.push({ type: 'replace', index: sink.t.index, file: f, line: n, col: c, kind, raw }) : onReplace(f, n + mainOffset, c, kind, raw))),
   });
   const spec = featureSpec(cfg, front.filter.columns);
   const splitter = createSplit({ ratios: opts.ratios ?? cfg.split, dedupe: opts.dedupe, columns: spec.features, grouped: splitBy !== 'hash' });
@@ -614,15 +645,23 @@ async function analyzePartition(opts: PrepOptions, r: RunSetup, part: { k: numbe
       // the main thread parses a share too unless new labels must be numbered by a single parser
       const mainParses = (opts.mainParses ?? true) && !opts.allowNewLabels && tasks.length > 1;
       log.info({ workers: W, main_thread_parses: mainParses, tasks: tasks.length }, 'parsing in worker threads');
-      const local = async (t: Task) => {
-        mainOffset = lineOffset(t);
-        const res = await processTask(t, front, spec.features, parseSettings(opts), cfg, {
-          header: (h) => onHeader(t.fileIndex, h),
-          reject: mainReject,
-          batch: (p, bytesIn) => consume(t, p, bytesIn),
-        });
-        taskDone(t, res);
-        mainOffset = 0;
+      // a task parsed here: the messages a worker would send for it
+      const local = async (t: Task): Promise<WorkerMsg[]> => {
+        const out: WorkerMsg[] = [];
+        sink = { t, out };
+        try {
+          const res = await processTask(t, front, spec.features, parseSettings(opts), cfg, {
+            header: (h) => out.push({ type: 'header', index: t.index, h }),
+            reject: (x) => out.push({ type: 'reject', index: t.index, r: x }),
+            batch: (p, bytesIn) => {
+              out.push({ type: 'batch', index: t.index, p, bytesIn });
+            },
+          });
+          out.push({ type: 'task', index: t.index, ...res });
+        } finally {
+          sink = null;
+        }
+        return out;
       };
       const res = await runWorkers(Math.min(W, tasks.length), tasks, { config: cfg.name, front: frontOpts, parse: parseSettings(opts), features: spec.features, credits: CREDITS, logReplaced: !!onReplace }, {
         consume,

@@ -19,6 +19,10 @@ export interface WorkerInput {
   parse: ParseSettings;
   features: string[];
   credits: number;
+  /** Claimed tasks (src/prep.ts runWorkers): [0] the next unclaimed position in `tasks`, [1 + q] who took task q; without it, every task of the list. */
+  claims?: SharedArrayBuffer;
+  /** This worker's number (its claims read id + 1). */
+  id?: number;
   /** Send every replaced value to the main thread (it logs them at debug level). */
   logReplaced?: boolean;
 }
@@ -60,7 +64,14 @@ async function main(): Promise<void> {
     onReplace: input.logReplaced ? (file, line, col, kind, raw) => port.postMessage({ type: 'replace', index: current, file, line, col, kind, raw }) : undefined,
   });
   try {
-    for (const t of input.tasks) {
+    const claims = input.claims ? new Int32Array(input.claims) : null;
+    for (let q = 0; ; q++) {
+      if (claims) {
+        q = Atomics.add(claims, 0, 1);
+        if (q >= input.tasks.length) break;
+        Atomics.store(claims, 1 + q, (input.id ?? 0) + 1);
+      } else if (q >= input.tasks.length) break;
+      const t = input.tasks[q];
       current = t.index;
       if (t.header) t.header = Buffer.from(t.header); // structured clone gives a Uint8Array
       const res = await processTask(t, front, input.features, input.parse, cfg, {

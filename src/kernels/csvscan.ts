@@ -44,7 +44,7 @@ export class DelimiterIndex {
     const ex = this.ex;
     if (ex) {
       const out = (len + 15) & ~15;
-      const need = out + 4 * len + 16;
+      const need = out + 4 * len + 32; // the scan may write up to four positions past the last
       const mem = ex.memory;
       if (mem.buffer.byteLength < need) mem.grow(Math.ceil((need - mem.buffer.byteLength) / 65536));
       new Uint8Array(mem.buffer, 0, len).set(buf);

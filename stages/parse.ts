@@ -81,6 +81,7 @@ export class CsvBatchParser {
   /** Delimiter positions of the buffer being tokenized, and the first one not yet passed. */
   private idx: DelimiterIndex;
   private pc = 0;
+  private kernelNumbers = false;
   private numCols: (Float64Array | null)[] = [];
   private strCols: ((string | undefined)[] | null)[] = [];
   private headerFirst = '';
@@ -216,6 +217,8 @@ export class CsvBatchParser {
     this.f32 = new Uint8Array(canonical.length + 1);
     if (f32) canonical.forEach((c, j) => (this.f32[j] = this.kinds[j] === 1 && f32.has(c) ? 1 : 0));
     this.wantFields = Int32Array.from(canonical.map((_, j) => j).filter((j) => this.kinds[j] !== 0));
+    // the numeric ones are read by the kernel, a row at a time (plain decimals; the rest here)
+    this.kernelNumbers = this.idx.setFields(Int32Array.from(canonical.map((_, j) => j).filter((j) => this.kinds[j] === 1)));
     this.trailingField = -1;
     if (!canonical.includes(OPTIONAL_TRAILING) && (!want || want.has(OPTIONAL_TRAILING))) {
       this.names = [...canonical, OPTIONAL_TRAILING];
@@ -337,17 +340,28 @@ export class CsvBatchParser {
     const numCols = this.numCols;
     const strCols = this.strCols;
     const want = this.wantFields;
+    // the plain decimal cells, read by the kernel (the others: st[k] = 1, read below)
+    const kern = this.kernelNumbers && this.idx.numbers(s, e, c, hlen);
+    const vals = this.idx.vals;
+    const st = this.idx.status;
+    let k = 0;
     let cp1252 = 0;
     // only the fields the stages need: each field's bytes are [after the delimiter before it, the one after it)
     for (let w = 0; w < want.length; w++) {
       const j = want[w];
-      const p = j === 0 ? s : pos[c + j - 1] + 1;
-      const end = j === hlen - 1 ? e : pos[c + j];
       if (kinds[j] === 1) {
-        const v = parseNumberAt(buf, p, end, d, f32[j] === 1);
-        numCols[j]![i] = v;
-        if (numKind !== 0) b.issues.push({ row: i, col: this.names[j], kind: KIND_NAMES[numKind] as 'empty' | 'nan' | 'text', raw: buf.latin1Slice(p, Math.min(end, p + 100)) });
+        if (kern && st[k] === 0) numCols[j]![i] = vals[k];
+        else {
+          const p = j === 0 ? s : pos[c + j - 1] + 1;
+          const end = j === hlen - 1 ? e : pos[c + j];
+          const v = parseNumberAt(buf, p, end, d, f32[j] === 1);
+          numCols[j]![i] = v;
+          if (numKind !== 0) b.issues.push({ row: i, col: this.names[j], kind: KIND_NAMES[numKind] as 'empty' | 'nan' | 'text', raw: buf.latin1Slice(p, Math.min(end, p + 100)) });
+        }
+        k++;
       } else {
+        const p = j === 0 ? s : pos[c + j - 1] + 1;
+        const end = j === hlen - 1 ? e : pos[c + j];
         // a label seen before: its string from the cache when the bytes match
         const len = end - p;
         let slot = -1;

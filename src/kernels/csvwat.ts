@@ -1,15 +1,35 @@
-// The CSV delimiter index in WebAssembly text (SIMD, 16 bytes at a time), compiled to
-// dist/src/kernels/csv.wasm by `npm run build` (src/kernels/build.ts). Used by src/kernels/csvscan.ts.
+// The CSV kernels in WebAssembly text, compiled to dist/src/kernels/csv.wasm by `npm run build`
+// (src/kernels/build.ts). Used by src/kernels/csvscan.ts. Memory: the powers of ten at 0 (23 f64), the
+// numeric fields' table at FIELDS, then the buffer and what the calls write.
 //
-// Exported: delims(p, len, d, out) -> n: the offsets (from p) of every byte equal to d in [p, p + len),
-// in order, written as i32 at out; returns how many. Pointers are byte offsets into the module's memory.
-// Per 16 bytes: one compare and a bitmask, then a store per delimiter found (count trailing zeros):
-// four unconditionally, more in a loop. `out` needs 16 bytes of room past the last position.
+// delims(p, len, d, out) -> n: the offsets (from p) of every byte equal to d in [p, p + len), in order,
+// written as i32 at out; returns how many. Per 16 bytes: one compare and a bitmask (SIMD), then a store
+// per delimiter found (count trailing zeros): four unconditionally, more in a loop. `out` needs 16 bytes
+// of room past the last position.
+//
+// numbers(p, s, e, pos, c, hlen, nf, out, st): the numeric fields of one row. The row is [s, e) of the
+// buffer at p; its delimiters are the i32 offsets pos[c], pos[c + 1], …; the nf field indices (i32) are
+// at FIELDS. For each, f64 at out[k] and st[k] = 0 when the cell is a plain decimal (-?digits[.digits])
+// of at most 15 significant digits and 22 after the point: the digits summed as an exact integer, then
+// divided by the power of ten, as the JavaScript parser does (src/csv.ts parseNumberAt), so the same
+// double; st[k] = 1 for anything else (the JavaScript parser takes that cell).
+
+/** Byte offset of the numeric fields' table (room for FIELDS_MAX indices), and where the buffer may start. */
+export const FIELDS = 256;
+export const FIELDS_MAX = 4096;
+export const BUFFER_AT = FIELDS + 4 * FIELDS_MAX;
 
 export function csvWat(): string {
   const l = (n: string) => `(local.get $${n})`;
+  const pow10 = Array.from({ length: 23 }, (_, k) => {
+    const b = Buffer.alloc(8);
+    b.writeDoubleLE(10 ** k);
+    return [...b].map((x) => '\\' + x.toString(16).padStart(2, '0')).join('');
+  }).join('');
+  const byte = (at: string) => `(i32.load8_u (i32.add ${l('p')} ${at}))`;
   return `(module
   (memory (export "memory") 1)
+  (data (i32.const 0) "${pow10}")
   (func (export "delims") (param $p i32) (param $len i32) (param $d i32) (param $out i32) (result i32)
     (local $i i32) (local $n i32) (local $m i32) (local $c i32) (local $o i32) (local $end16 i32) (local $dv v128)
     (local.set $dv (i8x16.splat ${l('d')}))
@@ -41,6 +61,61 @@ export function csvWat(): string {
       (local.set $i (i32.add ${l('i')} (i32.const 1)))
       (br $tail)))
     ${l('n')})
+  (func (export "numbers") (param $p i32) (param $s i32) (param $e i32) (param $pos i32) (param $c i32) (param $hlen i32) (param $nf i32) (param $out i32) (param $st i32)
+    (local $k i32) (local $j i32) (local $a i32) (local $b i32) (local $i i32) (local $ch i32) (local $neg i32)
+    (local $nd i32) (local $sig i32) (local $fd i32) (local $mant i64) (local $v f64)
+    (block $fields_done (loop $fields
+      (br_if $fields_done (i32.ge_u ${l('k')} ${l('nf')}))
+      (local.set $j (i32.load (i32.add (i32.const ${FIELDS}) (i32.shl ${l('k')} (i32.const 2)))))
+      (local.set $a (if (result i32) (i32.eqz ${l('j')}) (then ${l('s')})
+        (else (i32.add (i32.load (i32.add ${l('pos')} (i32.shl (i32.add ${l('c')} (i32.sub ${l('j')} (i32.const 1))) (i32.const 2)))) (i32.const 1)))))
+      (local.set $b (if (result i32) (i32.eq ${l('j')} (i32.sub ${l('hlen')} (i32.const 1))) (then ${l('e')})
+        (else (i32.load (i32.add ${l('pos')} (i32.shl (i32.add ${l('c')} ${l('j')}) (i32.const 2)))))))
+      (local.set $i ${l('a')})
+      (local.set $neg (i32.const 0))
+      (local.set $mant (i64.const 0))
+      (local.set $nd (i32.const 0))
+      (local.set $sig (i32.const 0))
+      (local.set $fd (i32.const 0))
+      (if (i32.and (i32.lt_u ${l('i')} ${l('b')}) (i32.eq ${byte(l('i'))} (i32.const 45)))
+        (then (local.set $neg (i32.const 1)) (local.set $i (i32.add ${l('i')} (i32.const 1)))))
+      ;; integer digits
+      (block $int_done (loop $int
+        (br_if $int_done (i32.ge_u ${l('i')} ${l('b')}))
+        (local.set $ch (i32.sub ${byte(l('i'))} (i32.const 48)))
+        (br_if $int_done (i32.ge_u ${l('ch')} (i32.const 10)))
+        (local.set $sig (i32.add ${l('sig')} (i32.or (i32.ne ${l('sig')} (i32.const 0)) (i32.ne ${l('ch')} (i32.const 0)))))
+        (local.set $mant (i64.add (i64.mul ${l('mant')} (i64.const 10)) (i64.extend_i32_u ${l('ch')})))
+        (local.set $nd (i32.add ${l('nd')} (i32.const 1)))
+        (local.set $i (i32.add ${l('i')} (i32.const 1)))
+        (br $int)))
+      ;; the point and the digits after it
+      (if (i32.and (i32.lt_u ${l('i')} ${l('b')}) (i32.eq ${byte(l('i'))} (i32.const 46)))
+        (then
+          (local.set $i (i32.add ${l('i')} (i32.const 1)))
+          (block $frac_done (loop $frac
+            (br_if $frac_done (i32.ge_u ${l('i')} ${l('b')}))
+            (local.set $ch (i32.sub ${byte(l('i'))} (i32.const 48)))
+            (br_if $frac_done (i32.ge_u ${l('ch')} (i32.const 10)))
+            (local.set $sig (i32.add ${l('sig')} (i32.or (i32.ne ${l('sig')} (i32.const 0)) (i32.ne ${l('ch')} (i32.const 0)))))
+            (local.set $mant (i64.add (i64.mul ${l('mant')} (i64.const 10)) (i64.extend_i32_u ${l('ch')})))
+            (local.set $nd (i32.add ${l('nd')} (i32.const 1)))
+            (local.set $fd (i32.add ${l('fd')} (i32.const 1)))
+            (local.set $i (i32.add ${l('i')} (i32.const 1)))
+            (br $frac)))))
+      (if (i32.and (i32.and (i32.eq ${l('i')} ${l('b')}) (i32.ne ${l('nd')} (i32.const 0)))
+                   (i32.and (i32.le_u ${l('sig')} (i32.const 15)) (i32.le_u ${l('fd')} (i32.const 22))))
+        (then
+          (local.set $v (f64.convert_i64_s ${l('mant')}))
+          (if (i32.ne ${l('fd')} (i32.const 0))
+            (then (local.set $v (f64.div ${l('v')} (f64.load (i32.shl ${l('fd')} (i32.const 3)))))))
+          (if ${l('neg')} (then (local.set $v (f64.neg ${l('v')}))))
+          (f64.store (i32.add ${l('out')} (i32.shl ${l('k')} (i32.const 3))) ${l('v')})
+          (i32.store8 (i32.add ${l('st')} ${l('k')}) (i32.const 0)))
+        (else (i32.store8 (i32.add ${l('st')} ${l('k')}) (i32.const 1))))
+      (local.set $k (i32.add ${l('k')} (i32.const 1)))
+      (br $fields)))
+  )
 )
 `;
 }

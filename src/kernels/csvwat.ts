@@ -10,7 +10,8 @@
 // numbers(p, s, e, pos, c, hlen, nf, out, st): the numeric fields of one row. The row is [s, e) of the
 // buffer at p; its delimiters are the i32 offsets pos[c], pos[c + 1], …; the nf field indices (i32) are
 // at FIELDS. For each, f64 at out[k] and st[k] = 0 when the cell is a plain decimal (-?digits[.digits])
-// of at most 15 significant digits and 22 after the point: the digits summed as an exact integer, then
+// of at most 15 significant digits (the digits as an integer below 10^15; at 10^15 the sum stops, so it never
+// overflows) and 22 after the point: the digits summed as an exact integer, then
 // divided by the power of ten, as the JavaScript parser does (src/csv.ts parseNumberAt), so the same
 // double; st[k] = 1 for anything else (the JavaScript parser takes that cell).
 
@@ -63,7 +64,7 @@ export function csvWat(): string {
     ${l('n')})
   (func (export "numbers") (param $p i32) (param $s i32) (param $e i32) (param $pos i32) (param $c i32) (param $hlen i32) (param $nf i32) (param $out i32) (param $st i32)
     (local $k i32) (local $j i32) (local $a i32) (local $b i32) (local $i i32) (local $ch i32) (local $neg i32)
-    (local $nd i32) (local $sig i32) (local $fd i32) (local $mant i64) (local $v f64)
+    (local $nd i32) (local $fd i32) (local $mant i64) (local $v f64)
     (block $fields_done (loop $fields
       (br_if $fields_done (i32.ge_u ${l('k')} ${l('nf')}))
       (local.set $j (i32.load (i32.add (i32.const ${FIELDS}) (i32.shl ${l('k')} (i32.const 2)))))
@@ -75,7 +76,6 @@ export function csvWat(): string {
       (local.set $neg (i32.const 0))
       (local.set $mant (i64.const 0))
       (local.set $nd (i32.const 0))
-      (local.set $sig (i32.const 0))
       (local.set $fd (i32.const 0))
       (if (i32.and (i32.lt_u ${l('i')} ${l('b')}) (i32.eq ${byte(l('i'))} (i32.const 45)))
         (then (local.set $neg (i32.const 1)) (local.set $i (i32.add ${l('i')} (i32.const 1)))))
@@ -84,8 +84,8 @@ export function csvWat(): string {
         (br_if $int_done (i32.ge_u ${l('i')} ${l('b')}))
         (local.set $ch (i32.sub ${byte(l('i'))} (i32.const 48)))
         (br_if $int_done (i32.ge_u ${l('ch')} (i32.const 10)))
-        (local.set $sig (i32.add ${l('sig')} (i32.or (i32.ne ${l('sig')} (i32.const 0)) (i32.ne ${l('ch')} (i32.const 0)))))
         (local.set $mant (i64.add (i64.mul ${l('mant')} (i64.const 10)) (i64.extend_i32_u ${l('ch')})))
+        (if (i64.ge_u ${l('mant')} (i64.const 1000000000000000)) (then (local.set $mant (i64.const 1000000000000000))))
         (local.set $nd (i32.add ${l('nd')} (i32.const 1)))
         (local.set $i (i32.add ${l('i')} (i32.const 1)))
         (br $int)))
@@ -97,14 +97,14 @@ export function csvWat(): string {
             (br_if $frac_done (i32.ge_u ${l('i')} ${l('b')}))
             (local.set $ch (i32.sub ${byte(l('i'))} (i32.const 48)))
             (br_if $frac_done (i32.ge_u ${l('ch')} (i32.const 10)))
-            (local.set $sig (i32.add ${l('sig')} (i32.or (i32.ne ${l('sig')} (i32.const 0)) (i32.ne ${l('ch')} (i32.const 0)))))
             (local.set $mant (i64.add (i64.mul ${l('mant')} (i64.const 10)) (i64.extend_i32_u ${l('ch')})))
+            (if (i64.ge_u ${l('mant')} (i64.const 1000000000000000)) (then (local.set $mant (i64.const 1000000000000000))))
             (local.set $nd (i32.add ${l('nd')} (i32.const 1)))
             (local.set $fd (i32.add ${l('fd')} (i32.const 1)))
             (local.set $i (i32.add ${l('i')} (i32.const 1)))
             (br $frac)))))
       (if (i32.and (i32.and (i32.eq ${l('i')} ${l('b')}) (i32.ne ${l('nd')} (i32.const 0)))
-                   (i32.and (i32.le_u ${l('sig')} (i32.const 15)) (i32.le_u ${l('fd')} (i32.const 22))))
+                   (i32.and (i64.lt_u ${l('mant')} (i64.const 1000000000000000)) (i32.le_u ${l('fd')} (i32.const 22))))
         (then
           (local.set $v (f64.convert_i64_s ${l('mant')}))
           (if (i32.ne ${l('fd')} (i32.const 0))

@@ -192,8 +192,10 @@ async function runWorkers(W: number, tasks: Task[], base: Omit<WorkerInput, 'tas
           continue;
         }
         const m = await next(w);
-        if (m.type === 'batch') workers[w].postMessage({ type: 'credit' });
-        if (handle(t, m)) break;
+        const done = handle(t, m);
+        // the credit carries the batch's arrays back (consumed: the writer copied the rows)
+        if (m.type === 'batch') workers[w].postMessage({ type: 'credit', x: m.p.x, hash: m.p.hash }, [m.p.x.buffer, m.p.hash.buffer] as ArrayBuffer[]);
+        if (done) break;
       }
     }
     const results: WorkerResult[] = [];

@@ -34,10 +34,24 @@ export interface Packed {
   host?: Uint32Array;
 }
 
-export function pack(b: Batch, features: string[]): Packed {
-  const x = toRowMajor(b, features);
+/**
+ * Arrays of consumed batches, given back (prep's worker threads get theirs back with the credit): the
+ * next full batch packs into them instead of allocating (and later collecting) ~0.6 MB.
+ */
+export interface PackPool {
+  x: Float32Array[];
+  hash: Uint32Array[];
+}
+
+export function pack(b: Batch, features: string[], pool?: PackPool): Packed {
+  const F = features.length;
+  let xi = pool?.x.pop();
+  if (xi && xi.length !== b.n * F) xi = undefined;
+  let hi = pool?.hash.pop();
+  if (hi && hi.length !== 2 * b.n) hi = undefined;
+  const x = toRowMajor(b, features, xi);
   const label = b.label ? b.label.slice(0, b.n) : new Int32Array(b.n);
-  const p: Packed = { n: b.n, x, label, hash: rowHashes(x, features.length, b.n, label) };
+  const p: Packed = { n: b.n, x, label, hash: rowHashes(x, F, b.n, label, hi) };
   if (b.keys?.group) p.group = b.keys.group.length === 2 * b.n ? b.keys.group : b.keys.group.slice(0, 2 * b.n);
   if (b.keys?.host) p.host = b.keys.host.length === b.n ? b.keys.host : b.keys.host.slice(0, b.n);
   return p;
@@ -50,7 +64,7 @@ export interface FileEvents {
 }
 
 /** One task (a whole file, or a line-aligned byte range of one) through parse and the front stages, sanitize included. */
-export async function processTask(t: Task, front: Front, features: string[], ps: ParseSettings, cfg: DatasetConfig, ev: FileEvents): Promise<{ parse: Counts; bytes: number; newlines: number }> {
+export async function processTask(t: Task, front: Front, features: string[], ps: ParseSettings, cfg: DatasetConfig, ev: FileEvents, pool?: PackPool): Promise<{ parse: Counts; bytes: number; newlines: number }> {
   const parser = new CsvBatchParser({
     file: t.file,
     cfg,
@@ -71,13 +85,13 @@ export async function processTask(t: Task, front: Front, features: string[], ps:
     for await (const chunk of src) {
       for (const b of parser.push(chunk as Buffer)) {
         const y = front.apply(b);
-        if (y.n > 0) await ev.batch(pack(y, features), parser.bytesIn);
+        if (y.n > 0) await ev.batch(pack(y, features, pool), parser.bytesIn);
         parser.recycle(b); // packed (copied): its arrays can hold the next batch
       }
     }
     for (const b of parser.end()) {
       const y = front.apply(b);
-      if (y.n > 0) await ev.batch(pack(y, features), parser.bytesIn);
+      if (y.n > 0) await ev.batch(pack(y, features, pool), parser.bytesIn);
     }
   } catch (e) {
     throw describeReadError(t.file, e);

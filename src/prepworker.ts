@@ -6,7 +6,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { loadConfig } from './config.js';
 import { createFront, type FrontOptions } from './front.js';
-import { processTask, type ParseSettings } from './prepfile.js';
+import { processTask, type PackPool, type ParseSettings } from './prepfile.js';
 import type { Task } from './chunks.js';
 import { errorData } from './errors.js';
 import { scaleShard, type ShardJob } from '../stages/scale.js';
@@ -31,7 +31,9 @@ const input = (workerData ?? { tasks: [] }) as WorkerInput;
 const port = parentPort!;
 let credits = input.credits;
 let wake: (() => void) | null = null;
-port.on('message', (m: { type: string; id?: number; job?: ShardJob; scaler?: ScalerStats; features?: string[] }) => {
+/** Packed arrays the main thread gave back with its credits (at most a few: it returns what it got). */
+const pool: PackPool = { x: [], hash: [] };
+port.on('message', (m: { type: string; id?: number; job?: ShardJob; scaler?: ScalerStats; features?: string[]; x?: Float32Array; hash?: Uint32Array }) => {
   if (m.type === 'scale') {
     // pass 2: the same threads rewrite shards scaled, so no new isolates are started
     try {
@@ -43,6 +45,8 @@ port.on('message', (m: { type: string; id?: number; job?: ShardJob; scaler?: Sca
   }
   if (m.type === 'credit') {
     credits++;
+    if (m.x) pool.x.push(m.x);
+    if (m.hash) pool.hash.push(m.hash);
     if (wake) {
       const w = wake;
       wake = null;
@@ -82,7 +86,7 @@ async function main(): Promise<void> {
           credits--;
           port.postMessage({ type: 'batch', index: t.index, p, bytesIn }, [p.x.buffer, p.label.buffer, p.hash.buffer] as ArrayBuffer[]);
         },
-      });
+      }, pool);
       port.postMessage({ type: 'task', index: t.index, ...res });
     }
     port.postMessage({ type: 'done', counts: front.counts(), vocab: front.labels.vocab, examples: front.examples() });

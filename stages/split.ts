@@ -42,10 +42,10 @@ export interface Splitter {
 const TILE = 64;
 
 /** Row-major float32 copy of a batch's columns. */
-export function toRowMajor(b: Batch, names: string[]): Float32Array {
+export function toRowMajor(b: Batch, names: string[], into?: Float32Array): Float32Array {
   const F = names.length;
   const n = b.n;
-  const x = new Float32Array(n * F);
+  const x = into && into.length === n * F ? into : new Float32Array(n * F);
   const cols = names.map((nm) => {
     const c = b.num.get(nm);
     if (!c) throw new Error(`${b.file}: column ${nm} missing`);
@@ -62,9 +62,9 @@ export function toRowMajor(b: Batch, names: string[]): Float32Array {
 }
 
 /** The 64-bit fingerprint of each row of a row-major float32 matrix and its label: [n][2] 32-bit words. */
-export function rowHashes(x: Float32Array, F: number, n: number, label: Int32Array): Uint32Array {
+export function rowHashes(x: Float32Array, F: number, n: number, label: Int32Array, into?: Uint32Array): Uint32Array {
   const u = new Uint32Array(x.buffer, x.byteOffset, n * F);
-  const out = new Uint32Array(2 * n);
+  const out = into && into.length === 2 * n ? into : new Uint32Array(2 * n);
   const h = new Uint32Array(2);
   let i = 0;
   // two rows at a time: four independent multiply chains instead of two (rowHash32's arithmetic, interleaved)

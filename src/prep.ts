@@ -72,6 +72,8 @@ export interface PrepOptions {
   mainParses?: boolean;
   /** Byte size of the line-aligned ranges workers parse (default 8 MiB). */
   chunkBytes?: number;
+  /** Tests only: workers wait this long before each task, so that the main thread parses tasks ahead of their turn. */
+  testWorkerDelayMs?: number;
   /** Shard files: safetensors (default) or Parquet (src/parquet.ts). */
   format?: 'safetensors' | 'parquet';
 }
@@ -116,7 +118,7 @@ type WorkerMsg =
  * assigns splits, writes every row and gathers the train statistics, so its share follows from how fast
  * each side is on this machine and these options (a fixed share was right for one of them only).
  */
-async function runWorkers(W: number, tasks: Task[], base: Omit<WorkerInput, 'tasks'>, hooks: WorkerHooks, workers: Worker[], local?: (t: Task) => Promise<WorkerMsg[]>): Promise<WorkerResult[]> {
+async function runWorkers(W: number, tasks: Task[], base: Omit<WorkerInput, 'tasks'>, hooks: WorkerHooks, workers: Worker[], local?: (t: Task) => Promise<WorkerMsg[]>, share = { main: 0, ahead: 0 }): Promise<WorkerResult[]> {
   const url = new URL('./prepworker.js', import.meta.url);
   const n = tasks.length;
   // claims: [0] the next unclaimed task (a position in `tasks`), [1 + q] who took task q (worker w: w + 1, this thread: W + 1)
@@ -163,10 +165,12 @@ async function runWorkers(W: number, tasks: Task[], base: Omit<WorkerInput, 'tas
   // this thread's tasks, parsed ahead of their turn: position -> the messages, and how many may wait
   const ahead = new Map<number, WorkerMsg[]>();
   const AHEAD = 2;
-  const claimOne = async (): Promise<void> => {
+  const claimOne = async (pos: number): Promise<void> => {
     const q = Atomics.add(claims!, 0, 1);
     if (q >= n) return;
     Atomics.store(claims!, 1 + q, MAIN);
+    share.main++;
+    if (q > pos) share.ahead++;
     ahead.set(q, await local!(tasks[q]));
   };
   try {
@@ -181,14 +185,14 @@ async function runWorkers(W: number, tasks: Task[], base: Omit<WorkerInput, 'tas
         }
         if (who === 0) {
           // not claimed yet: this thread takes it (or, after a race, a later one); else a worker is writing its claim
-          if (Atomics.load(claims!, 0) <= q) await claimOne();
+          if (Atomics.load(claims!, 0) <= q) await claimOne(q);
           else await new Promise<void>((r) => setImmediate(r));
           continue;
         }
         const w = who - 1;
         // the worker's rows are not here yet: parse a later task meanwhile
         if (claims && queues[w].length === 0 && ahead.size < AHEAD && Atomics.load(claims, 0) < n) {
-          await claimOne();
+          await claimOne(q);
           continue;
         }
         const m = await next(w);
@@ -647,6 +651,8 @@ async function analyzePartition(opts: PrepOptions, r: RunSetup, part: { k: numbe
       // the main thread parses a share too unless new labels must be numbered by a single parser
       const mainParses = (opts.mainParses ?? true) && !opts.allowNewLabels && tasks.length > 1;
       log.info({ workers: W, main_thread_parses: mainParses, tasks: tasks.length }, 'parsing in worker threads');
+      // tasks this thread parsed, and how many of them ahead of their turn (in a buffer)
+      const share = { main: 0, ahead: 0 };
       // a task parsed here: the messages a worker would send for it
       const local = async (t: Task): Promise<WorkerMsg[]> => {
         const out: WorkerMsg[] = [];
@@ -665,14 +671,15 @@ async function analyzePartition(opts: PrepOptions, r: RunSetup, part: { k: numbe
         }
         return out;
       };
-      const res = await runWorkers(Math.min(W, tasks.length), tasks, { config: cfg.name, front: frontOpts, parse: parseSettings(opts), features: spec.features, credits: CREDITS, logReplaced: !!onReplace }, {
+      const res = await runWorkers(Math.min(W, tasks.length), tasks, { config: cfg.name, front: frontOpts, parse: parseSettings(opts), features: spec.features, credits: CREDITS, logReplaced: !!onReplace, delayMs: opts.testWorkerDelayMs }, {
         consume,
         taskDone,
         onHeader: (t, h) => onHeader(t.fileIndex, h),
         onReject: (t, x) => onReject({ ...x, line: x.line + lineOffset(t) }),
         onNewLabel: (t, label, file, line) => onNewLabel(label, file, line + lineOffset(t)),
         onReplace: (t, file, line, col, kind, raw) => onReplace?.(file, line + lineOffset(t), col, kind, raw),
-      }, pool, mainParses ? local : undefined);
+      }, pool, mainParses ? local : undefined, share);
+      log.info({ tasks: tasks.length, main_thread: share.main, main_thread_ahead: share.ahead }, 'tasks parsed');
       for (const x of res) for (const [key, v] of Object.entries(x.counts)) stageTotals[key] = addCounts(stageTotals[key] ?? {}, v);
       workerExamples.push(...res.map((x) => x.examples));
 

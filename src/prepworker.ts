@@ -23,6 +23,8 @@ export interface WorkerInput {
   claims?: SharedArrayBuffer;
   /** This worker's number (its claims read id + 1). */
   id?: number;
+  /** Tests only: wait this long before each task. */
+  delayMs?: number;
   /** Send every replaced value to the main thread (it logs them at debug level). */
   logReplaced?: boolean;
 }
@@ -77,6 +79,7 @@ async function main(): Promise<void> {
       } else if (q >= input.tasks.length) break;
       const t = input.tasks[q];
       current = t.index;
+      if (input.delayMs) await new Promise((r) => setTimeout(r, input.delayMs));
       if (t.header) t.header = Buffer.from(t.header); // structured clone gives a Uint8Array
       const res = await processTask(t, front, input.features, input.parse, cfg, {
         header: (h) => port.postMessage({ type: 'header', index: t.index, h }), // the main thread keeps each file's first

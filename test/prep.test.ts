@@ -339,3 +339,28 @@ test('line numbers stay true when a file is parsed in chunks by several threads'
     assert.deepEqual(ex.map((e) => e.line), [3301, 4002], `workers ${workers}`);
   }
 });
+
+test('tasks claimed as they come: the main thread parsing tasks ahead of their turn (a slow worker) changes nothing in the output', async () => {
+  const d = tmpdir();
+  const src = synthFile(d, 'src.csv', { rows: 6000, seed: 14 });
+  const lines = fs.readFileSync(src, 'latin1').split('\n');
+  lines.splice(4500, 0, '1,2,3');
+  lines.splice(4000, 0, tlRow({ 20: 'oops' }));
+  lines.splice(1300, 0, tlRow({ 20: 'oops' }));
+  const f = writeCsv(d, 'bad.csv', Buffer.from(lines.join('\n'), 'latin1'));
+  const files = (dir: string) => fs.readdirSync(dir, { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).map((e) => path.relative(dir, path.join(e.parentPath ?? e.path, e.name))).sort();
+  const snapshot = (dir: string) => files(dir).map((n) => [n, fs.readFileSync(path.join(dir, n)).toString('base64')]);
+  const ref = path.join(d, 'ref');
+  await prep({ out: ref, inputs: [f], workers: 0, chunkBytes: 100_000, shardRows: 1500, sanitize: { text: 'quarantine' } });
+  const logged: Record<string, unknown>[] = [];
+  const { default: pino } = await import('pino');
+  const logger = pino({ level: 'info' }, { write: (s: string) => void logged.push(JSON.parse(s)) });
+  const out = path.join(d, 'slow');
+  await prep({ out, inputs: [f], workers: 1, mainParses: true, chunkBytes: 100_000, shardRows: 1500, sanitize: { text: 'quarantine' }, testWorkerDelayMs: 60, logger });
+  const share = logged.find((l) => l.msg === 'tasks parsed') as { tasks: number; main_thread: number; main_thread_ahead: number } | undefined;
+  assert.ok(share, 'the share is logged');
+  assert.ok(share.main_thread_ahead > 0 && share.main_thread < share.tasks, `main thread took ${share.main_thread} of ${share.tasks} tasks, ${share.main_thread_ahead} ahead`);
+  assert.deepEqual(snapshot(out), snapshot(ref));
+  const rej = fs.readFileSync(path.join(out, 'rejects.ndjson'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  assert.deepEqual(rej.map((r) => [r.line, r.reason]), [[1301, 'text_value'], [4002, 'text_value'], [4503, 'field_count']]);
+});

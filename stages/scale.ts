@@ -19,6 +19,7 @@ export const slog1p = (x: number) => (x < 0 ? -Math.log1p(-x) : Math.log1p(x));
 
 /** Slots per feature of LogCache (a power of two). */
 const LOG_SLOTS = 256;
+const LOG_SHIFT = 32 - Math.log2(LOG_SLOTS);
 const EMPTY = 0xffffffff; // a NaN's bits: never looked up (callers pass finite values only)
 
 /**
@@ -35,7 +36,7 @@ export class LogCache {
   }
   /** slog1p(v) for the finite float32 value v of feature f, whose bits are `bits`. */
   get(f: number, v: number, bits: number): number {
-    const k = f * LOG_SLOTS + (Math.imul(bits, 0x9e3779b1) >>> 24);
+    const k = f * LOG_SLOTS + (Math.imul(bits, 0x9e3779b1) >>> LOG_SHIFT);
     if (this.keys[k] === bits) return this.vals[k];
     const t = slog1p(v);
     this.keys[k] = bits;
@@ -346,10 +347,13 @@ export function scaleShard(job: ShardJob, scaler: ScalerStats, features: string[
   const inf: Record<string, number> = {};
   if (!scaledAlready) applyScaler(x, F, scaler, { clipped, inf }, features);
   else shardCounts(st.metadata, job.full, clipped, inf); // a rerun after a kill counts what the first run did
-  const cc = new Map<number, number>();
-  for (let i = 0; i < n; i++) cc.set(y[i], (cc.get(y[i]) ?? 0) + 1);
+  // labels are class indices below a thousand (stages/labels.ts): counted in an array
+  let top = 0;
+  for (let i = 0; i < n; i++) if (y[i] > top) top = y[i];
+  const cc = new Float64Array(top + 1);
+  for (let i = 0; i < n; i++) cc[y[i]]++;
   const class_counts: Record<string, number> = {};
-  for (const [k, v] of [...cc].sort((a, b) => a[0] - b[0])) class_counts[k] = v;
+  for (let k = 0; k <= top; k++) if (cc[k] > 0) class_counts[k] = cc[k];
   // per-host context pointers travel unchanged (but for rows taken out)
   const parts = encodeSafetensors(
     {

@@ -455,18 +455,15 @@ export function parseNumberAt(b: Uint8Array, s: number, e: number, d: number, f3
     const v = fd > 0 ? m / POW10[fd] : m;
     return neg ? -v : v;
   }
-  return parseLongAt(b, s, e, d, f32);
+  return parseLongAt(b, s, neg ? s + 1 : s, neg, e, d, f32);
 }
 
-/** parseNumberAt past its short path: more than 9 digits, or anything but a plain decimal. */
-function parseLongAt(b: Uint8Array, s: number, e: number, d: number, f32: boolean): number {
-  let i = s;
+/**
+ * parseNumberAt past its short path: more than 9 digits, or anything but a plain decimal. The field
+ * starts at s, its digits at i (after a minus sign: neg).
+ */
+function parseLongAt(b: Uint8Array, s: number, i: number, neg: boolean, e: number, d: number, f32: boolean): number {
   let c = i < e ? b[i] : d;
-  let neg = false;
-  if (c === 45) {
-    neg = true;
-    c = ++i < e ? b[i] : d;
-  }
   let mant = 0;
   let sig = 0;
   let digits = 0;

@@ -28,6 +28,17 @@ export function csvWat(): string {
     return [...b].map((x) => '\\' + x.toString(16).padStart(2, '0')).join('');
   }).join('');
   const byte = (at: string) => `(i32.load8_u (i32.add ${l('p')} ${at}))`;
+  /** A run of digits from i up to b: summed into mant (it stops growing at 10^15: never an overflow), counted in nd; `extra` per digit. */
+  const digitLoop = (name: string, extra: string) => `(block $${name}_done (loop $${name}
+        (br_if $${name}_done (i32.ge_u ${l('i')} ${l('b')}))
+        (local.set $ch (i32.sub ${byte(l('i'))} (i32.const 48)))
+        (br_if $${name}_done (i32.ge_u ${l('ch')} (i32.const 10)))
+        (local.set $mant (i64.add (i64.mul ${l('mant')} (i64.const 10)) (i64.extend_i32_u ${l('ch')})))
+        (if (i64.ge_u ${l('mant')} (i64.const 1000000000000000)) (then (local.set $mant (i64.const 1000000000000000))))
+        (local.set $nd (i32.add ${l('nd')} (i32.const 1)))
+        ${extra}
+        (local.set $i (i32.add ${l('i')} (i32.const 1)))
+        (br $${name})))`;
   return `(module
   (memory (export "memory") 1)
   (data (i32.const 0) "${pow10}")
@@ -80,29 +91,12 @@ export function csvWat(): string {
       (if (i32.and (i32.lt_u ${l('i')} ${l('b')}) (i32.eq ${byte(l('i'))} (i32.const 45)))
         (then (local.set $neg (i32.const 1)) (local.set $i (i32.add ${l('i')} (i32.const 1)))))
       ;; integer digits
-      (block $int_done (loop $int
-        (br_if $int_done (i32.ge_u ${l('i')} ${l('b')}))
-        (local.set $ch (i32.sub ${byte(l('i'))} (i32.const 48)))
-        (br_if $int_done (i32.ge_u ${l('ch')} (i32.const 10)))
-        (local.set $mant (i64.add (i64.mul ${l('mant')} (i64.const 10)) (i64.extend_i32_u ${l('ch')})))
-        (if (i64.ge_u ${l('mant')} (i64.const 1000000000000000)) (then (local.set $mant (i64.const 1000000000000000))))
-        (local.set $nd (i32.add ${l('nd')} (i32.const 1)))
-        (local.set $i (i32.add ${l('i')} (i32.const 1)))
-        (br $int)))
+      ${digitLoop('int', '')}
       ;; the point and the digits after it
       (if (i32.and (i32.lt_u ${l('i')} ${l('b')}) (i32.eq ${byte(l('i'))} (i32.const 46)))
         (then
           (local.set $i (i32.add ${l('i')} (i32.const 1)))
-          (block $frac_done (loop $frac
-            (br_if $frac_done (i32.ge_u ${l('i')} ${l('b')}))
-            (local.set $ch (i32.sub ${byte(l('i'))} (i32.const 48)))
-            (br_if $frac_done (i32.ge_u ${l('ch')} (i32.const 10)))
-            (local.set $mant (i64.add (i64.mul ${l('mant')} (i64.const 10)) (i64.extend_i32_u ${l('ch')})))
-            (if (i64.ge_u ${l('mant')} (i64.const 1000000000000000)) (then (local.set $mant (i64.const 1000000000000000))))
-            (local.set $nd (i32.add ${l('nd')} (i32.const 1)))
-            (local.set $fd (i32.add ${l('fd')} (i32.const 1)))
-            (local.set $i (i32.add ${l('i')} (i32.const 1)))
-            (br $frac)))))
+          ${digitLoop('frac', `(local.set $fd (i32.add ${l('fd')} (i32.const 1)))`)}))
       (if (i32.and (i32.and (i32.eq ${l('i')} ${l('b')}) (i32.ne ${l('nd')} (i32.const 0)))
                    (i32.and (i64.lt_u ${l('mant')} (i64.const 1000000000000000)) (i32.le_u ${l('fd')} (i32.const 22))))
         (then

@@ -154,6 +154,9 @@ test('kernel builds: fused multiply-add by default (relaxed SIMD), strict on FLO
   assert.equal(bad.status, 2);
   assert.equal(bad.stderr.trim().split('\n').length, 1, bad.stderr);
   assert.match(bad.stderr, /FLOWTENSOR_LSTM_KERNEL="fast": not a kernel mode; use one of fma, strict, js/);
+  const scan = cli(['inspect', 'x'], { env: { FLOWTENSOR_CSV_SCAN: 'simd' } });
+  assert.equal(scan.status, 2);
+  assert.match(scan.stderr, /^flowtensor: FLOWTENSOR_CSV_SCAN="simd": not a scan mode; use one of wasm, js/);
 });
 
 test('train the window model on synth shards: test macro-F1 clearly beats the majority class; save -> load -> same predictions', async () => {

@@ -13,6 +13,9 @@ interface Exports {
 }
 const WA = (globalThis as unknown as { WebAssembly: { Module: new (bytes: Uint8Array) => object; Instance: new (m: object, imports: object) => { exports: unknown } } }).WebAssembly;
 
+/** FLOWTENSOR_CSV_SCAN: unset or `wasm` (the WebAssembly kernels where they load), `js` (JavaScript only). */
+export const CSV_SCAN_MODES = ['wasm', 'js'];
+
 let module: object | null | undefined;
 function load(): Exports | null {
   if (module === undefined) {

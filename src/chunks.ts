@@ -12,6 +12,8 @@ export interface Task {
   end: number;
   /** The file's header line (with its newline) for chunks after the first, else null. */
   header: Buffer | null;
+  /** Bytes of input when the task is a plain byte range of a regular file; -1 for gzip, pipes and multi-line-quotes files (unknown or unbounded). */
+  plainBytes: number;
 }
 
 const WINDOW = 1 << 16;
@@ -27,7 +29,7 @@ export function planTasks(files: string[], chunkBytes: number, multiline = false
     const size = st.size;
     // a pipe or device is read once, from its start: one task, nothing read ahead
     if (!st.isFile() || multiline) {
-      tasks.push({ index: tasks.length, fileIndex, file, chunk: 0, start: 0, end: -1, header: null });
+      tasks.push({ index: tasks.length, fileIndex, file, chunk: 0, start: 0, end: -1, header: null, plainBytes: -1 });
       return;
     }
     let fd: number;
@@ -42,7 +44,7 @@ export function planTasks(files: string[], chunkBytes: number, multiline = false
       const gz = head.length >= 2 && head[0] === 0x1f && head[1] === 0x8b;
       const nl = head.indexOf(10);
       if (gz || size <= chunkBytes * 1.5 || nl < 0) {
-        tasks.push({ index: tasks.length, fileIndex, file, chunk: 0, start: 0, end: -1, header: null });
+        tasks.push({ index: tasks.length, fileIndex, file, chunk: 0, start: 0, end: -1, header: null, plainBytes: gz ? -1 : size });
         return;
       }
       const header = Buffer.from(head.subarray(0, nl + 1));
@@ -62,7 +64,7 @@ export function planTasks(files: string[], chunkBytes: number, multiline = false
           probe += n;
         }
         if (end >= size - 1) end = -1;
-        tasks.push({ index: tasks.length, fileIndex, file, chunk, start, end, header: chunk === 0 ? null : header });
+        tasks.push({ index: tasks.length, fileIndex, file, chunk, start, end, header: chunk === 0 ? null : header, plainBytes: (end < 0 ? size : end) - start });
         if (end < 0) break;
         start = end;
         chunk++;

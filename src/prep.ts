@@ -29,7 +29,7 @@ import { expandInputs } from './inputs.js';
 import { rejectSink } from './rejects.js';
 import { PASS1, type Manifest, type ScalerMethod } from './manifest.js';
 import { Progress, silentLogger, type Logger } from './log.js';
-import { UserError, errorFrom, workerExecArgv, type ErrorData } from './errors.js';
+import { UserError, errorFrom, shiftedRowError, workerExecArgv, type ErrorData } from './errors.js';
 import { withDirLock } from './lock.js';
 
 export interface PrepOptions {
@@ -96,6 +96,8 @@ interface WorkerHooks {
   onReject(t: Task, r: RejectRecord): void;
   onNewLabel(t: Task, label: string, file: string, line: number): void;
   onReplace(t: Task, file: string, line: number, col: string, kind: string, raw: string): void;
+  /** Lines before task t in its file (a chunk's local line + this = the file's line); known once the tasks before it are consumed. */
+  lineOffset(t: Task): number;
 }
 
 type WorkerMsg =
@@ -106,19 +108,24 @@ type WorkerMsg =
   | { type: 'replace'; index: number; file: string; line: number; col: string; kind: string; raw: string }
   | { type: 'task'; index: number; parse: Counts; bytes: number; newlines: number }
   | ({ type: 'done' } & WorkerResult)
-  | ({ type: 'error'; index: number } & ErrorData);
+  | ({ type: 'error'; index: number } & ErrorData)
+  /** this thread's own parse of a task ahead of its turn failed: thrown when the task's turn comes */
+  | { type: 'failed'; index: number; err: unknown };
 
 /**
  * Tasks go to the W workers and, with `local`, to this thread too; this thread consumes them strictly in
  * task order, so the output is byte-identical to the in-process path whatever the timing.
  * Without `local`: dealt in a fixed pattern. With it: claimed as they come (a shared counter): each worker
- * takes the next unclaimed task when it is free, and this thread takes one whenever the task it must
- * consume next is not ready yet (it starts with the first, while the workers start) and parses it into a
- * buffer of the messages a worker would have sent, replayed when its turn comes. This thread also
- * assigns splits, writes every row and gathers the train statistics, so its share follows from how fast
- * each side is on this machine and these options (a fixed share was right for one of them only).
+ * takes the next unclaimed task when it is free, and this thread takes the one it must consume next when
+ * no worker has (it starts with the first, while the workers start), parsing and consuming it as it goes;
+ * when the task it must consume next is a worker's and not ready yet, it takes the next unclaimed task if
+ * that is a plain byte range of at most AHEAD_BYTES, and parses it into a buffer of the messages a worker
+ * would have sent, replayed when its turn comes (at most AHEAD wait; a failure there is thrown in its
+ * turn too, so the first error in input order is the one reported). This thread also assigns splits,
+ * writes every row and gathers the train statistics, so its share follows from how fast each side is on
+ * this machine and these options (a fixed share was right for one of them only).
  */
-async function runWorkers(W: number, tasks: Task[], base: Omit<WorkerInput, 'tasks'>, hooks: WorkerHooks, workers: Worker[], local?: (t: Task) => Promise<WorkerMsg[]>, share = { main: 0, ahead: 0 }): Promise<WorkerResult[]> {
+async function runWorkers(W: number, tasks: Task[], base: Omit<WorkerInput, 'tasks'>, hooks: WorkerHooks, workers: Worker[], local?: (t: Task, emit: (m: WorkerMsg) => void) => Promise<void>, share: { main: number; ahead: number; aheadTasks?: number[] } = { main: 0, ahead: 0 }): Promise<WorkerResult[]> {
   const url = new URL('./prepworker.js', import.meta.url);
   const n = tasks.length;
   // claims: [0] the next unclaimed task (a position in `tasks`), [1 + q] who took task q (worker w: w + 1, this thread: W + 1)
@@ -148,9 +155,10 @@ async function runWorkers(W: number, tasks: Task[], base: Omit<WorkerInput, 'tas
     while (queues[w].length === 0) await new Promise<void>((r) => (waiters[w] = r));
     return queues[w].shift()!;
   };
-  /** One message of task t through the hooks; true at the task's end. */
+  /** One message of task t through the hooks; true at the task's end. An error about a row names the file's line. */
   const handle = (t: Task, m: WorkerMsg): boolean => {
-    if (m.type === 'error') throw errorFrom(m);
+    if (m.type === 'error') throw shiftedRowError(errorFrom(m), hooks.lineOffset(t));
+    if (m.type === 'failed') throw shiftedRowError(m.err, hooks.lineOffset(t));
     if (m.type === 'header') hooks.onHeader(t, m.h);
     else if (m.type === 'reject') hooks.onReject(t, m.r);
     else if (m.type === 'newlabel') hooks.onNewLabel(t, m.label, m.file, m.line);
@@ -162,16 +170,30 @@ async function runWorkers(W: number, tasks: Task[], base: Omit<WorkerInput, 'tas
     }
     return false;
   };
-  // this thread's tasks, parsed ahead of their turn: position -> the messages, and how many may wait
+  // this thread's tasks, parsed ahead of their turn: position -> the messages
   const ahead = new Map<number, WorkerMsg[]>();
-  const AHEAD = 2;
-  const claimOne = async (pos: number): Promise<void> => {
-    const q = Atomics.add(claims!, 0, 1);
-    if (q >= n) return;
+  /** Task q, claimed by this thread: parsed and consumed as it goes (its turn), or into a buffer (ahead). */
+  const parseHere = async (q: number, now: boolean): Promise<void> => {
     Atomics.store(claims!, 1 + q, MAIN);
     share.main++;
-    if (q > pos) share.ahead++;
-    ahead.set(q, await local!(tasks[q]));
+    const t = tasks[q];
+    if (now) {
+      try {
+        await local!(t, (m) => void handle(t, m));
+      } catch (e) {
+        throw shiftedRowError(e, hooks.lineOffset(t));
+      }
+      return;
+    }
+    share.ahead++;
+    if (share.aheadTasks && share.aheadTasks.length < 20) share.aheadTasks.push(t.index);
+    const out: WorkerMsg[] = [];
+    try {
+      await local!(t, (m) => void out.push(m));
+    } catch (e) {
+      out.push({ type: 'failed', index: t.index, err: e });
+    }
+    ahead.set(q, out);
   };
   try {
     for (let q = 0; q < n; q++) {
@@ -179,21 +201,31 @@ async function runWorkers(W: number, tasks: Task[], base: Omit<WorkerInput, 'tas
       for (;;) {
         const who = claims ? Atomics.load(claims, 1 + q) : 1 + (q % W);
         if (who === MAIN) {
-          for (const m of ahead.get(q)!) handle(t, m);
-          ahead.delete(q);
+          const msgs = ahead.get(q);
+          if (msgs) {
+            ahead.delete(q);
+            for (const m of msgs) handle(t, m);
+          }
           break;
         }
         if (who === 0) {
-          // not claimed yet: this thread takes it (or, after a race, a later one); else a worker is writing its claim
-          if (Atomics.load(claims!, 0) <= q) await claimOne(q);
-          else await new Promise<void>((r) => setImmediate(r));
+          // not claimed yet: this thread takes it if no worker has; else a worker is writing its claim
+          if (Atomics.compareExchange(claims!, 0, q, q + 1) === q) {
+            await parseHere(q, true);
+            break;
+          }
+          await new Promise<void>((r) => setImmediate(r));
           continue;
         }
         const w = who - 1;
-        // the worker's rows are not here yet: parse a later task meanwhile
-        if (claims && queues[w].length === 0 && ahead.size < AHEAD && Atomics.load(claims, 0) < n) {
-          await claimOne(q);
-          continue;
+        // the worker's rows are not here yet: parse a later task meanwhile, if it is a small plain range
+        if (claims && queues[w].length === 0 && ahead.size < AHEAD) {
+          const u = Atomics.load(claims, 0);
+          const b = u < n ? tasks[u].plainBytes : -1;
+          if (b >= 0 && b <= AHEAD_BYTES && Atomics.compareExchange(claims, 0, u, u + 1) === u) {
+            await parseHere(u, false);
+            continue;
+          }
         }
         const m = await next(w);
         const done = handle(t, m);
@@ -238,6 +270,9 @@ export function featureSpec(cfg: DatasetConfig, columns: string[]): FeatureSpec 
   return { columns, features };
 }
 
+/** Tasks the main thread may hold parsed ahead of their turn, and the largest it takes (plain byte ranges only: a gzip file or a multi-line-quotes file is one task of unknown size). */
+const AHEAD = 2;
+const AHEAD_BYTES = 16 << 20;
 /** Packed batches a worker may run ahead of the main thread (~1 MB each): two of its tasks in a row fit. */
 const CREDITS = 16;
 
@@ -554,13 +589,13 @@ async function analyzePartition(opts: PrepOptions, r: RunSetup, part: { k: numbe
   const mainReject = (x: RejectRecord) => onReject({ ...x, line: x.line + mainOffset });
   // while it parses a task beside workers, what its front reports goes into that task's messages
   // (replayed in task order, lines resolved then, as a worker's)
-  let sink: { t: Task; out: WorkerMsg[] } | null = null;
+  let sink: { t: Task; emit: (m: WorkerMsg) => void } | null = null;
   const front = createFront({
     cfg,
     ...frontOpts,
-    onReject: (x) => (sink ? sink.out.push({ type: 'reject', index: sink.t.index, r: x }) : mainReject(x)),
-    onNewLabel: (l, f, n) => (sink ? sink.out.push({ type: 'newlabel', index: sink.t.index, label: l, file: f, line: n }) : onNewLabel(l, f, n + mainOffset)),
-    onReplace: onReplace && ((f, n, c, kind, raw) => (sink ? sink.out.push({ type: 'replace', index: sink.t.index, file: f, line: n, col: c, kind, raw }) : onReplace(f, n + mainOffset, c, kind, raw))),
+    onReject: (x) => (sink ? sink.emit({ type: 'reject', index: sink.t.index, r: x }) : mainReject(x)),
+    onNewLabel: (l, f, n) => (sink ? sink.emit({ type: 'newlabel', index: sink.t.index, label: l, file: f, line: n }) : onNewLabel(l, f, n + mainOffset)),
+    onReplace: onReplace && ((f, n, c, kind, raw) => (sink ? sink.emit({ type: 'replace', index: sink.t.index, file: f, line: n, col: c, kind, raw }) : onReplace(f, n + mainOffset, c, kind, raw))),
   });
   const spec = featureSpec(cfg, front.filter.columns);
   const splitter = createSplit({ ratios: opts.ratios ?? cfg.split, dedupe: opts.dedupe, columns: spec.features, grouped: splitBy !== 'hash' });
@@ -643,7 +678,7 @@ async function analyzePartition(opts: PrepOptions, r: RunSetup, part: { k: numbe
           header: (h) => onHeader(t.fileIndex, h),
           reject: mainReject,
           batch: (p, bytesIn) => consume(t, p, bytesIn),
-        });
+        }).catch((e) => Promise.reject(shiftedRowError(e, mainOffset))); // --strict: the file's line
         taskDone(t, res);
         mainOffset = 0;
       }
@@ -652,24 +687,20 @@ async function analyzePartition(opts: PrepOptions, r: RunSetup, part: { k: numbe
       const mainParses = (opts.mainParses ?? true) && !opts.allowNewLabels && tasks.length > 1;
       log.info({ workers: W, main_thread_parses: mainParses, tasks: tasks.length }, 'parsing in worker threads');
       // tasks this thread parsed, and how many of them ahead of their turn (in a buffer)
-      const share = { main: 0, ahead: 0 };
-      // a task parsed here: the messages a worker would send for it
-      const local = async (t: Task): Promise<WorkerMsg[]> => {
-        const out: WorkerMsg[] = [];
-        sink = { t, out };
+      const share = { main: 0, ahead: 0, aheadTasks: [] as number[] };
+      // a task parsed here: the messages a worker would send for it, handed to emit as they come
+      const local = async (t: Task, emit: (m: WorkerMsg) => void): Promise<void> => {
+        sink = { t, emit };
         try {
           const res = await processTask(t, front, spec.features, parseSettings(opts), cfg, {
-            header: (h) => out.push({ type: 'header', index: t.index, h }),
-            reject: (x) => out.push({ type: 'reject', index: t.index, r: x }),
-            batch: (p, bytesIn) => {
-              out.push({ type: 'batch', index: t.index, p, bytesIn });
-            },
+            header: (h) => emit({ type: 'header', index: t.index, h }),
+            reject: (x) => emit({ type: 'reject', index: t.index, r: x }),
+            batch: (p, bytesIn) => emit({ type: 'batch', index: t.index, p, bytesIn }),
           });
-          out.push({ type: 'task', index: t.index, ...res });
+          emit({ type: 'task', index: t.index, ...res });
         } finally {
           sink = null;
         }
-        return out;
       };
       const res = await runWorkers(Math.min(W, tasks.length), tasks, { config: cfg.name, front: frontOpts, parse: parseSettings(opts), features: spec.features, credits: CREDITS, logReplaced: !!onReplace, delayMs: opts.testWorkerDelayMs }, {
         consume,
@@ -678,8 +709,9 @@ async function analyzePartition(opts: PrepOptions, r: RunSetup, part: { k: numbe
         onReject: (t, x) => onReject({ ...x, line: x.line + lineOffset(t) }),
         onNewLabel: (t, label, file, line) => onNewLabel(label, file, line + lineOffset(t)),
         onReplace: (t, file, line, col, kind, raw) => onReplace?.(file, line + lineOffset(t), col, kind, raw),
+        lineOffset,
       }, pool, mainParses ? local : undefined, share);
-      log.info({ tasks: tasks.length, main_thread: share.main, main_thread_ahead: share.ahead }, 'tasks parsed');
+      log.info({ tasks: tasks.length, main_thread: share.main, main_thread_ahead: share.ahead, ahead_tasks: share.aheadTasks }, 'tasks parsed');
       for (const x of res) for (const [key, v] of Object.entries(x.counts)) stageTotals[key] = addCounts(stageTotals[key] ?? {}, v);
       workerExamples.push(...res.map((x) => x.examples));
 

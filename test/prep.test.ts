@@ -364,3 +364,33 @@ test('tasks claimed as they come: the main thread parsing tasks ahead of their t
   const rej = fs.readFileSync(path.join(out, 'rejects.ndjson'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
   assert.deepEqual(rej.map((r) => [r.line, r.reason]), [[1301, 'text_value'], [4002, 'text_value'], [4503, 'field_count']]);
 });
+
+test('claims: a gzip file (one task of unknown size) is never parsed ahead; with --strict the first bad row in input order is the error, on its line in the file', async () => {
+  const d = tmpdir();
+  const { default: pino } = await import('pino');
+  const zlib = await import('node:zlib');
+  // a plain file cut into chunks, then a gzip file: with a slow worker the main thread parses ahead, but not the gzip file
+  const a = synthFile(d, 'a.csv', { rows: 6000, seed: 21, quirks: false });
+  const b = synthFile(d, 'b.csv', { rows: 3000, seed: 22, quirks: false });
+  const gz = path.join(d, 'c.csv.gz');
+  fs.writeFileSync(gz, zlib.gzipSync(fs.readFileSync(b)));
+  fs.rmSync(b);
+  const logged: Record<string, unknown>[] = [];
+  const logger = pino({ level: 'info' }, { write: (x: string) => void logged.push(JSON.parse(x)) });
+  await prep({ out: path.join(d, 'o'), inputs: [a, gz], workers: 1, mainParses: true, chunkBytes: 100_000, testWorkerDelayMs: 60, logger });
+  const share = logged.find((l) => l.msg === 'tasks parsed') as { tasks: number; ahead_tasks: number[] };
+  assert.ok(share.ahead_tasks.length > 0, 'the main thread parsed ahead');
+  assert.ok(!share.ahead_tasks.includes(share.tasks - 1), `the gzip file (task ${share.tasks - 1}) was parsed ahead: ${share.ahead_tasks}`);
+  // --strict: bad rows (3, 4, 5 … fields) every 100 lines from line 4000 of a chunked file
+  const lines = fs.readFileSync(a, 'latin1').split('\n');
+  for (let k = 9; k >= 0; k--) lines.splice(3999 + 100 * k, 0, Array.from({ length: 3 + k }, (_, i) => String(i)).join(','));
+  const bad = writeCsv(d, 'bad.csv', Buffer.from(lines.join('\n'), 'latin1'));
+  const errs = new Set<string>();
+  for (const [workers, delay] of [[0, 0], [1, 0], [1, 40], [1, 40]] as const) {
+    await assert.rejects(prep({ out: path.join(d, `s${workers}${delay}${errs.size}`), inputs: [bad], workers, mainParses: true, chunkBytes: 100_000, strict: true, testWorkerDelayMs: delay }), (e: Error) => {
+      errs.add(e.message);
+      return true;
+    });
+  }
+  assert.deepEqual([...errs], [`${bad}:4000: 3 fields where the header has 85`]);
+});

@@ -404,6 +404,9 @@ export function parseNumber(b: Uint8Array, s: number, e: number): number {
   return parseNumberSlow(Buffer.prototype.latin1Slice.call(b, s, e));
 }
 
+/** What parseNumberAt reads past e: never a digit, a sign, a point or any delimiter (with --delimiter '-' an empty cell read the delimiter as a minus sign). */
+const END = -1;
+
 /** Set by parseNumberAt: offset of the delimiter (or end) that ended the field. */
 export let fieldEnd = 0;
 
@@ -426,11 +429,11 @@ export function parseNumberAt(b: Uint8Array, s: number, e: number, d: number, f3
   // int32, whose multiply-add is a short dependency chain (a double's is ~8 cycles a digit). The same
   // integer, divided by the same power of ten, as below: the same value.
   let i = s;
-  let c = i < e ? b[i] : d;
+  let c = i < e ? b[i] : END;
   let neg = false;
   if (c === 45) {
     neg = true;
-    c = ++i < e ? b[i] : d;
+    c = ++i < e ? b[i] : END;
   }
   let m = 0;
   let nd = 0;
@@ -438,18 +441,18 @@ export function parseNumberAt(b: Uint8Array, s: number, e: number, d: number, f3
   while (c >= 48 && c <= 57 && nd < 9) {
     m = m * 10 + (c - 48);
     nd++;
-    c = ++i < e ? b[i] : d;
+    c = ++i < e ? b[i] : END;
   }
   if (c === 46 && nd < 9) {
-    c = ++i < e ? b[i] : d;
+    c = ++i < e ? b[i] : END;
     while (c >= 48 && c <= 57 && nd < 9) {
       m = m * 10 + (c - 48);
       nd++;
       fd++;
-      c = ++i < e ? b[i] : d;
+      c = ++i < e ? b[i] : END;
     }
   }
-  if (c === d && nd > 0) {
+  if ((c === d || c === END) && nd > 0) {
     fieldEnd = i;
     numKind = 0;
     const v = fd > 0 ? m / POW10[fd] : m;
@@ -463,7 +466,7 @@ export function parseNumberAt(b: Uint8Array, s: number, e: number, d: number, f3
  * starts at s, its digits at i (after a minus sign: neg).
  */
 function parseLongAt(b: Uint8Array, s: number, i: number, neg: boolean, e: number, d: number, f32: boolean): number {
-  let c = i < e ? b[i] : d;
+  let c = i < e ? b[i] : END;
   let mant = 0;
   let sig = 0;
   let digits = 0;
@@ -472,25 +475,25 @@ function parseLongAt(b: Uint8Array, s: number, i: number, neg: boolean, e: numbe
     if (sig > 0 || c !== 48) sig++;
     mant = mant * 10 + (c - 48);
     digits++;
-    c = ++i < e ? b[i] : d;
+    c = ++i < e ? b[i] : END;
   }
   if (c === 46) {
-    c = ++i < e ? b[i] : d;
+    c = ++i < e ? b[i] : END;
     while (c >= 48 && c <= 57) {
       if (sig > 0 || c !== 48) sig++;
       mant = mant * 10 + (c - 48);
       exp--;
       digits++;
-      c = ++i < e ? b[i] : d;
+      c = ++i < e ? b[i] : END;
     }
   }
-  if (c === d && digits > 0 && sig <= 15 && exp >= -22) {
+  if ((c === d || c === END) && digits > 0 && sig <= 15 && exp >= -22) {
     fieldEnd = i;
     numKind = 0;
     const v = exp < 0 ? mant / POW10[-exp] : mant;
     return neg ? -v : v;
   }
-  if (f32 && c === d && sig <= 25 && exp >= -22) {
+  if (f32 && (c === d || c === END) && sig <= 25 && exp >= -22) {
     // sig > 15 here: mant holds the digits with rounding error, v is within 2^-49 of the decimal
     const v = exp < 0 ? mant / POW10[-exp] : mant;
     if (v >= 1e-37 && v <= 1e37) {

@@ -1,9 +1,18 @@
 /** An error caused by the user's input or options: printed as one line, no stack trace. */
 export class UserError extends Error {
+  /** The row it is about, when a reader of a chunk must shift the line by the lines before the chunk (message: `file:line: detail`). */
+  at?: { file: string; line: number; detail: string };
   constructor(message: string, readonly hint?: string, readonly exitCode = 2) {
     super(message);
     this.name = 'UserError';
   }
+}
+
+/** The same error about a row `by` lines further on (a chunk's local line made the file's). */
+export function shiftedRowError(e: unknown, by: number): unknown {
+  if (!(e instanceof UserError) || !e.at || by === 0) return e;
+  const at = { ...e.at, line: e.at.line + by };
+  return Object.assign(new UserError(`${at.file}:${at.line}: ${at.detail}`, e.hint, e.exitCode), { at });
 }
 
 /** A value from the data for a message: JSON-quoted, cut at max characters with its full length said. */
@@ -55,14 +64,15 @@ export interface ErrorData {
   code?: string;
   syscall?: string;
   path?: string;
+  at?: UserError['at'];
 }
 
 export function errorData(e: unknown): ErrorData {
-  const err = e as NodeJS.ErrnoException & { hint?: string };
-  return { user: e instanceof UserError, message: err.message, hint: err.hint, stack: err.stack, code: err.code, syscall: err.syscall, path: err.path };
+  const err = e as NodeJS.ErrnoException & { hint?: string; at?: UserError['at'] };
+  return { user: e instanceof UserError, message: err.message, hint: err.hint, stack: err.stack, code: err.code, syscall: err.syscall, path: err.path, at: err.at };
 }
 
 /** The error again, on the receiving thread: a UserError stays one; an I/O error keeps code, syscall and path. */
 export function errorFrom(d: ErrorData): Error {
-  return d.user ? new UserError(d.message, d.hint) : Object.assign(new Error(d.message), { code: d.code, syscall: d.syscall, path: d.path, stack: d.stack });
+  return d.user ? Object.assign(new UserError(d.message, d.hint), d.at ? { at: d.at } : {}) : Object.assign(new Error(d.message), { code: d.code, syscall: d.syscall, path: d.path, stack: d.stack });
 }

@@ -164,7 +164,7 @@ export class CsvBatchParser {
   private reject(line: number, reason: string, detail: string, raw: string): void {
     bump(this.counts, 'quarantined');
     bump(this.counts, 'quarantine_reasons', reason);
-    if (this.opts.strict) throw new UserError(`${this.opts.file}:${line}: ${detail}`, 'drop --strict to quarantine such rows instead');
+    if (this.opts.strict) throw Object.assign(new UserError(`${this.opts.file}:${line}: ${detail}`, 'drop --strict to quarantine such rows instead'), { at: { file: this.opts.file, line, detail } });
     this.opts.onReject?.({ file: this.opts.file, line, reason, detail, raw: raw.length > 200 ? raw.slice(0, 200) + '…' : raw });
   }
 

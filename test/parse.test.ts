@@ -278,3 +278,20 @@ test('the WebAssembly delimiter scan and the JavaScript loop parse alike: rows o
   assert.equal(r.rows, 1);
   assert.deepEqual(parseAll(semi, { delimiter: ';', chunk: 17, jsScan: true }).batches, r.batches);
 });
+
+test('a delimiter that is also a sign or a point (--delimiter - or .): an empty cell is empty, as on the general path', () => {
+  for (const delimiter of ['-', '.', ';']) {
+    const h = tlHeader().split(',').map((c) => c.replace(/[-.]/g, ' ')).join(delimiter);
+    // unsigned integers only (the delimiter may be '-' or '.'): an empty cell, and a quoted row for the general path
+    const cells = (over: Record<number, string>) => tlRow(over).split(',').map((c, i) => (over[i] !== undefined ? over[i] : String(i + 1)));
+    const fast = cells({ 20: '' }).join(delimiter);
+    const general = cells({ 20: '', 0: '"x"' }).join(delimiter);
+    for (const jsScan of [false, true]) {
+      const { batches } = parseAll(`${h}\n${fast}\n${general}\n`, { delimiter, jsScan });
+      const b = batches[0];
+      assert.equal(b.n, 2, `${delimiter}: rows`);
+      assert.deepEqual(b.issues.map((i) => `${i.row}:${i.col}:${i.kind}`), ['0:flow_bytes_per_s:empty', '1:flow_bytes_per_s:empty'], `delimiter ${delimiter}, js ${jsScan}`);
+      assert.equal(b.num.get('flow_duration')![0], 8);
+    }
+  }
+});

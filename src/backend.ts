@@ -64,6 +64,7 @@ export async function initBackend(want: BackendName | 'auto' = 'auto', log?: Log
       log?.info({ backend: b, reason, lstm: lstmKernel().reason }, 'tensorflow backend');
       return chosen;
     } catch (e) {
+      if (e instanceof UserError) throw e; // a setting of the user's (FLOWTENSOR_LSTM_KERNEL), not this backend's failure
       tried.push({ backend: b, error: String((e as Error).message ?? e).split('\n')[0].slice(0, 160) });
     }
   }

@@ -8,7 +8,7 @@ import { train, evalRun, loadFused, TrainProgress } from '../src/train.js';
 import { initBackend, resetBackendChoice, type Loaders, type Tf } from '../src/backend.js';
 import { buildModel, buildFused, copyWeights } from '../src/models.js';
 import { loadModel } from '../src/runio.js';
-import { lstmKernel, lstmTrainKernel } from '../src/kernels/lstm.js';
+import { lstmKernel, lstmTrainKernel, GX_BYTES } from '../src/kernels/lstm.js';
 import { splitBatches } from '../src/shardset.js';
 import { readManifest } from '../src/manifest.js';
 import { synthToFile } from '../src/synth.js';
@@ -157,6 +157,50 @@ test('kernel builds: fused multiply-add by default (relaxed SIMD), strict on FLO
   const scan = cli(['inspect', 'x'], { env: { FLOWTENSOR_CSV_SCAN: 'simd' } });
   assert.equal(scan.status, 2);
   assert.match(scan.stderr, /^flowtensor: FLOWTENSOR_CSV_SCAN="simd": not a scan mode; use one of wasm, js/);
+});
+
+test('window inference projects its inputs in blocks of rows within GX_BYTES (a window of 256 flows and 512 units once asked for 2 GiB at once), and matches a plain LSTM', () => {
+  const k = lstmKernel().kernel!;
+  // T·4H floats a row: 64 × 1,024 × 4 bytes = 256 KiB, so GX_BYTES (16 MiB) holds 64 rows: 150 rows run as 64 + 64 + 22
+  const B = 150, T = 64, P = 8, H = 256, G = 4 * H;
+  assert.ok(Math.floor(GX_BYTES / (T * G * 4)) < B, 'the shape spans several blocks');
+  const v = (n: number, s: number, a: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * 0.37 + s) * a);
+  const x = v(B * T * P, 1, 1), w = v(P * G, 2, 0.2), bias = v(G, 3, 0.1), u = v(H * G, 4, 0.05);
+  const h = k.forward(x, B, T, P, H, w, bias, u);
+  // a plain LSTM in doubles (gate order i, f, g, o as tf.layers.lstm) for rows at the blocks' edges
+  const sig = (z: number) => 1 / (1 + Math.exp(-z));
+  for (const r of [0, 63, 64, 127, 128, 149]) {
+    let hh = new Float64Array(H);
+    let cc = new Float64Array(H);
+    for (let t = 0; t < T; t++) {
+      const z = Float64Array.from(bias);
+      for (let p = 0; p < P; p++) for (let j = 0; j < G; j++) z[j] += x[(r * T + t) * P + p] * w[p * G + j];
+      for (let q = 0; q < H; q++) for (let j = 0; j < G; j++) z[j] += hh[q] * u[q * G + j];
+      const h2 = new Float64Array(H);
+      const c2 = new Float64Array(H);
+      for (let q = 0; q < H; q++) {
+        c2[q] = sig(z[H + q]) * cc[q] + sig(z[q]) * Math.tanh(z[2 * H + q]);
+        h2[q] = sig(z[3 * H + q]) * Math.tanh(c2[q]);
+      }
+      hh = h2;
+      cc = c2;
+    }
+    let d = 0;
+    for (let q = 0; q < H; q++) d = Math.max(d, Math.abs(hh[q] - h[r * H + q]));
+    assert.ok(d < 1e-4, `row ${r}: max difference ${d}`);
+  }
+});
+
+test('a wrong FLOWTENSOR_LSTM_KERNEL or FLOWTENSOR_CSV_SCAN is said as such by the library too (not as every backend failing)', () => {
+  for (const [name, value, mod, call] of [
+    ['FLOWTENSOR_LSTM_KERNEL', 'fast', '../src/backend.js', 'await m.initBackend("auto", { info() {}, warn() {}, debug() {} })'],
+    ['FLOWTENSOR_CSV_SCAN', 'simd', '../stages/parse.js', 'new m.CsvBatchParser({ file: "x", cfg: {}, want: null })'],
+  ] as const) {
+    const script = `const m = await import(${JSON.stringify(new URL(mod, import.meta.url).href)}); try { ${call}; console.log('no error'); } catch (e) { console.log(e.name + ': ' + e.message); }`;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', env: { ...process.env, [name]: value } });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout.trim(), new RegExp(`^UserError: ${name}="${value}": not a (kernel|scan) mode`), r.stdout);
+  }
 });
 
 test('train the window model on synth shards: test macro-F1 clearly beats the majority class; save -> load -> same predictions', async () => {

@@ -5,6 +5,7 @@
 // positions and numbers are read back through views that stay valid until the next scan.
 import fs from 'node:fs';
 import { BUFFER_AT, FIELDS, FIELDS_MAX } from './csvwat.js';
+import { UserError } from '../errors.js';
 
 interface Exports {
   memory: { readonly buffer: ArrayBuffer; grow(pages: number): number };
@@ -19,7 +20,9 @@ export const CSV_SCAN_MODES = ['wasm', 'js'];
 let module: object | null | undefined;
 function load(): Exports | null {
   if (module === undefined) {
-    if (process.env.FLOWTENSOR_CSV_SCAN === 'js') module = null;
+    const mode = process.env.FLOWTENSOR_CSV_SCAN ?? 'wasm';
+    if (!CSV_SCAN_MODES.includes(mode)) throw new UserError(`FLOWTENSOR_CSV_SCAN=${JSON.stringify(mode.slice(0, 40))}: not a scan mode`, `use one of ${CSV_SCAN_MODES.join(', ')} (or leave it unset)`);
+    if (mode === 'js') module = null;
     else
       try {
         module = new WA.Module(fs.readFileSync(new URL('./csv.wasm', import.meta.url)));

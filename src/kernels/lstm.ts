@@ -43,6 +43,8 @@ export interface LstmTrainKernel {
 
 /** Rows per inference call: bounds the module's memory. */
 const CHUNK = 2048;
+/** The most bytes of projected inputs (rows × T × 4H floats) an inference call holds. */
+export const GX_BYTES = 16 << 20;
 
 // lib "dom" is not in this project's TypeScript settings, so the few WebAssembly names used are typed here
 interface WasmMemory {
@@ -85,7 +87,7 @@ let compiled: { module: object | null; reason: string; fma: boolean } | undefine
 function compile(): { module: object | null; reason: string; fma: boolean } {
   if (compiled) return compiled;
   const mode = process.env.FLOWTENSOR_LSTM_KERNEL ?? 'fma';
-  if (!KERNEL_MODES.includes(mode)) throw new UserError(`FLOWTENSOR_LSTM_KERNEL=${mode.slice(0, 40)}: not a kernel mode`, `use one of ${KERNEL_MODES.join(', ')}`);
+  if (!KERNEL_MODES.includes(mode)) throw new UserError(`FLOWTENSOR_LSTM_KERNEL=${JSON.stringify(mode.slice(0, 40))}: not a kernel mode`, `use one of ${KERNEL_MODES.join(', ')} (or leave it unset)`);
   if (mode === 'js') return (compiled = { module: null, reason: 'FLOWTENSOR_LSTM_KERNEL=js', fma: false });
   let why = 'FLOWTENSOR_LSTM_KERNEL=strict';
   if (mode === 'fma') {
@@ -169,10 +171,11 @@ function inferenceKernel(ex: Exports): LstmKernel {
       checkUnits(H);
       const G = 4 * H;
       const perRow = T * P;
-      const rows = Math.min(B, CHUNK);
       // several inputs per step (the window model): projected for all rows and steps first as one blocked
-      // product (gemm_nn, G a multiple of 16), then the recurrence from it; the same sums in the same order
+      // product (gemm_nn, G a multiple of 16), then the recurrence from it; the same sums in the same order.
+      // The projection takes T·4H floats a row: rows per call are cut so that it stays within GX_BYTES.
       const blocked = P > 1 && G % 16 === 0;
+      const rows = Math.max(1, Math.min(B, CHUNK, blocked ? Math.floor(GX_BYTES / (T * G * 4)) : CHUNK));
       const {
         at: [wo, bo, uo, xo, oo, so, go],
         end,

@@ -112,6 +112,31 @@ type WorkerMsg =
   /** this thread's own parse of a task ahead of its turn failed: thrown when the task's turn comes */
   | { type: 'failed'; index: number; err: unknown };
 
+/** One message of task t (a worker's, or this thread's own parse's) through the hooks; true at the task's end. An error about a row names the file's line. */
+function handleMessage(hooks: WorkerHooks, t: Task, m: WorkerMsg): boolean {
+  if (m.type === 'error') throw shiftedRowError(errorFrom(m), hooks.lineOffset(t));
+  if (m.type === 'failed') throw shiftedRowError(m.err, hooks.lineOffset(t));
+  if (m.type === 'header') hooks.onHeader(t, m.h);
+  else if (m.type === 'reject') hooks.onReject(t, m.r);
+  else if (m.type === 'newlabel') hooks.onNewLabel(t, m.label, m.file, m.line);
+  else if (m.type === 'replace') hooks.onReplace(t, m.file, m.line, m.col, m.kind, m.raw);
+  else if (m.type === 'batch') hooks.consume(t, m.p, m.bytesIn);
+  else if (m.type === 'task') {
+    hooks.taskDone(t, m);
+    return true;
+  }
+  return false;
+}
+
+/** Task t parsed and consumed on this thread, as it goes: its messages through the hooks; a failure about a row names the file's line. */
+async function parseNow(hooks: WorkerHooks, t: Task, local: (t: Task, emit: (m: WorkerMsg) => void) => Promise<void>): Promise<void> {
+  try {
+    await local(t, (m) => void handleMessage(hooks, t, m));
+  } catch (e) {
+    throw shiftedRowError(e, hooks.lineOffset(t));
+  }
+}
+
 /**
  * Tasks go to the W workers and, with `local`, to this thread too; this thread consumes them strictly in
  * task order, so the output is byte-identical to the in-process path whatever the timing.
@@ -155,21 +180,7 @@ async function runWorkers(W: number, tasks: Task[], base: Omit<WorkerInput, 'tas
     while (queues[w].length === 0) await new Promise<void>((r) => (waiters[w] = r));
     return queues[w].shift()!;
   };
-  /** One message of task t through the hooks; true at the task's end. An error about a row names the file's line. */
-  const handle = (t: Task, m: WorkerMsg): boolean => {
-    if (m.type === 'error') throw shiftedRowError(errorFrom(m), hooks.lineOffset(t));
-    if (m.type === 'failed') throw shiftedRowError(m.err, hooks.lineOffset(t));
-    if (m.type === 'header') hooks.onHeader(t, m.h);
-    else if (m.type === 'reject') hooks.onReject(t, m.r);
-    else if (m.type === 'newlabel') hooks.onNewLabel(t, m.label, m.file, m.line);
-    else if (m.type === 'replace') hooks.onReplace(t, m.file, m.line, m.col, m.kind, m.raw);
-    else if (m.type === 'batch') hooks.consume(t, m.p, m.bytesIn);
-    else if (m.type === 'task') {
-      hooks.taskDone(t, m);
-      return true;
-    }
-    return false;
-  };
+  const handle = (t: Task, m: WorkerMsg) => handleMessage(hooks, t, m);
   // this thread's tasks, parsed ahead of their turn: position -> the messages
   const ahead = new Map<number, WorkerMsg[]>();
   /** Task q, claimed by this thread: parsed and consumed as it goes (its turn), or into a buffer (ahead). */
@@ -177,14 +188,7 @@ async function runWorkers(W: number, tasks: Task[], base: Omit<WorkerInput, 'tas
     Atomics.store(claims!, 1 + q, MAIN);
     share.main++;
     const t = tasks[q];
-    if (now) {
-      try {
-        await local!(t, (m) => void handle(t, m));
-      } catch (e) {
-        throw shiftedRowError(e, hooks.lineOffset(t));
-      }
-      return;
-    }
+    if (now) return parseNow(hooks, t, local!);
     share.ahead++;
     if (share.aheadTasks && share.aheadTasks.length < 20) share.aheadTasks.push(t.index);
     const out: WorkerMsg[] = [];
@@ -585,17 +589,15 @@ async function analyzePartition(opts: PrepOptions, r: RunSetup, part: { k: numbe
   const onReplace = log.isLevelEnabled('debug') ? (file: string, line: number, col: string, kind: string, raw: string) => log.debug({ file, line, col, kind, raw }, 'value replaced') : undefined;
   // the main thread's own front: does the work when there are no workers, and names columns and policies;
   // while it parses a chunk of a file itself, its line numbers are shifted by that chunk's offset
-  let mainOffset = 0;
-  const mainReject = (x: RejectRecord) => onReject({ ...x, line: x.line + mainOffset });
-  // while it parses a task beside workers, what its front reports goes into that task's messages
-  // (replayed in task order, lines resolved then, as a worker's)
+  // while this thread parses a task, what its front reports goes into that task's messages (consumed in
+  // task order, lines resolved then, as a worker's)
   let sink: { t: Task; emit: (m: WorkerMsg) => void } | null = null;
   const front = createFront({
     cfg,
     ...frontOpts,
-    onReject: (x) => (sink ? sink.emit({ type: 'reject', index: sink.t.index, r: x }) : mainReject(x)),
-    onNewLabel: (l, f, n) => (sink ? sink.emit({ type: 'newlabel', index: sink.t.index, label: l, file: f, line: n }) : onNewLabel(l, f, n + mainOffset)),
-    onReplace: onReplace && ((f, n, c, kind, raw) => (sink ? sink.emit({ type: 'replace', index: sink.t.index, file: f, line: n, col: c, kind, raw }) : onReplace(f, n + mainOffset, c, kind, raw))),
+    onReject: (x) => sink!.emit({ type: 'reject', index: sink!.t.index, r: x }),
+    onNewLabel: (l, f, n) => sink!.emit({ type: 'newlabel', index: sink!.t.index, label: l, file: f, line: n }),
+    onReplace: onReplace && ((f, n, c, kind, raw) => sink!.emit({ type: 'replace', index: sink!.t.index, file: f, line: n, col: c, kind, raw })),
   });
   const spec = featureSpec(cfg, front.filter.columns);
   const splitter = createSplit({ ratios: opts.ratios ?? cfg.split, dedupe: opts.dedupe, columns: spec.features, grouped: splitBy !== 'hash' });
@@ -671,46 +673,38 @@ async function analyzePartition(opts: PrepOptions, r: RunSetup, part: { k: numbe
   };
   let examples: Record<string, Example[]>;
   try {
-    if (W === 0) {
-      for (const t of tasks) {
-        mainOffset = lineOffset(t);
+    // a task parsed on this thread: the messages a worker would send for it, handed to emit as they come
+    // (the same hooks then consume them, whichever thread parsed the task)
+    const local = async (t: Task, emit: (m: WorkerMsg) => void): Promise<void> => {
+      sink = { t, emit };
+      try {
         const res = await processTask(t, front, spec.features, parseSettings(opts), cfg, {
-          header: (h) => onHeader(t.fileIndex, h),
-          reject: mainReject,
-          batch: (p, bytesIn) => consume(t, p, bytesIn),
-        }).catch((e) => Promise.reject(shiftedRowError(e, mainOffset))); // --strict: the file's line
-        taskDone(t, res);
-        mainOffset = 0;
+          header: (h) => emit({ type: 'header', index: t.index, h }),
+          reject: (x) => emit({ type: 'reject', index: t.index, r: x }),
+          batch: (p, bytesIn) => emit({ type: 'batch', index: t.index, p, bytesIn }),
+        });
+        emit({ type: 'task', index: t.index, ...res });
+      } finally {
+        sink = null;
       }
-    } else {
+    };
+    const hooks: WorkerHooks = {
+      consume,
+      taskDone,
+      onHeader: (t, h) => onHeader(t.fileIndex, h),
+      onReject: (t, x) => onReject({ ...x, line: x.line + lineOffset(t) }),
+      onNewLabel: (t, label, file, line) => onNewLabel(label, file, line + lineOffset(t)),
+      onReplace: (t, file, line, col, kind, raw) => onReplace?.(file, line + lineOffset(t), col, kind, raw),
+      lineOffset,
+    };
+    if (W === 0) for (const t of tasks) await parseNow(hooks, t, local);
+    else {
       // the main thread parses a share too unless new labels must be numbered by a single parser
       const mainParses = (opts.mainParses ?? true) && !opts.allowNewLabels && tasks.length > 1;
       log.info({ workers: W, main_thread_parses: mainParses, tasks: tasks.length }, 'parsing in worker threads');
       // tasks this thread parsed, and how many of them ahead of their turn (in a buffer)
       const share = { main: 0, ahead: 0, aheadTasks: [] as number[] };
-      // a task parsed here: the messages a worker would send for it, handed to emit as they come
-      const local = async (t: Task, emit: (m: WorkerMsg) => void): Promise<void> => {
-        sink = { t, emit };
-        try {
-          const res = await processTask(t, front, spec.features, parseSettings(opts), cfg, {
-            header: (h) => emit({ type: 'header', index: t.index, h }),
-            reject: (x) => emit({ type: 'reject', index: t.index, r: x }),
-            batch: (p, bytesIn) => emit({ type: 'batch', index: t.index, p, bytesIn }),
-          });
-          emit({ type: 'task', index: t.index, ...res });
-        } finally {
-          sink = null;
-        }
-      };
-      const res = await runWorkers(Math.min(W, tasks.length), tasks, { config: cfg.name, front: frontOpts, parse: parseSettings(opts), features: spec.features, credits: CREDITS, logReplaced: !!onReplace, delayMs: opts.testWorkerDelayMs }, {
-        consume,
-        taskDone,
-        onHeader: (t, h) => onHeader(t.fileIndex, h),
-        onReject: (t, x) => onReject({ ...x, line: x.line + lineOffset(t) }),
-        onNewLabel: (t, label, file, line) => onNewLabel(label, file, line + lineOffset(t)),
-        onReplace: (t, file, line, col, kind, raw) => onReplace?.(file, line + lineOffset(t), col, kind, raw),
-        lineOffset,
-      }, pool, mainParses ? local : undefined, share);
+      const res = await runWorkers(Math.min(W, tasks.length), tasks, { config: cfg.name, front: frontOpts, parse: parseSettings(opts), features: spec.features, credits: CREDITS, logReplaced: !!onReplace, delayMs: opts.testWorkerDelayMs }, hooks, pool, mainParses ? local : undefined, share);
       log.info({ tasks: tasks.length, main_thread: share.main, main_thread_ahead: share.ahead, ahead_tasks: share.aheadTasks }, 'tasks parsed');
       for (const x of res) for (const [key, v] of Object.entries(x.counts)) stageTotals[key] = addCounts(stageTotals[key] ?? {}, v);
       workerExamples.push(...res.map((x) => x.examples));

@@ -34,6 +34,36 @@ export const SPIN_MS = 0.1;
 /** NEXT's value before a step's first part is taken. */
 export const partBase = (seq: number) => (seq % (1 << 20)) * 32;
 
+/**
+ * The parts of step `seq` (a batch of n rows in x, y) this thread can take, computed with its engine as
+ * they come free: a compare-exchange on NEXT, keyed by the step, so that a thread late for one step cannot
+ * take a part of the next one; the weights are loaded once, on the first part taken. After each part,
+ * `finished()`. With `failed`, a part that throws is reported there and still finished (the worker);
+ * without, the error is thrown (the main thread).
+ */
+export function takeParts(ctrl: Int32Array, seq: number, n: number, eng: TrainEngine, weights: Float32Array, x: Float32Array, y: Int32Array, grads: Float32Array[], stats: Float64Array, finished: () => void, failed?: (e: unknown) => void): void {
+  const parts = batchParts(n);
+  const base = partBase(seq);
+  let loaded = false;
+  for (;;) {
+    const v = Atomics.load(ctrl, NEXT);
+    if (v < base || v >= base + PARTS) break;
+    if (Atomics.compareExchange(ctrl, NEXT, v, v + 1) !== v) continue;
+    const p = v - base;
+    try {
+      if (!loaded) eng.setWeights(weights, parts[0][1]);
+      loaded = true;
+      const r = eng.part(x, y, parts[p][0], parts[p][1], 1 / n, grads[p]);
+      stats[2 * p] = r.loss;
+      stats[2 * p + 1] = r.correct;
+    } catch (e) {
+      if (!failed) throw e;
+      failed(e);
+    }
+    finished();
+  }
+}
+
 export interface WorkerData {
   spec: EngineSpec;
   classWeights: number[] | null;
@@ -203,21 +233,8 @@ export class EngineStepper {
         this.stats[2 * p + 1] = r.correct;
       });
     } else {
-      // this thread takes the parts the worker has not taken yet (compare-exchange, as the worker does)
-      const base = partBase(this.seq);
-      let loaded = false;
-      for (;;) {
-        const v = Atomics.load(this.ctrl, NEXT);
-        if (v < base || v >= base + PARTS) break;
-        if (Atomics.compareExchange(this.ctrl, NEXT, v, v + 1) !== v) continue;
-        const p = v - base;
-        if (!loaded) local.setWeights(this.weights, parts[0][1]);
-        loaded = true;
-        const r = local.part(this.xs[job.buf], this.ys[job.buf], parts[p][0], parts[p][1], 1 / job.n, this.grads[p]);
-        this.stats[2 * p] = r.loss;
-        this.stats[2 * p + 1] = r.correct;
-        Atomics.add(this.ctrl, DONE, 1);
-      }
+      // this thread takes the parts the worker has not taken yet
+      takeParts(this.ctrl, this.seq, job.n, local, this.weights, this.xs[job.buf], this.ys[job.buf], this.grads, this.stats, () => void Atomics.add(this.ctrl, DONE, 1));
       // the worker's last part ends within a fraction of a millisecond: spin briefly before sleeping
       const until = performance.now() + SPIN_MS;
       while (Atomics.load(this.ctrl, DONE) < PARTS && performance.now() < until);

@@ -3,12 +3,12 @@
 // and runs them through its own training engine (src/trainengine.ts: the WebAssembly kernel, no tfjs),
 // writing each part's gradients, loss and correct count into shared memory.
 import { parentPort, workerData } from 'node:worker_threads';
-import { TrainEngine, batchParts, PARTS } from './trainengine.js';
-import { CTRL, SPIN_MS, partBase, type WorkerData } from './parallel.js';
+import { TrainEngine, PARTS } from './trainengine.js';
+import { CTRL, SPIN_MS, takeParts, type WorkerData } from './parallel.js';
 
 const d = workerData as WorkerData;
 const port = parentPort!;
-const { SEQ, BUF, ROWS, NEXT, DONE, FAIL } = CTRL;
+const { SEQ, BUF, ROWS, DONE, FAIL } = CTRL;
 const ctrl = new Int32Array(d.ctrl);
 
 function main(): void {
@@ -30,32 +30,27 @@ function main(): void {
     if (seq < 0) return;
     if (seq === seen) continue;
     seen = seq;
-    const n = Atomics.load(ctrl, ROWS);
     const buf = Atomics.load(ctrl, BUF);
-    const parts = batchParts(n);
-    let loaded = false;
-    const base = partBase(seq);
-    // take parts of this step until none is left (the other worker takes the rest); compare-exchange, so
-    // that a worker late for this step cannot take a part of the next one
-    for (;;) {
-      const v = Atomics.load(ctrl, NEXT);
-      if (v < base || v >= base + PARTS) break;
-      if (Atomics.compareExchange(ctrl, NEXT, v, v + 1) !== v) continue;
-      const p = v - base;
-      try {
-        if (!loaded) eng.setWeights(weights, parts[0][1]);
-        loaded = true;
-        const [r0, r1] = parts[p];
-        const r = eng.part(xs[buf], ys[buf], r0, r1, 1 / n, grads[p]);
-        stats[2 * p] = r.loss;
-        stats[2 * p + 1] = r.correct;
-      } catch (e) {
+    // parts of this step until none is left (the main thread takes the rest)
+    takeParts(
+      ctrl,
+      seq,
+      Atomics.load(ctrl, ROWS),
+      eng,
+      weights,
+      xs[buf],
+      ys[buf],
+      grads,
+      stats,
+      // only the step's last part wakes the main thread (a wake per part took a core from the other worker)
+      () => {
+        if (Atomics.add(ctrl, DONE, 1) + 1 >= PARTS || Atomics.load(ctrl, FAIL) !== 0) Atomics.notify(ctrl, DONE);
+      },
+      (e) => {
         port.postMessage({ error: (e as Error).message });
         Atomics.store(ctrl, FAIL, 1);
-      }
-      // only the step's last part wakes the main thread (a wake per part took a core from the other worker)
-      if (Atomics.add(ctrl, DONE, 1) + 1 >= PARTS || Atomics.load(ctrl, FAIL) !== 0) Atomics.notify(ctrl, DONE);
-    }
+      },
+    );
   }
 }
 

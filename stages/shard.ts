@@ -8,7 +8,7 @@ import { ensureDir, isTempName, tempName, writeAll } from '../src/atomic.js';
 import { MANIFEST, PASS1, type ShardInfo, type SplitInfo } from '../src/manifest.js';
 import { Moments, MOMENT_LIMIT, MOMENT_ONE } from '../src/moments.js';
 import { U32Map } from '../src/hash.js';
-import { LogCache, slog1p } from './scale.js';
+import { slog1p } from './scale.js';
 import { UserError } from '../src/errors.js';
 import { HELD_PER_CLASS, encodeValues, fpHex, type Candidate } from '../src/stats.js';
 
@@ -100,9 +100,7 @@ export class ShardWriter {
   /** per feature: the last train value and its slog1p (a one-entry cache for the moments) */
   private lastV: Float64Array;
   private lastT: Float64Array;
-  /** slog1p of the values seen, per feature (a miss of the one-entry cache looks here before the log) */
-  private logs: LogCache;
-  /** per feature, FIXED_SLOTS entries keyed by a value's float32 bits: its slog1p and the moments' fixed-point terms of it */
+  /** slog1p of the values seen (a miss of the one-entry cache looks here before the log): per feature, FIXED_SLOTS entries keyed by a value's float32 bits, its slog1p and the moments' fixed-point terms of it */
   private fixed: { keys: Uint32Array; t: Float64Array; t1: Float64Array; t2: Float64Array };
   private open: Open[];
   readonly splits: Record<SplitName, SplitInfo>;
@@ -128,7 +126,6 @@ export class ShardWriter {
     this.moments = opts.logMoments ? new Moments(this.F) : null;
     this.lastV = new Float64Array(this.F).fill(NaN);
     this.lastT = new Float64Array(this.F);
-    this.logs = new LogCache(this.F);
     this.fixed = { keys: new Uint32Array(this.F * FIXED_SLOTS).fill(0xffffffff), t: new Float64Array(this.F * FIXED_SLOTS), t1: new Float64Array(this.F * FIXED_SLOTS), t2: new Float64Array(this.F * FIXED_SLOTS) };
     ensureDir(opts.dir);
     clearShardDir(opts.dir, opts.part);
@@ -254,7 +251,7 @@ export class ShardWriter {
     const F = this.F;
     const pend = this.pend;
     const mom = this.moments;
-    const { keys: fk, t: ft, t1: f1, t2: f2 } = this.fixed;
+    const { t: ft, t1: f1, t2: f2 } = this.fixed;
     if (mom) mom.beginRows(k);
     for (let f = 0; f < F; f++) {
       let lo = this.min[f];
@@ -278,22 +275,10 @@ export class ShardWriter {
           // table remembers each value's log and both fixed-point terms
           if (v !== lastV) {
             lastV = v;
-            const b = bits[at];
-            const slot = f * FIXED_SLOTS + (Math.imul(b, 0x9e3779b1) >>> FIXED_SHIFT);
-            if (fk[slot] === b) {
-              lastT = ft[slot];
-              t1 = f1[slot];
-              t2 = f2[slot];
-            } else {
-              lastT = slog1p(v);
-              if (lastT > MOMENT_LIMIT || lastT < -MOMENT_LIMIT) throw new Error(`moments: ${lastT} is outside ±${MOMENT_LIMIT}`);
-              t1 = Math.round(lastT * MOMENT_ONE);
-              t2 = Math.round(lastT * lastT * MOMENT_ONE);
-              fk[slot] = b;
-              ft[slot] = lastT;
-              f1[slot] = t1;
-              f2[slot] = t2;
-            }
+            const slot = this.logSlot(f, v, bits[at]);
+            lastT = ft[slot];
+            t1 = f1[slot];
+            t2 = f2[slot];
           }
           count++;
           s1 += t1;
@@ -308,10 +293,24 @@ export class ShardWriter {
     }
   }
 
+  /** The slot of the table of logs holding feature f's value v (float32 bits b), filled if it held another. */
+  private logSlot(f: number, v: number, b: number): number {
+    const { keys, t, t1, t2 } = this.fixed;
+    const slot = f * FIXED_SLOTS + (Math.imul(b, 0x9e3779b1) >>> FIXED_SHIFT);
+    if (keys[slot] !== b) {
+      const y = slog1p(v);
+      if (y > MOMENT_LIMIT || y < -MOMENT_LIMIT) throw new Error(`moments: ${y} is outside ±${MOMENT_LIMIT}`);
+      keys[slot] = b;
+      t[slot] = y;
+      t1[slot] = Math.round(y * MOMENT_ONE);
+      t2[slot] = Math.round(y * y * MOMENT_ONE);
+    }
+    return slot;
+  }
+
   /** Train min/max and moments of `times` copies of one row. */
   private addTrain(x: Float32Array, bits: Uint32Array, src: number, times: number): void {
     const F = this.F;
-    const logs = this.logs;
     const min = this.min;
     const max = this.max;
     const mom = this.moments;
@@ -326,7 +325,7 @@ export class ShardWriter {
           // consecutive rows often repeat a value (flags, ports, counts): its log is taken once
           if (v !== lastV[f]) {
             lastV[f] = v;
-            lastT[f] = logs.get(f, v, bits[src + f]);
+            lastT[f] = this.fixed.t[this.logSlot(f, v, bits[src + f])];
           }
           mom.add(f, lastT[f], times);
         }

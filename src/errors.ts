@@ -8,6 +8,14 @@ export class UserError extends Error {
   }
 }
 
+/** The value of environment variable `name` (`fallback` when unset), one of `modes`, else one line naming it and the choices. */
+export function envChoice(name: string, modes: string[], what: string, fallback: string): string {
+  const v = process.env[name];
+  if (v === undefined) return fallback;
+  if (!modes.includes(v)) throw new UserError(`${name}=${JSON.stringify(v.slice(0, 40))}: not a ${what} mode; use one of ${modes.join(', ')} (or leave it unset)`);
+  return v;
+}
+
 /** The same error about a row `by` lines further on (a chunk's local line made the file's). */
 export function shiftedRowError(e: unknown, by: number): unknown {
   if (!(e instanceof UserError) || !e.at || by === 0) return e;

@@ -4,8 +4,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { UserError } from './errors.js';
-import { KERNEL_MODES } from './kernels/lstm.js';
-import { CSV_SCAN_MODES } from './kernels/csvscan.js';
+import { lstmKernelMode } from './kernels/lstm.js';
+import { csvScanMode } from './kernels/csvscan.js';
 import { expandInputs } from './inputs.js';
 import { pathError, refuseInputsAsOutput } from './safefile.js';
 
@@ -76,10 +76,8 @@ export function checkArgs(cmd: string, a: Record<string, unknown>, argv: string[
     throw new UserError(`--${k} is given ${v.length} times (${v.map(String).join(', ')}): give it once`);
   }
   for (const name of Object.keys(NUMERIC_OPTIONS)) if (name in a) checkNumber(name, a[name], argv);
-  const scan = process.env.FLOWTENSOR_CSV_SCAN;
-  if (scan !== undefined && !CSV_SCAN_MODES.includes(scan)) throw new UserError(`FLOWTENSOR_CSV_SCAN=${JSON.stringify(scan.slice(0, 40))}: not a scan mode; use one of ${CSV_SCAN_MODES.join(', ')} (or leave it unset)`);
-  const kernel = process.env.FLOWTENSOR_LSTM_KERNEL;
-  if (kernel !== undefined && !KERNEL_MODES.includes(kernel)) throw new UserError(`FLOWTENSOR_LSTM_KERNEL=${JSON.stringify(kernel.slice(0, 40))}: not a kernel mode; use one of ${KERNEL_MODES.join(', ')} (or leave it unset)`);
+  csvScanMode(); // the environment's settings too, before any work
+  lstmKernelMode();
   const delim = a.delimiter;
   if (delim !== undefined && (typeof delim !== 'string' || Buffer.byteLength(delim) !== 1 || delim === '"' || delim === '\n' || delim === '\r'))
     throw new UserError(`--delimiter ${JSON.stringify(delim)}: give one ASCII character other than a quote or a line break, e.g. ',' or ';'`);

@@ -5,24 +5,22 @@
 // positions and numbers are read back through views that stay valid until the next scan.
 import fs from 'node:fs';
 import { BUFFER_AT, FIELDS, FIELDS_MAX } from './csvwat.js';
-import { UserError } from '../errors.js';
+import { envChoice } from '../errors.js';
+import { WA, type WasmMemory } from './wasm.js';
 
 interface Exports {
-  memory: { readonly buffer: ArrayBuffer; grow(pages: number): number };
+  memory: WasmMemory;
   delims(p: number, len: number, d: number, out: number): number;
   numbers(p: number, s: number, e: number, pos: number, c: number, hlen: number, nf: number, out: number, st: number): void;
 }
-const WA = (globalThis as unknown as { WebAssembly: { Module: new (bytes: Uint8Array) => object; Instance: new (m: object, imports: object) => { exports: unknown } } }).WebAssembly;
 
 /** FLOWTENSOR_CSV_SCAN: unset or `wasm` (the WebAssembly kernels where they load), `js` (JavaScript only). */
-export const CSV_SCAN_MODES = ['wasm', 'js'];
+export const csvScanMode = () => envChoice('FLOWTENSOR_CSV_SCAN', ['wasm', 'js'], 'scan', 'wasm');
 
 let module: object | null | undefined;
 function load(): Exports | null {
   if (module === undefined) {
-    const mode = process.env.FLOWTENSOR_CSV_SCAN ?? 'wasm';
-    if (!CSV_SCAN_MODES.includes(mode)) throw new UserError(`FLOWTENSOR_CSV_SCAN=${JSON.stringify(mode.slice(0, 40))}: not a scan mode`, `use one of ${CSV_SCAN_MODES.join(', ')} (or leave it unset)`);
-    if (mode === 'js') module = null;
+    if (csvScanMode() === 'js') module = null;
     else
       try {
         module = new WA.Module(fs.readFileSync(new URL('./csv.wasm', import.meta.url)));
@@ -47,11 +45,6 @@ export class DelimiterIndex {
   /** simd false: the JavaScript loop (the tests compare the two). */
   constructor(readonly delimiter: number, simd = true) {
     this.ex = simd ? load() : null;
-  }
-
-  /** Whether the WebAssembly scan runs (else the JavaScript loop). */
-  get simd(): boolean {
-    return this.ex !== null;
   }
 
   /** The header's numeric fields (indices, ascending) that numbers() reads; false when it will not (no kernel, too many). */

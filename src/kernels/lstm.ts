@@ -5,7 +5,8 @@
 // memory), which grows to the largest batch seen and is reused.
 import fs from 'node:fs';
 import v8 from 'node:v8';
-import { UserError } from '../errors.js';
+import { envChoice } from '../errors.js';
+import { WA, type WasmMemory } from './wasm.js';
 
 export interface LstmKernel {
   /**
@@ -46,13 +47,6 @@ const CHUNK = 2048;
 /** The most bytes of projected inputs (rows × T × 4H floats) an inference call holds. */
 export const GX_BYTES = 16 << 20;
 
-// lib "dom" is not in this project's TypeScript settings, so the few WebAssembly names used are typed here
-interface WasmMemory {
-  readonly buffer: ArrayBuffer;
-  grow(pages: number): number;
-}
-const WA = (globalThis as unknown as { WebAssembly: { Module: new (bytes: Uint8Array) => object; Instance: new (m: object, imports: object) => { exports: unknown }; validate: (bytes: Uint8Array) => boolean } }).WebAssembly;
-
 export interface Exports {
   memory: WasmMemory;
   lstm: (mode: number, B: number, T: number, P: number, H: number, x: number, w: number, bias: number, u: number, out: number, scratch: number) => void;
@@ -72,7 +66,7 @@ export function kernelInstance(): Exports | null {
 }
 
 /** FLOWTENSOR_LSTM_KERNEL: unset or `fma` (fused multiply-add where it loads, else strict), `strict`, `js`. */
-export const KERNEL_MODES = ['fma', 'strict', 'js'];
+export const lstmKernelMode = () => envChoice('FLOWTENSOR_LSTM_KERNEL', ['fma', 'strict', 'js'], 'kernel', 'fma');
 
 let compiled: { module: object | null; reason: string; fma: boolean } | undefined;
 /**
@@ -86,8 +80,7 @@ let compiled: { module: object | null; reason: string; fma: boolean } | undefine
  */
 function compile(): { module: object | null; reason: string; fma: boolean } {
   if (compiled) return compiled;
-  const mode = process.env.FLOWTENSOR_LSTM_KERNEL ?? 'fma';
-  if (!KERNEL_MODES.includes(mode)) throw new UserError(`FLOWTENSOR_LSTM_KERNEL=${JSON.stringify(mode.slice(0, 40))}: not a kernel mode`, `use one of ${KERNEL_MODES.join(', ')} (or leave it unset)`);
+  const mode = lstmKernelMode();
   if (mode === 'js') return (compiled = { module: null, reason: 'FLOWTENSOR_LSTM_KERNEL=js', fma: false });
   let why = 'FLOWTENSOR_LSTM_KERNEL=strict';
   if (mode === 'fma') {

@@ -19,6 +19,61 @@ export function processAlive(pid: number): boolean {
   }
 }
 
+/** An empty lock younger than this may be mid-write by the fallback path; older, it is stale. */
+const EMPTY_STALE_MS = 5000;
+
+function emptyAndOld(file: string): boolean {
+  try {
+    return Date.now() - fs.statSync(file).mtimeMs > EMPTY_STALE_MS;
+  } catch {
+    return true; // removed meanwhile: try again
+  }
+}
+
+/** The temp name of a lock being written, less the writer's process id. */
+function lockTempBase(file: string): string {
+  return `${path.join(path.dirname(file), `.${path.basename(file).replace(/^\./, '')}`)}.tmp-`;
+}
+
+/** Remove the temp files of this lock left by writers killed between the link and the unlink. */
+function removeDeadLockTemps(file: string): void {
+  const base = path.basename(lockTempBase(file));
+  for (const n of staleTemps(path.dirname(file))) if (path.basename(n).startsWith(base)) fs.rmSync(n, { force: true });
+}
+
+/**
+ * Create file holding text, or return false if it exists. The file appears with its content at
+ * once: written under a temp name, then hard-linked to its name (link fails if the name exists), so
+ * a process killed at any point never leaves an empty lock that reads as held. Where the file system
+ * has no hard links, an exclusive create and a write.
+ */
+function createWithContent(file: string, text: string): boolean {
+  const tmp = `${lockTempBase(file)}${process.pid}`;
+  fs.writeFileSync(tmp, text, { mode: 0o644 });
+  try {
+    fs.linkSync(tmp, file);
+    return true;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') return false;
+    if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP' && code !== 'ENOSYS') throw e;
+  } finally {
+    fs.rmSync(tmp, { force: true });
+  }
+  try {
+    const fd = fs.openSync(file, 'wx', 0o644);
+    try {
+      fs.writeSync(fd, text);
+    } finally {
+      fs.closeSync(fd);
+    }
+    return true;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw e;
+  }
+}
+
 /** Take dir's lock for `what` (e.g. 'prep'); returns the function that releases it. */
 export function lockDir(dir: string, what: string, name = LOCK_NAME): () => void {
   const existed = fs.existsSync(dir);
@@ -26,13 +81,9 @@ export function lockDir(dir: string, what: string, name = LOCK_NAME): () => void
   const file = path.join(dir, name);
   const mine = `${process.pid} ${what}\n`;
   for (let attempt = 0; ; attempt++) {
-    try {
-      const fd = fs.openSync(file, 'wx', 0o644);
-      fs.writeSync(fd, mine);
-      fs.closeSync(fd);
+    if (createWithContent(file, mine)) {
+      removeDeadLockTemps(file);
       break;
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
     }
     let text = '';
     try {
@@ -42,8 +93,9 @@ export function lockDir(dir: string, what: string, name = LOCK_NAME): () => void
     }
     const [pidText, other] = text.trim().split(/\s+/);
     const pid = Number(pidText);
-    // a half-written lock (its writer just created it) is read as held; a dead owner's lock is stale
-    if (attempt < 3 && (text === '' ? false : !processAlive(pid))) {
+    // a dead owner's lock is stale; so is an empty one old enough not to be a writer's (only a
+    // version that wrote the lock in two steps, killed between them, could leave one)
+    if (attempt < 3 && (text === '' ? emptyAndOld(file) : !processAlive(pid))) {
       fs.rmSync(file, { force: true });
       continue;
     }

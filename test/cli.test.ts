@@ -111,6 +111,17 @@ test('two writers into one folder: the second gets a clear error; a lock left by
   fs.mkdirSync(run);
   fs.writeFileSync(path.join(run, '.flowtensor.lock'), `${process.pid} train\n`);
   assertUserError(cli(['train', '--shards', out, '--out', run]), /run: in use by another flowtensor train/);
+  // the lock appears with its owner written (never empty: a process killed right after creating it
+  // once left an empty lock that blocked every retry); an empty one is someone mid-write unless old
+  const lockfile = path.join(out, '.flowtensor.lock');
+  fs.writeFileSync(lockfile, '');
+  assertUserError(cli(['prep', '-q', '--out', out, files[0]]), /out: in use by another flowtensor command/);
+  const old = new Date(Date.now() - 60_000);
+  fs.utimesSync(lockfile, old, old);
+  // a writer killed between linking its lock and removing the temp it linked from leaves the temp
+  fs.writeFileSync(path.join(out, '.flowtensor.lock.tmp-999999'), '999999 prep\n');
+  assert.equal(cli(['prep', '-q', '--out', out, files[0]]).status, 0);
+  assert.deepEqual(fs.readdirSync(out).filter((f) => f.startsWith('.')), [], 'no lock or temp left');
 });
 
 test('labels: at most 1,000 classes; a huge label is cut in messages; a merged label never takes an existing class name', async () => {

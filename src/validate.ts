@@ -6,6 +6,7 @@ import path from 'node:path';
 import { UserError } from './errors.js';
 import { lstmKernelMode } from './kernels/lstm.js';
 import { csvScanMode } from './kernels/csvscan.js';
+import { scaleKernelMode } from './kernels/scalekern.js';
 import { expandInputs } from './inputs.js';
 import { pathError, refuseInputsAsOutput } from './safefile.js';
 
@@ -78,6 +79,7 @@ export function checkArgs(cmd: string, a: Record<string, unknown>, argv: string[
   for (const name of Object.keys(NUMERIC_OPTIONS)) if (name in a) checkNumber(name, a[name], argv);
   csvScanMode(); // the environment's settings too, before any work
   lstmKernelMode();
+  scaleKernelMode();
   const delim = a.delimiter;
   if (delim !== undefined && (typeof delim !== 'string' || Buffer.byteLength(delim) !== 1 || delim === '"' || delim === '\n' || delim === '\r'))
     throw new UserError(`--delimiter ${JSON.stringify(delim)}: give one ASCII character other than a quote or a line break, e.g. ',' or ';'`);

@@ -14,6 +14,8 @@ import type { ScalerMethod, ScalerStats } from '../src/manifest.js';
 import { meanStd, type MomentsJson } from '../src/moments.js';
 import { UserError, errorFrom, workerExecArgv, type ErrorData } from '../src/errors.js';
 import type { DatasetConfig, SanitizePolicy } from '../src/config.js';
+import { ScaleKernel, REC_F64 } from '../src/kernels/scalekern.js';
+import { SLOT } from '../src/kernels/scalewat.js';
 
 export const slog1p = (x: number) => (x < 0 ? -Math.log1p(-x) : Math.log1p(x));
 
@@ -157,6 +159,36 @@ export function applyScaler(x: Float32Array, F: number, sc: ScalerStats, counts?
   const clipped = new Float64Array(F);
   const infs = new Float64Array(F);
   const clip = sc.clip;
+  const kernel = ScaleKernel.forFeatures(F);
+  if (kernel) {
+    // the same loop in WebAssembly (src/kernels/scalewat.ts), the same bits
+    const rec = kernel.records(F);
+    rec.fill(0);
+    for (let f = 0, r = 0; f < F; f++, r += REC_F64) {
+      rec[r + SLOT.center] = center[f];
+      rec[r + SLOT.inv] = inv[f];
+      rec[r + SLOT.lo] = yMin[f];
+      rec[r + SLOT.hi] = yMax[f];
+      rec[r + SLOT.posRep] = posRep[f];
+      rec[r + SLOT.negRep] = negRep[f];
+      rec[r + SLOT.useLog] = useLog[f];
+    }
+    kernel.scale(x, F, clip);
+    const out = kernel.records(F); // the memory may have grown (a copied array): a new view
+    for (let f = 0, r = 0; f < F; f++, r += REC_F64) {
+      clipped[f] = out[r + SLOT.clipped];
+      infs[f] = out[r + SLOT.inf];
+    }
+  } else scaleLoop(x, F, clip, useLog, posRep, negRep, center, inv, yMin, yMax, clipped, infs);
+  for (let f = 0; f < F; f++) {
+    const name = features?.[f] ?? String(f);
+    if (counts?.clipped && clipped[f]) counts.clipped[name] = (counts.clipped[name] ?? 0) + clipped[f];
+    if (counts?.inf && infs[f]) counts.inf[name] = (counts.inf[name] ?? 0) + infs[f];
+  }
+}
+
+/** applyScaler's loop in JavaScript (where the kernel does not load, and for the tests to compare). */
+function scaleLoop(x: Float32Array, F: number, clip: boolean, useLog: Uint8Array, posRep: Float64Array, negRep: Float64Array, center: ArrayLike<number>, inv: Float64Array, yMin: ArrayLike<number>, yMax: ArrayLike<number>, clipped: Float64Array, infs: Float64Array): void {
   const n = x.length / F;
   // per feature, the last finite input and its result: consecutive rows often repeat a value (flags,
   // ports, counts), and then the log and the clip test are not done again
@@ -223,11 +255,6 @@ export function applyScaler(x: Float32Array, F: number, sc: ScalerStats, counts?
       clipped[f] += nClip;
       infs[f] += nInf;
     }
-  }
-  for (let f = 0; f < F; f++) {
-    const name = features?.[f] ?? String(f);
-    if (counts?.clipped && clipped[f]) counts.clipped[name] = (counts.clipped[name] ?? 0) + clipped[f];
-    if (counts?.inf && infs[f]) counts.inf[name] = (counts.inf[name] ?? 0) + infs[f];
   }
 }
 
@@ -306,15 +333,20 @@ export function removeRows(x: Float32Array, y: Int32Array, prev: Int32Array | nu
 }
 
 /** Scale one shard file in place (atomically); a shard already marked scaled is only checksummed. */
-// one read buffer per thread, reused for every shard: pass 2 then allocates nothing per shard
-let readBuf = Buffer.alloc(0);
-function readWhole(file: string): Buffer {
+// one read buffer per thread, reused for every shard: pass 2 then allocates nothing per shard; with
+// the scaler's kernel, its memory, where the features are then scaled without a copy
+let readBuf: Buffer = Buffer.alloc(0);
+function readWhole(file: string, F: number): Buffer {
   const fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK); // a FIFO never blocks here
   try {
     const st = fs.fstatSync(fd);
     if (!st.isFile()) throw new UserError(`${file}: not a regular file; refused`);
     const size = st.size;
-    if (readBuf.length < size) readBuf = Buffer.allocUnsafeSlow(size);
+    const kernel = ScaleKernel.forFeatures(F);
+    if (kernel) {
+      const r = kernel.region(size);
+      readBuf = Buffer.from(r.buffer, r.byteOffset, r.byteLength);
+    } else if (readBuf.length < size) readBuf = Buffer.allocUnsafeSlow(size);
     let off = 0;
     while (off < size) {
       const n = fs.readSync(fd, readBuf, off, size - off, off);
@@ -330,7 +362,7 @@ function readWhole(file: string): Buffer {
 export function scaleShard(job: ShardJob, scaler: ScalerStats, features: string[]): ShardJobResult {
   const F = features.length;
   if (job.parquet && !fs.existsSync(job.full) && fs.existsSync(parquetName(job.full))) return parquetDone(job, features);
-  const buf = readWhole(job.full);
+  const buf = readWhole(job.full, F);
   const st = decodeSafetensors(buf, job.full);
   const scaledAlready = st.metadata.scaled === 'true';
   let x = st.get('features') as Float32Array; // a view into buf when aligned: scaled in place

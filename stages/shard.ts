@@ -9,6 +9,8 @@ import { MANIFEST, PASS1, type ShardInfo, type SplitInfo } from '../src/manifest
 import { Moments, MOMENT_LIMIT, MOMENT_ONE } from '../src/moments.js';
 import { U32Map } from '../src/hash.js';
 import { slog1p } from './scale.js';
+import { ScaleKernel, REC_F64 } from '../src/kernels/scalekern.js';
+import { SLOT } from '../src/kernels/scalewat.js';
 import { UserError } from '../src/errors.js';
 import { HELD_PER_CLASS, encodeValues, fpHex, type Candidate } from '../src/stats.js';
 
@@ -116,9 +118,13 @@ export class ShardWriter {
   /** lo, hi, label, split, row number: every kept row (with `fingerprints`). */
   private fps: Uint32Array | null = null;
   private nfps = 0;
+  /** The scaler's kernel (train statistics), and the current addRows matrix copied into its memory. */
+  private kernel: ScaleKernel | null;
+  private kx: Float32Array | null = null;
 
   constructor(private opts: ShardOptions) {
     this.F = opts.features.length;
+    this.kernel = ScaleKernel.forFeatures(this.F);
     this.shardRows = opts.shardRows ?? 65536;
     if (!Number.isSafeInteger(this.shardRows) || this.shardRows < 1 || this.shardRows > 1 << 22) throw new UserError(`shard rows ${this.shardRows}: give a whole number from 1 to ${1 << 22}`);
     this.min = new Float64Array(this.F).fill(Infinity);
@@ -194,6 +200,8 @@ export class ShardWriter {
   addRows(x: Float32Array, n: number, label: Int32Array, split: Uint8Array, keep: Uint8Array | null, host?: Uint32Array, hash?: Uint32Array): void {
     const F = this.F;
     const bits = new Uint32Array(x.buffer, x.byteOffset, n * F); // the values' float32 bits (the log cache's keys)
+    // the train statistics in the scaler's kernel: the rows copied into its memory once per call
+    this.kx = this.kernel ? this.kernel.load(x.subarray(0, n * F), TRAIN_BLOCK) : null;
     for (let i = 0; i < n; i++) {
       if (keep && !keep[i]) continue;
       const s = split[i];
@@ -251,6 +259,10 @@ export class ShardWriter {
     const F = this.F;
     const pend = this.pend;
     const mom = this.moments;
+    if (this.kernel && this.kx) {
+      this.addTrainKernel(this.kernel, this.kx, k);
+      return;
+    }
     const { t: ft, t1: f1, t2: f2 } = this.fixed;
     if (mom) mom.beginRows(k);
     for (let f = 0; f < F; f++) {
@@ -290,6 +302,26 @@ export class ShardWriter {
       this.lastV[f] = lastV;
       this.lastT[f] = lastT;
       if (mom && count > 0) mom.addSums(f, count, s1, s2);
+    }
+  }
+
+  /** addTrainRows in the scaler's kernel (src/kernels/scalewat.ts train): the same min, max and sums. */
+  private addTrainKernel(kernel: ScaleKernel, kx: Float32Array, k: number): void {
+    const F = this.F;
+    const mom = this.moments;
+    const rec = kernel.records(F);
+    for (let f = 0, r = 0; f < F; f++, r += REC_F64) {
+      rec[r + SLOT.min] = this.min[f];
+      rec[r + SLOT.max] = this.max[f];
+      rec[r + SLOT.one] = MOMENT_ONE;
+    }
+    kernel.train(kx, this.pend, k, F, mom !== null);
+    if (mom) mom.beginRows(k);
+    for (let f = 0, r = 0; f < F; f++, r += REC_F64) {
+      this.min[f] = rec[r + SLOT.min];
+      this.max[f] = rec[r + SLOT.max];
+      const count = rec[r + SLOT.count];
+      if (mom && count > 0) mom.addSums(f, count, rec[r + SLOT.s1], rec[r + SLOT.s2]);
     }
   }
 

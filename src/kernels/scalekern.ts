@@ -1,0 +1,115 @@
+// The scaler's kernel (src/kernels/scalewat.ts): scaling rows in place (stages/scale.ts applyScaler,
+// pass 2 and predict) and pass 1's train statistics (stages/shard.ts), each value's signed log1p
+// computed in WebAssembly with Math.log1p's bits. One instance per thread, made on first use. Where
+// the module does not load (or FLOWTENSOR_SCALE_KERNEL=js) callers run their JavaScript loops, which
+// give the same bits.
+import fs from 'node:fs';
+import { BLOCK_MAX, DATA_AT, FEATURES_MAX, PARAMS, REC } from './scalewat.js';
+import { envChoice } from '../errors.js';
+import { WA, type WasmMemory } from './wasm.js';
+
+interface Exports {
+  memory: WasmMemory;
+  scale(x: number, n: number, F: number, clip: number): void;
+  train(x: number, rows: number, k: number, F: number, mom: number): void;
+  slog1p(x: number): number;
+  slogFast(x: number): number;
+  init(): void;
+}
+
+/** FLOWTENSOR_SCALE_KERNEL: unset or `wasm` (the WebAssembly kernel where it loads), `js` (JavaScript only). */
+export const scaleKernelMode = () => envChoice('FLOWTENSOR_SCALE_KERNEL', ['wasm', 'js'], 'kernel', 'wasm');
+
+/** f64 slots per feature record. */
+export const REC_F64 = REC / 8;
+/** Rows an outside array is copied in at a time (at most this many bytes). */
+const CHUNK_BYTES = 4 << 20;
+
+export class ScaleKernel {
+  private constructor(private ex: Exports) {}
+
+  private static made: ScaleKernel | null | undefined;
+  /** This thread's kernel, or null where it does not load or FLOWTENSOR_SCALE_KERNEL=js. */
+  static get(): ScaleKernel | null {
+    if (ScaleKernel.made === undefined) {
+      ScaleKernel.made = null;
+      if (scaleKernelMode() === 'wasm')
+        try {
+          const mod = new WA.Module(fs.readFileSync(new URL('./scale.wasm', import.meta.url)));
+          const ex = new WA.Instance(mod, {}).exports as Exports;
+          ex.init(); // the table of logs of small whole numbers (~1 ms)
+          ScaleKernel.made = new ScaleKernel(ex);
+        } catch {
+          /* the JavaScript loops give the same bits */
+        }
+    }
+    return ScaleKernel.made;
+  }
+
+  /** The kernel, for F features; null above FEATURES_MAX (the JavaScript loops take those). */
+  static forFeatures(F: number): ScaleKernel | null {
+    return F <= FEATURES_MAX ? ScaleKernel.get() : null;
+  }
+
+  /**
+   * `bytes` bytes of the kernel's memory where rows go (grown to hold them): a file read here is
+   * scaled in place, without a copy. Views taken before a call that grows are no longer valid.
+   */
+  region(bytes: number): Uint8Array {
+    const mem = this.ex.memory;
+    const need = DATA_AT + bytes;
+    if (mem.buffer.byteLength < need) mem.grow(Math.ceil((need - mem.buffer.byteLength) / 65536));
+    return new Uint8Array(mem.buffer, DATA_AT, bytes);
+  }
+
+  /** The per-feature records (REC_F64 f64 slots each: scalewat.ts SLOT). */
+  records(F: number): Float64Array {
+    return new Float64Array(this.ex.memory.buffer, PARAMS, F * REC_F64);
+  }
+
+  /** Scale x's rows in place with the records' parameters; x in region() is scaled where it lies, any other array through a copy. */
+  scale(x: Float32Array, F: number, clip: boolean): void {
+    const n = x.length / F;
+    const mem = this.ex.memory;
+    if (x.buffer === mem.buffer) {
+      this.ex.scale(x.byteOffset, n, F, clip ? 1 : 0);
+      return;
+    }
+    const chunk = Math.max(1, Math.floor(CHUNK_BYTES / (4 * F)));
+    for (let r0 = 0; r0 < n; r0 += chunk) {
+      const part = x.subarray(r0 * F, Math.min(n, r0 + chunk) * F);
+      const at = this.region(part.byteLength);
+      const view = new Float32Array(at.buffer, at.byteOffset, part.length);
+      view.set(part);
+      this.ex.scale(at.byteOffset, part.length / F, F, clip ? 1 : 0);
+      part.set(view);
+    }
+  }
+
+  /** Copy rows (n × F values) into region() for train(), with room after them for rowsMax row offsets; returns the view. */
+  load(x: Float32Array, rowsMax: number): Float32Array {
+    const at = this.region(x.byteLength + 16 + 4 * rowsMax);
+    const view = new Float32Array(at.buffer, at.byteOffset, x.length);
+    view.set(x);
+    return view;
+  }
+
+  /**
+   * Train statistics of k rows of `x` (a view from load()) whose value offsets are rows[0..k): min, max
+   * and, with mom, the count and fixed-point sums per feature into the records. `rows` is copied
+   * after x's values (load()'s room).
+   */
+  train(x: Float32Array, rows: Int32Array, k: number, F: number, mom: boolean): void {
+    const mem = this.ex.memory;
+    if (k > BLOCK_MAX) throw new Error(`scale kernel: ${k} rows at once; at most ${BLOCK_MAX}`);
+    const rowsAt = (x.byteOffset + x.byteLength + 15) & ~15;
+    if (mem.buffer.byteLength < rowsAt + 4 * k) throw new Error('scale kernel: region() too small for the row offsets');
+    new Int32Array(mem.buffer, rowsAt, k).set(rows.subarray(0, k));
+    this.ex.train(x.byteOffset, rowsAt, k, F, mom ? 1 : 0);
+  }
+
+  /** The kernel's signed log1p, and the one its loops use (whole numbers from the table): the tests compare both with Math.log1p. */
+  slog1p(v: number, table = false): number {
+    return table ? this.ex.slogFast(v) : this.ex.slog1p(v);
+  }
+}

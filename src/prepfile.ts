@@ -4,7 +4,8 @@
 import fs from 'node:fs';
 import { CsvBatchParser, type HeaderInfo, type RejectRecord } from '../stages/parse.js';
 import type { Batch, Counts } from './batch.js';
-import { rowHashes, toRowMajor } from '../stages/split.js';
+import { columnsOf, rowHashes, toRowMajor } from '../stages/split.js';
+import { ScaleKernel } from './kernels/scalekern.js';
 import type { Front } from './front.js';
 import type { DatasetConfig } from './config.js';
 import { readInput, describeReadError } from './inputs.js';
@@ -49,9 +50,19 @@ export function pack(b: Batch, features: string[], pool?: PackPool): Packed {
   if (xi && xi.length !== b.n * F) xi = undefined;
   let hi = pool?.hash.pop();
   if (hi && hi.length !== 2 * b.n) hi = undefined;
-  const x = toRowMajor(b, features, xi);
   const label = b.label ? b.label.slice(0, b.n) : new Int32Array(b.n);
-  const p: Packed = { n: b.n, x, label, hash: rowHashes(x, F, b.n, label, hi) };
+  const kernel = ScaleKernel.forFeatures(F);
+  let p: Packed;
+  if (kernel) {
+    // both in the kernel: the rows transposed and fingerprinted four at a time (the same bits)
+    const x = xi ?? new Float32Array(b.n * F);
+    const hash = hi ?? new Uint32Array(2 * b.n);
+    kernel.pack(columnsOf(b, features), label, b.n, x, hash);
+    p = { n: b.n, x, label, hash };
+  } else {
+    const x = toRowMajor(b, features, xi);
+    p = { n: b.n, x, label, hash: rowHashes(x, F, b.n, label, hi) };
+  }
   if (b.keys?.group) p.group = b.keys.group.length === 2 * b.n ? b.keys.group : b.keys.group.slice(0, 2 * b.n);
   if (b.keys?.host) p.host = b.keys.host.length === b.n ? b.keys.host : b.keys.host.slice(0, b.n);
   return p;

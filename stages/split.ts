@@ -41,16 +41,21 @@ export interface Splitter {
 /** Rows per tile of toRowMajor: the tile's rows stay in the first-level cache while every column is written into them. */
 const TILE = 64;
 
+/** The batch's columns of these names, in that order. */
+export function columnsOf(b: Batch, names: string[]): Float64Array[] {
+  return names.map((nm) => {
+    const c = b.num.get(nm);
+    if (!c) throw new Error(`${b.file}: column ${nm} missing`);
+    return c;
+  });
+}
+
 /** Row-major float32 copy of a batch's columns. */
 export function toRowMajor(b: Batch, names: string[], into?: Float32Array): Float32Array {
   const F = names.length;
   const n = b.n;
   const x = into && into.length === n * F ? into : new Float32Array(n * F);
-  const cols = names.map((nm) => {
-    const c = b.num.get(nm);
-    if (!c) throw new Error(`${b.file}: column ${nm} missing`);
-    return c;
-  });
+  const cols = columnsOf(b, names);
   for (let r0 = 0; r0 < n; r0 += TILE) {
     const r1 = Math.min(n, r0 + TILE);
     for (let f = 0; f < F; f++) {

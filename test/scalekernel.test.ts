@@ -1,5 +1,6 @@
 // The scaler's WebAssembly kernel (src/kernels/scalewat.ts) against JavaScript: its log1p has
-// Math.log1p's bits, applyScaler gives a plain loop's bits, and prep writes the same bytes with the
+// Math.log1p's bits, applyScaler gives a plain loop's bits, pack gives the JavaScript packing's rows
+// and fingerprints, and prep writes the same bytes with the
 // kernel and with FLOWTENSOR_SCALE_KERNEL=js (pass 1's train statistics and pass 2's scaling).
 import test from 'node:test';
 import assert from 'node:assert/strict';
@@ -9,6 +10,8 @@ import { ScaleKernel } from '../src/kernels/scalekern.js';
 import { applyScaler, fitScaler, slog1p } from '../stages/scale.js';
 import type { ScalerStats } from '../src/manifest.js';
 import { Moments } from '../src/moments.js';
+import { columnsOf, rowHashes, toRowMajor } from '../stages/split.js';
+import type { Batch } from '../src/batch.js';
 import { cli, synthFile, tmpdir } from './helpers.js';
 
 /** A deterministic stream of numbers (xorshift). */
@@ -139,4 +142,31 @@ test('prep writes the same bytes with the scale kernel and with FLOWTENSOR_SCALE
   assert.equal(bad.status, 2);
   assert.match(bad.stderr, /FLOWTENSOR_SCALE_KERNEL/);
   assert.equal(bad.stderr.trim().split('\n').filter((l) => l.startsWith('flowtensor:')).length, 1);
+});
+
+test('scale kernel: pack gives toRowMajor\'s rows and rowHashes\' fingerprints, bit for bit (-0, NaN, ±Infinity, row counts not a multiple of 4)', () => {
+  const k = ScaleKernel.get()!;
+  const r = rng(5);
+  for (const [F, n] of [[1, 1], [2, 3], [3, 5], [7, 4], [33, 2048], [62, 1001]]) {
+    const names = Array.from({ length: F }, (_, i) => `c${i}`);
+    // columns longer than n (a parser's batch arrays are): only the first n rows count
+    const num = new Map(
+      names.map((nm) => [
+        nm,
+        Float64Array.from({ length: n + 7 }, () => {
+          const p = r();
+          return p < 0.1 ? -0 : p < 0.13 ? NaN : p < 0.16 ? Infinity : p < 0.19 ? -Infinity : p < 0.5 ? Math.floor(r() * 100) : (r() - 0.5) * 1e9 * r();
+        }),
+      ]),
+    );
+    const label = Int32Array.from({ length: n }, () => Math.floor(r() * 15));
+    const b = { n, num, file: 'x.csv' } as unknown as Batch;
+    const want = toRowMajor(b, names);
+    const wantHash = rowHashes(want, F, n, label);
+    const x = new Float32Array(n * F);
+    const hash = new Uint32Array(2 * n);
+    k.pack(columnsOf(b, names), label, n, x, hash);
+    assert.deepEqual(new Uint32Array(x.buffer), new Uint32Array(want.buffer), `F=${F} n=${n}: rows`);
+    assert.deepEqual(hash, wantHash, `F=${F} n=${n}: fingerprints`);
+  }
 });

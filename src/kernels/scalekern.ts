@@ -1,6 +1,7 @@
-// The scaler's kernel (src/kernels/scalewat.ts): scaling rows in place (stages/scale.ts applyScaler,
-// pass 2 and predict) and pass 1's train statistics (stages/shard.ts), each value's signed log1p
-// computed in WebAssembly with Math.log1p's bits. One instance per thread, made on first use. Where
+// The rows' kernel (src/kernels/scalewat.ts): scaling rows in place (stages/scale.ts applyScaler,
+// pass 2 and predict), pass 1's train statistics (stages/shard.ts), each value's signed log1p
+// computed in WebAssembly with Math.log1p's bits, and packing parsed columns into rows with their
+// fingerprints (src/prepfile.ts). One instance per thread, made on first use. Where
 // the module does not load (or FLOWTENSOR_SCALE_KERNEL=js) callers run their JavaScript loops, which
 // give the same bits.
 import fs from 'node:fs';
@@ -15,9 +16,10 @@ interface Exports {
   slog1p(x: number): number;
   slogFast(x: number): number;
   init(): void;
+  pack(cols: number, stride: number, lab: number, n: number, F: number, xo: number, ho: number): void;
 }
 
-/** FLOWTENSOR_SCALE_KERNEL: unset or `wasm` (the WebAssembly kernel where it loads), `js` (JavaScript only). */
+/** FLOWTENSOR_SCALE_KERNEL: unset or `wasm` (the WebAssembly kernel where it loads), `js` (JavaScript only: the same bits, slower). */
 export const scaleKernelMode = () => envChoice('FLOWTENSOR_SCALE_KERNEL', ['wasm', 'js'], 'kernel', 'wasm');
 
 /** f64 slots per feature record. */
@@ -106,6 +108,33 @@ export class ScaleKernel {
     if (mem.buffer.byteLength < rowsAt + 4 * k) throw new Error('scale kernel: region() too small for the row offsets');
     new Int32Array(mem.buffer, rowsAt, k).set(rows.subarray(0, k));
     this.ex.train(x.byteOffset, rowsAt, k, F, mom ? 1 : 0);
+  }
+
+  /**
+   * src/prepfile.ts pack in the kernel: the columns (F of n doubles) as a row-major float32 matrix into
+   * x, and each row's fingerprint (src/hash.ts rowHash32, the same words) into hash ([2n]).
+   */
+  pack(cols: Float64Array[], label: Int32Array, n: number, x: Float32Array, hash: Uint32Array): void {
+    const F = cols.length;
+    const np = (n + 3) & ~3;
+    const stride = 8 * np;
+    const colsAt = 0;
+    const labAt = colsAt + F * stride;
+    const xAt = labAt + 4 * np;
+    const hAt = xAt + 4 * np * F;
+    const at = this.region(hAt + 8 * np).byteOffset;
+    const buf = this.ex.memory.buffer;
+    for (let f = 0; f < F; f++) {
+      const c = new Float64Array(buf, at + colsAt + f * stride, np);
+      c.set(cols[f].subarray(0, n));
+      c.fill(0, n); // padding rows: hashed, never copied out
+    }
+    const lab = new Int32Array(buf, at + labAt, np);
+    lab.set(label.subarray(0, n));
+    lab.fill(0, n);
+    this.ex.pack(at + colsAt, stride, at + labAt, n, F, at + xAt, at + hAt);
+    x.set(new Float32Array(buf, at + xAt, n * F));
+    hash.set(new Uint32Array(buf, at + hAt, 2 * n));
   }
 
   /** The kernel's signed log1p, and the one its loops use (whole numbers from the table): the tests compare both with Math.log1p. */

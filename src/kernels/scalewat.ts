@@ -1,6 +1,7 @@
-// The scaler's kernel in WebAssembly text, compiled to dist/src/kernels/scale.wasm by `npm run build`
+// The rows' kernel in WebAssembly text, compiled to dist/src/kernels/scale.wasm by `npm run build`
 // (src/kernels/build.ts). Used by src/kernels/scalekern.ts for stages/scale.ts applyScaler (pass 2,
-// predict) and for the train statistics of pass 1 (stages/shard.ts).
+// predict), for the train statistics of pass 1 (stages/shard.ts) and for packing parsed columns into
+// rows with their fingerprints (src/prepfile.ts pack).
 //
 // log1p: the algorithm of fdlibm's s_log1p.c (Sun Microsystems, 1993, freely redistributable), which
 // V8's Math.log1p runs (src/base/ieee754.cc), for x >= 0 and -0: the same argument reduction, the same
@@ -23,7 +24,10 @@
 // the sums of round(t * ONE) and round(t * t * ONE), t = slog1p(v) (Math.round: half up), in row
 // order as exact f64 integers (src/moments.ts keeps them below 2^53).
 //
-// Both take each block's logs in two loops ($slog_block): the table, or a list of the values to pass
+// pack(cols, stride, lab, n, F, xo, ho): the columns (f64) as a row-major f32 matrix and each row's
+// fingerprint, src/hash.ts rowHash32's arithmetic on four rows at once (i32x4 lanes).
+//
+// scale and train take each block's logs in two loops ($slog_block): the table, or a list of the values to pass
 // to log1p; the loops have no branch that depends on the data (V8 compiles an f64 select and a
 // value-dependent `if` to branches, which mispredict on these mixed columns: 19 ns a value before).
 
@@ -307,5 +311,54 @@ export function scaleWat(): string {
         (f64.store ${slot(SLOT.s2)} ${l('p')} ${l('s2')})))
       (local.set $f (i32.add ${l('f')} (i32.const 1)))
       (br $feats))))
+  ;; pack: columns (f64, column-major, stride bytes apart, rows padded to a multiple of 4) to the
+  ;; row-major f32 matrix at xo, and each row's 64-bit fingerprint (src/hash.ts rowHash32: the
+  ;; float32 words, -0 as 0, and the label) to ho, four rows at a time
+  (func (export "pack") (param $cols i32) (param $stride i32) (param $lab i32) (param $n i32) (param $F i32) (param $xo i32) (param $ho i32)
+    (local $r0 i32) (local $f i32) (local $p i32) (local $o i32) (local $rowb i32)
+    (local $la v128) (local $a1 v128) (local $a2 v128) (local $w v128)
+    (local.set $rowb (i32.shl ${l('F')} (i32.const 2)))
+    (block $rows_done (loop $rows
+      (br_if $rows_done (i32.ge_u ${l('r0')} ${l('n')}))
+      (local.set $la (v128.load (i32.add ${l('lab')} (i32.shl ${l('r0')} (i32.const 2)))))
+      (local.set $a1 (v128.xor (i32x4.splat (i32.const 0x9e3779b9)) ${l('la')}))
+      (local.set $a2 (v128.xor (i32x4.splat (i32.const 0x7f4a7c15)) (i32x4.mul ${l('la')} (i32x4.splat (i32.const 0x27d4eb2f)))))
+      (local.set $p (i32.add ${l('cols')} (i32.shl ${l('r0')} (i32.const 3))))
+      (local.set $o (i32.add ${l('xo')} (i32.mul ${l('r0')} ${l('rowb')})))
+      (local.set $f (i32.const 0))
+      (block $feats_done (loop $feats
+        (br_if $feats_done (i32.ge_u ${l('f')} ${l('F')}))
+        (local.set $w (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23
+          (f32x4.demote_f64x2_zero (v128.load ${l('p')}))
+          (f32x4.demote_f64x2_zero (v128.load offset=16 ${l('p')}))))
+        (v128.store32_lane 0 ${l('o')} ${l('w')})
+        (v128.store32_lane 1 (i32.add ${l('o')} ${l('rowb')}) ${l('w')})
+        (v128.store32_lane 2 (i32.add ${l('o')} (i32.shl ${l('rowb')} (i32.const 1))) ${l('w')})
+        (v128.store32_lane 3 (i32.add ${l('o')} (i32.mul ${l('rowb')} (i32.const 3))) ${l('w')})
+        ;; -0 and 0 hash alike
+        (local.set $w (v128.andnot ${l('w')} (i32x4.eq ${l('w')} (i32x4.splat (i32.const 0x80000000)))))
+        (local.set $a1 (i32x4.mul (v128.xor ${l('a1')} ${l('w')}) (i32x4.splat (i32.const 0xcc9e2d51))))
+        (local.set $a1 (v128.or (i32x4.shl ${l('a1')} (i32.const 15)) (i32x4.shr_u ${l('a1')} (i32.const 17))))
+        (local.set $a1 (i32x4.add (i32x4.mul ${l('a1')} (i32x4.splat (i32.const 0x1b873593))) (i32x4.splat (i32.const 0xe6546b64))))
+        (local.set $a2 (i32x4.mul (v128.xor ${l('a2')} ${l('w')}) (i32x4.splat (i32.const 0x85ebca6b))))
+        (local.set $a2 (v128.or (i32x4.shl ${l('a2')} (i32.const 13)) (i32x4.shr_u ${l('a2')} (i32.const 19))))
+        (local.set $a2 (i32x4.add (i32x4.mul ${l('a2')} (i32x4.splat (i32.const 0xc2b2ae35))) (i32x4.splat (i32.const 0x561ccd1b))))
+        (local.set $p (i32.add ${l('p')} ${l('stride')}))
+        (local.set $o (i32.add ${l('o')} (i32.const 4)))
+        (local.set $f (i32.add ${l('f')} (i32.const 1)))
+        (br $feats)))
+      (local.set $a1 (call $fmix4 (v128.xor ${l('a1')} (i32x4.splat ${l('F')}))))
+      (local.set $a2 (call $fmix4 (v128.xor ${l('a2')} (i32x4.splat (i32.mul ${l('F')} (i32.const 0x165667b1))))))
+      ;; interleaved: lo, hi of row r0, then r0 + 1, ...
+      (v128.store (i32.add ${l('ho')} (i32.shl ${l('r0')} (i32.const 3))) (i8x16.shuffle 0 1 2 3 16 17 18 19 4 5 6 7 20 21 22 23 ${l('a1')} ${l('a2')}))
+      (v128.store offset=16 (i32.add ${l('ho')} (i32.shl ${l('r0')} (i32.const 3))) (i8x16.shuffle 8 9 10 11 24 25 26 27 12 13 14 15 28 29 30 31 ${l('a1')} ${l('a2')}))
+      (local.set $r0 (i32.add ${l('r0')} (i32.const 4)))
+      (br $rows))))
+  (func $fmix4 (param $h v128) (result v128)
+    (local.set $h (v128.xor ${l('h')} (i32x4.shr_u ${l('h')} (i32.const 16))))
+    (local.set $h (i32x4.mul ${l('h')} (i32x4.splat (i32.const 0x85ebca6b))))
+    (local.set $h (v128.xor ${l('h')} (i32x4.shr_u ${l('h')} (i32.const 13))))
+    (local.set $h (i32x4.mul ${l('h')} (i32x4.splat (i32.const 0xc2b2ae35))))
+    (v128.xor ${l('h')} (i32x4.shr_u ${l('h')} (i32.const 16))))
 )`;
 }

@@ -10,6 +10,7 @@ import { Moments, MOMENT_LIMIT, MOMENT_ONE } from '../src/moments.js';
 import { U32Map } from '../src/hash.js';
 import { slog1p } from './scale.js';
 import { ScaleKernel, REC_F64 } from '../src/kernels/scalekern.js';
+import { MAX_CLASSES } from './labels.js';
 import { SLOT } from '../src/kernels/scalewat.js';
 import { UserError } from '../src/errors.js';
 import { HELD_PER_CLASS, encodeValues, fpHex, type Candidate } from '../src/stats.js';
@@ -43,12 +44,15 @@ interface Open {
   lastOfHost: U32Map;
   n: number;
   index: number;
-  classCounts: Map<number, number>;
+  /** rows per class index in this shard */
+  classCounts: Float64Array;
   fd: number;
   tmp: string;
 }
 
 const BLOCK_ROWS = 2048;
+/** Class indices counted in arrays: stages/labels.ts allows at most MAX_CLASSES classes. */
+const CLASS_SLOTS = MAX_CLASSES;
 /** Train rows whose statistics are added together, a feature at a time (addTrainRows). */
 const TRAIN_BLOCK = 256;
 /** Slots per feature of the train statistics' table of logs (a power of two; 1,024 hit 78% of synth values, 256 75%). */
@@ -107,9 +111,13 @@ export class ShardWriter {
   private open: Open[];
   readonly splits: Record<SplitName, SplitInfo>;
   /** Rows per split and class index, not counting the rows held aside. */
-  readonly rows: Map<number, number>[] = [new Map(), new Map(), new Map()];
+  get rows(): Map<number, number>[] {
+    return this.rowCounts.map((c) => new Map([...c].map((v, k) => [k, v] as [number, number]).filter(([, v]) => v > 0)));
+  }
+  /** Per split, rows per class index (arrays: a Map look-up per row cost more than the row's copy). */
+  private rowCounts = [0, 1, 2].map(() => new Float64Array(CLASS_SLOTS));
   /** Per class, the rows of its (at most three) smallest fingerprints, held out of the statistics. */
-  private held = new Map<number, Held[]>();
+  private held: (Held[] | undefined)[] = [];
   /** Rows written per split (a row's number in its split). */
   private written = [0, 0, 0];
   /** Offsets in the current addRows matrix of the train rows whose statistics are not added yet. */
@@ -143,7 +151,7 @@ export class ShardWriter {
 
   private fresh(index: number): Open {
     const block = new Float32Array(BLOCK_ROWS * this.F);
-    return { block, blockBits: new Uint32Array(block.buffer), bn: 0, labels: new Int32Array(this.shardRows), prev: this.opts.hostContext ? new Int32Array(this.shardRows) : null, lastOfHost: new U32Map(), n: 0, index, classCounts: new Map(), fd: -1, tmp: '' };
+    return { block, blockBits: new Uint32Array(block.buffer), bn: 0, labels: new Int32Array(this.shardRows), prev: this.opts.hostContext ? new Int32Array(this.shardRows) : null, lastOfHost: new U32Map(), n: 0, index, classCounts: new Float64Array(CLASS_SLOTS), fd: -1, tmp: '' };
   }
 
   /** Write the pending block of split s at its place in the shard's temp file. */
@@ -216,8 +224,7 @@ export class ShardWriter {
       const lab = label[i];
       const ord = this.written[s]++;
       if (!hash || !this.hold(hash[2 * i], hash[2 * i + 1], lab, s, x, bits, src, ord)) {
-        const r = this.rows[s];
-        r.set(lab, (r.get(lab) ?? 0) + 1);
+        this.rowCounts[s][lab]++;
         if (s === 0) {
           this.pend[this.npend++] = src;
           if (this.npend === TRAIN_BLOCK) this.addTrainRows(x, bits);
@@ -240,7 +247,7 @@ export class ShardWriter {
           o.lastOfHost.set(h, o.n);
         }
       }
-      o.classCounts.set(lab, (o.classCounts.get(lab) ?? 0) + 1);
+      o.classCounts[lab]++;
       o.n++;
       if (++o.bn === BLOCK_ROWS) this.spill(s);
     }
@@ -368,8 +375,8 @@ export class ShardWriter {
 
   /** Whether the row is held aside: its fingerprint is among its class's three smallest so far. */
   private hold(lo: number, hi: number, lab: number, s: number, x: Float32Array, bits: Uint32Array, src: number, ord: number): boolean {
-    let list = this.held.get(lab);
-    if (!list) this.held.set(lab, (list = []));
+    let list = this.held[lab];
+    if (!list) this.held[lab] = list = [];
     let k = 0;
     for (; k < list.length; k++) {
       const c = list[k];
@@ -384,8 +391,7 @@ export class ShardWriter {
     if (list.length > HELD_PER_CLASS) {
       // the largest leaves: its copies join the statistics now
       const ev = list.pop()!;
-      const r = this.rows[ev.split];
-      r.set(ev.label, (r.get(ev.label) ?? 0) + ev.locs.length);
+      this.rowCounts[ev.split][ev.label] += ev.locs.length;
       if (ev.split === 0) {
         this.addTrainRows(x, bits); // the rows before it first: every feature sees its values in order
         this.addTrain(ev.values, new Uint32Array(ev.values.buffer, ev.values.byteOffset, this.F), 0, ev.locs.length);
@@ -397,9 +403,9 @@ export class ShardWriter {
   /** The rows held aside, per class index (src/stats.ts's candidates). */
   candidates(part: number): Record<string, Candidate[]> {
     const out: Record<string, Candidate[]> = {};
-    for (const lab of [...this.held.keys()].sort((a, b) => a - b)) {
-      const list = this.held.get(lab)!;
-      if (list.length) out[lab] = list.map((c) => ({ fp: fpHex(c.lo, c.hi), label: c.label, split: c.split, values: encodeValues(c.values), locs: { [part]: c.locs } }));
+    for (let lab = 0; lab < this.held.length; lab++) {
+      const list = this.held[lab];
+      if (list?.length) out[lab] = list.map((c) => ({ fp: fpHex(c.lo, c.hi), label: c.label, split: c.split, values: encodeValues(c.values), locs: { [part]: c.locs } }));
     }
     return out;
   }
@@ -440,7 +446,9 @@ export class ShardWriter {
     o.fd = -1;
     fs.renameSync(o.tmp, path.join(this.opts.dir, file));
     const cc: Record<string, number> = {};
-    for (const [k, v] of [...o.classCounts].sort((a, b) => a[0] - b[0])) cc[this.opts.labels[k] ?? String(k)] = v;
+    o.classCounts.forEach((v, k) => {
+      if (v > 0) cc[this.opts.labels[k] ?? String(k)] = v;
+    });
     const info: ShardInfo = { file, rows: o.n, class_counts: cc };
     const sp = this.splits[split];
     sp.shards.push(info);
@@ -451,7 +459,7 @@ export class ShardWriter {
     o.bn = 0;
     o.tmp = '';
     o.index++;
-    o.classCounts = new Map();
+    o.classCounts.fill(0);
     o.lastOfHost.clear(); // prev points inside its shard
   }
 

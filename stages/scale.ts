@@ -343,7 +343,7 @@ function readWhole(file: string, F: number): Buffer {
     if (!st.isFile()) throw new UserError(`${file}: not a regular file; refused`);
     const size = st.size;
     const kernel = ScaleKernel.forFeatures(F);
-    if (kernel) {
+    if (kernel && ScaleKernel.fits(size)) {
       const r = kernel.region(size);
       readBuf = Buffer.from(r.buffer, r.byteOffset, r.byteLength);
     } else if (readBuf.length < size) readBuf = Buffer.allocUnsafeSlow(size);

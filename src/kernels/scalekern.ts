@@ -24,6 +24,8 @@ export const scaleKernelMode = () => envChoice('FLOWTENSOR_SCALE_KERNEL', ['wasm
 
 /** f64 slots per feature record. */
 export const REC_F64 = REC / 8;
+/** A 32-bit WebAssembly memory's largest size. */
+const MEMORY_MAX = 65536 * 65536;
 /** Rows an outside array is copied in at a time (at most this many bytes). */
 const CHUNK_BYTES = 4 << 20;
 
@@ -51,6 +53,11 @@ export class ScaleKernel {
   /** The kernel, for F features; null above FEATURES_MAX (the JavaScript loops take those). */
   static forFeatures(F: number): ScaleKernel | null {
     return F <= FEATURES_MAX ? ScaleKernel.get() : null;
+  }
+
+  /** Whether region(bytes) fits in a WebAssembly memory (4 GiB in all); callers keep larger data in JavaScript. */
+  static fits(bytes: number): boolean {
+    return DATA_AT + bytes <= MEMORY_MAX;
   }
 
   /**

@@ -8,14 +8,23 @@ import { UserError } from './errors.js';
 
 export const LOCK_NAME = '.flowtensor.lock';
 
-/** Whether a process with this id runs (EPERM: it runs as another user). */
+/**
+ * Whether a process with this id runs (EPERM: it runs as another user). A killed process its parent has
+ * not reaped yet (a zombie: signal 0 still reaches it) does not; Linux says so in /proc.
+ */
 export function processAlive(pid: number): boolean {
   if (!Number.isSafeInteger(pid) || pid <= 0) return false;
   try {
     process.kill(pid, 0);
-    return true;
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'latin1');
+    const state = stat.charAt(stat.lastIndexOf(')') + 2); // after "pid (name) "
+    return state !== 'Z' && state !== 'X';
+  } catch {
+    return true; // no /proc here: signal 0 is the answer
   }
 }
 

@@ -213,7 +213,9 @@ function scaleLoop(x: Float32Array, F: number, clip: boolean, useLog: Uint8Array
       let nClip = 0;
       let nInf = 0;
       for (let o = i0 * F + f, end = i1 * F; o < end; o += F) {
-        let v = x[o];
+        // -0 scales as 0: with the reuse below, a -0 after a 0 took the 0's result and a -0 first its
+        // own (-0 where the center is 0): the sign of a zero came from the rows before it
+        let v = x[o] + 0;
         if (v === lIn) {
           x[o] = lOut;
           nClip += lClip;
@@ -372,6 +374,12 @@ export function scaleShard(job: ShardJob, scaler: ScalerStats, features: string[
   const rows = scaledAlready ? job.rows - remove.length : job.rows;
   if (x.length !== rows * F || y.length !== rows) throw new UserError(`${job.full}: ${y.length} rows, the statistics say ${rows}`, 'the folder is damaged; prepare it again');
   let prev = st.tensors.prev ? (st.get('prev') as Int32Array) : null;
+  if (x.buffer !== buf.buffer) {
+    // the features were copied out (not 4-byte aligned in the file: pass 1 never writes that): scaling
+    // them goes through the kernel's memory, where buf may lie, so the rest is copied out too
+    y = y.slice();
+    if (prev) prev = prev.slice();
+  }
   if (prev && prev.length !== rows) throw new UserError(`${job.full}: prev holds ${prev.length} rows, the statistics say ${rows}`, 'the folder is damaged; prepare it again');
   if (!scaledAlready && remove.length) ({ x, y, prev } = removeRows(x, y, prev, F, remove));
   const n = y.length;

@@ -252,6 +252,7 @@ export class ShardWriter {
       if (++o.bn === BLOCK_ROWS) this.spill(s);
     }
     this.addTrainRows(x, bits);
+    this.kx = null; // a view of the kernel's memory, reused by the next call
   }
 
   /**

@@ -15,6 +15,7 @@ import { loadModel } from '../src/runio.js';
 import { train } from '../src/train.js';
 import { SPLITS, type Batch } from '../src/batch.js';
 import { synthToFile } from '../src/synth.js';
+import { LOCK_NAME, lockDir, processAlive } from '../src/lock.js';
 import { BIN, cli, synthFile, tmpdir, tlHeader, tlRow, writeCsv } from './helpers.js';
 
 const listShards = (dir: string) => SPLITS.flatMap((s) => (fs.existsSync(path.join(dir, s)) ? fs.readdirSync(path.join(dir, s)).sort().map((f) => path.join(s, f)) : []));
@@ -316,4 +317,29 @@ test('scale rerun after pass 2 died midway: temp files removed, the same counter
   assert.ok((a.quality.infinities_replaced as Record<string, number>).flow_bytes_per_s > 0, 'the data has counted infinities');
   for (const f of listShards(ref)) assert.ok(fs.readFileSync(path.join(ref, f)).equals(fs.readFileSync(path.join(out, f))), f);
   assert.deepEqual(listShards(out).filter((f) => f.includes('.tmp-')), []);
+});
+
+test('a lock whose owner was killed but not yet reaped (a zombie) is taken over', async (t) => {
+  if (!fs.existsSync('/proc/self/stat')) return t.skip('no /proc here: a zombie cannot be told from a live process');
+  // sh starts a short sleep in the background, prints its id and becomes a long sleep, which never reaps it
+  const parent = spawn('sh', ['-c', 'sleep 0.05 & echo $!; exec sleep 30'], { stdio: ['ignore', 'pipe', 'ignore'] });
+  try {
+    const zpid = Number(await new Promise<string>((r) => parent.stdout.once('data', (b: Buffer) => r(b.toString()))));
+    let state = '';
+    for (let i = 0; i < 100 && state !== 'Z'; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      const st = fs.readFileSync(`/proc/${zpid}/stat`, 'latin1');
+      state = st.charAt(st.lastIndexOf(')') + 2);
+    }
+    assert.equal(state, 'Z', 'the background sleep is a zombie');
+    assert.equal(processAlive(zpid), false);
+    assert.equal(processAlive(process.pid), true);
+    const d = tmpdir();
+    fs.writeFileSync(path.join(d, LOCK_NAME), `${zpid} prep\n`);
+    const release = lockDir(d, 'prep');
+    assert.equal(fs.readFileSync(path.join(d, LOCK_NAME), 'utf8'), `${process.pid} prep\n`);
+    release();
+  } finally {
+    parent.kill('SIGKILL');
+  }
 });

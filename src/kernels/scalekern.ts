@@ -36,8 +36,9 @@ export class ScaleKernel {
   /** This thread's kernel, or null where it does not load or FLOWTENSOR_SCALE_KERNEL=js. */
   static get(): ScaleKernel | null {
     if (ScaleKernel.made === undefined) {
+      const mode = scaleKernelMode(); // a wrong value throws, every time it is asked
       ScaleKernel.made = null;
-      if (scaleKernelMode() === 'wasm')
+      if (mode === 'wasm')
         try {
           const mod = new WA.Module(fs.readFileSync(new URL('./scale.wasm', import.meta.url)));
           const ex = new WA.Instance(mod, {}).exports as Exports;
@@ -73,11 +74,13 @@ export class ScaleKernel {
 
   /** The per-feature records (REC_F64 f64 slots each: scalewat.ts SLOT). */
   records(F: number): Float64Array {
+    if (F > FEATURES_MAX) throw new Error(`scale kernel: ${F} features; at most ${FEATURES_MAX} (callers check forFeatures)`);
     return new Float64Array(this.ex.memory.buffer, PARAMS, F * REC_F64);
   }
 
   /** Scale x's rows in place with the records' parameters; x in region() is scaled where it lies, any other array through a copy. */
   scale(x: Float32Array, F: number, clip: boolean): void {
+    if (F > FEATURES_MAX || x.length % F !== 0) throw new Error(`scale kernel: ${x.length} values are not rows of ${F} features (at most ${FEATURES_MAX})`);
     const n = x.length / F;
     const mem = this.ex.memory;
     if (x.buffer === mem.buffer) {
@@ -110,8 +113,8 @@ export class ScaleKernel {
    */
   train(x: Float32Array, rows: Int32Array, k: number, F: number, mom: boolean): void {
     const mem = this.ex.memory;
-    if (k > BLOCK_MAX) throw new Error(`scale kernel: ${k} rows at once; at most ${BLOCK_MAX}`);
-    const rowsAt = (x.byteOffset + x.byteLength + 15) & ~15;
+    if (k > BLOCK_MAX || F > FEATURES_MAX) throw new Error(`scale kernel: ${k} rows of ${F} features at once; at most ${BLOCK_MAX} of ${FEATURES_MAX}`);
+    const rowsAt = Math.ceil((x.byteOffset + x.byteLength) / 16) * 16;
     if (mem.buffer.byteLength < rowsAt + 4 * k) throw new Error('scale kernel: region() too small for the row offsets');
     new Int32Array(mem.buffer, rowsAt, k).set(rows.subarray(0, k));
     this.ex.train(x.byteOffset, rowsAt, k, F, mom ? 1 : 0);
@@ -123,6 +126,8 @@ export class ScaleKernel {
    */
   pack(cols: Float64Array[], label: Int32Array, n: number, x: Float32Array, hash: Uint32Array): void {
     const F = cols.length;
+    if (F > FEATURES_MAX || label.length < n || x.length !== n * F || hash.length !== 2 * n || cols.some((c) => c.length < n))
+      throw new Error(`scale kernel: pack of ${n} rows got arrays of other lengths`);
     const np = (n + 3) & ~3;
     const stride = 8 * np;
     const colsAt = 0;

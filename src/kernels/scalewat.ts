@@ -14,7 +14,7 @@
 //
 // scale(x, n, F, clip): rows [0, n) of the row-major f32 matrix at x with F features, scaled in place
 // as applyScaler's JavaScript loop does, with the same bits: a block of BLOCK rows at a time, within it
-// a feature at a time; ±Infinity and NaN replaced (counted); slog1p where the feature asks for it;
+// a feature at a time; -0 read as 0; ±Infinity and NaN replaced (counted); slog1p where the feature asks for it;
 // y = (t - center) * inv; clipped to [lo, hi] (counted) or, unclipped, held within float32's range.
 // The counts add up in the records from call to call.
 //
@@ -218,7 +218,8 @@ export function scaleWat(): string {
         (local.set $r (i32.const 0))
         (block $in_done (loop $in
           (br_if $in_done (i32.ge_u ${l('r')} ${l('k')}))
-          (local.set $v (f64.promote_f32 (f32.load (i32.add ${l('o')} (i32.mul ${l('r')} ${l('stride')})))))
+          ;; -0 scales as 0 (+ 0 turns -0 into 0 and leaves every other value as it is)
+          (local.set $v (f64.add (f64.promote_f32 (f32.load (i32.add ${l('o')} (i32.mul ${l('r')} ${l('stride')})))) (f64.const 0)))
           (if (f64.ne (f64.sub ${l('v')} ${l('v')}) (f64.const 0)) (then
             (local.set $nInf (i32.add ${l('nInf')} (i32.const 1)))
             (local.set $v (if (result f64) (f64.gt ${l('v')} (f64.const 0)) (then (f64.load ${slot(SLOT.posRep)} ${l('p')}))

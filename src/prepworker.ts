@@ -35,14 +35,18 @@ let credits = input.credits;
 let wake: (() => void) | null = null;
 /** Packed arrays the main thread gave back with its credits (at most a few: it returns what it got). */
 const pool: PackPool = { x: [], hash: [] };
+let scaling: Promise<void> = Promise.resolve();
 port.on('message', (m: { type: string; id?: number; job?: ShardJob; scaler?: ScalerStats; features?: string[]; x?: Float32Array; hash?: Uint32Array }) => {
   if (m.type === 'scale') {
-    // pass 2: the same threads rewrite shards scaled, so no new isolates are started
-    try {
-      port.postMessage({ type: 'scaled', id: m.id, r: scaleShard(m.job!, m.scaler!, m.features!) });
-    } catch (e) {
-      port.postMessage({ type: 'error', index: -1, ...errorData(e) });
-    }
+    // pass 2: the same threads rewrite shards scaled, so no new isolates are started; one job at a
+    // time (the main thread hands out two: the next waits here for the one running)
+    scaling = scaling.then(async () => {
+      try {
+        port.postMessage({ type: 'scaled', id: m.id, r: await scaleShard(m.job!, m.scaler!, m.features!) });
+      } catch (e) {
+        port.postMessage({ type: 'error', index: -1, ...errorData(e) });
+      }
+    });
     return;
   }
   if (m.type === 'credit') {

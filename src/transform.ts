@@ -9,7 +9,7 @@ import crypto from 'node:crypto';
 import type { Worker } from 'node:worker_threads';
 import { SPLITS, sortCounts, type Counts, type SplitName } from './batch.js';
 import { encodeSafetensors, readSafetensors, readSafetensorsRows } from './safetensors.js';
-import { writeFileAtomic, ensureDir } from './atomic.js';
+import { writeFileAtomic, ensureDir, removeSpares } from './atomic.js';
 import { FORMAT, FORMAT_VERSION, MANIFEST, PASS1, safeJoin, writeJsonAtomic, type Manifest, type ShardInfo, type SplitInfo } from './manifest.js';
 import { applyScaler, runShardJobs, type ShardJob, type ShardJobResult } from '../stages/scale.js';
 import { movedName } from '../stages/shard.js';
@@ -132,7 +132,12 @@ export async function scalePartition(o: { dir: string; s: PartStats; fp: FpTable
       jobs.push({ full: safeJoin(dir, sh.file, 'statistics'), file: sh.file, split, rows: sh.rows, ...(rm ? { remove: [...new Set(rm)].sort((a, b) => a - b) } : {}), ...(parquet ? { parquet: { labels: s.labels } } : {}) });
     }
   const useMain = o.pool.length < os.availableParallelism();
-  const results = await runShardJobs(jobs, fin.scaler, s.features, o.pool, useMain, (r, done) => o.onShard?.(r.file, done, jobs.length));
+  let results: ShardJobResult[];
+  try {
+    results = await runShardJobs(jobs, fin.scaler, s.features, o.pool, useMain, (r, done) => o.onShard?.(r.file, done, jobs.length));
+  } finally {
+    removeSpares(new Set(jobs.map((j) => path.dirname(j.full)))); // every thread's, once all have answered
+  }
   const result: PartResult = { format: 'flowtensor-scaled', index: k, plan: s.plan, shards: { train: [], val: [], test: [] }, clipped: clippedMoved, inf: { ...infMoved } };
   results.forEach((r: ShardJobResult, j) => {
     const split = jobs[j].split;

@@ -4,11 +4,11 @@
 // and writes manifest.json last.
 import fs from 'node:fs';
 import crypto from 'node:crypto';
-import { Worker } from 'node:worker_threads';
+import { Worker, threadId } from 'node:worker_threads';
 import os from 'node:os';
 import type { SplitName } from '../src/batch.js';
 import { decodeSafetensors, encodeSafetensors } from '../src/safetensors.js';
-import { writeFileAtomic } from '../src/atomic.js';
+import { writeFileAtomic, PageReuse } from '../src/atomic.js';
 import { decodeParquet, encodeParquet, parquetMetadata, parquetName } from '../src/parquet.js';
 import type { ScalerMethod, ScalerStats } from '../src/manifest.js';
 import { meanStd, type MomentsJson } from '../src/moments.js';
@@ -361,7 +361,11 @@ function readWhole(file: string, F: number): Buffer {
   }
 }
 
-export function scaleShard(job: ShardJob, scaler: ScalerStats, features: string[]): ShardJobResult {
+/** This thread's replacements reuse the pages of the shards they replace (src/atomic.ts). */
+const pages = new PageReuse(threadId);
+
+/** One shard job; the caller runs one at a time per thread (they share the read buffer and the spare). */
+export async function scaleShard(job: ShardJob, scaler: ScalerStats, features: string[]): Promise<ShardJobResult> {
   const F = features.length;
   if (job.parquet && !fs.existsSync(job.full) && fs.existsSync(parquetName(job.full))) return parquetDone(job, features);
   const buf = readWhole(job.full, F);
@@ -412,14 +416,18 @@ export function scaleShard(job: ShardJob, scaler: ScalerStats, features: string[
     fs.rmSync(job.full, { force: true });
     return { file: parquetName(job.file), bytes: pq.byteLength, sha256: crypto.createHash('sha256').update(pq).digest('hex'), rows: n, class_counts, clipped, inf };
   }
-  if (!scaledAlready) writeFileAtomic(job.full, parts);
-  const h = crypto.createHash('sha256');
-  let bytes = 0;
-  for (const p of parts) {
-    h.update(p);
-    bytes += p.byteLength;
-  }
-  return { file: job.file, bytes, sha256: h.digest('hex'), rows: n, class_counts, clipped, inf };
+  const digest = () => {
+    const h = crypto.createHash('sha256');
+    let bytes = 0;
+    for (const p of parts) {
+      h.update(p);
+      bytes += p.byteLength;
+    }
+    return { bytes, sha256: h.digest('hex') };
+  };
+  // atomically, over the pages of the shard replaced before; hashed while the disk syncs
+  const { bytes, sha256 } = scaledAlready ? digest() : await pages.replace(job.full, parts, digest);
+  return { file: job.file, bytes, sha256, rows: n, class_counts, clipped, inf };
 }
 
 /** Jobs a worker thread holds at once: the one it runs and the next, so it never waits for this thread to hand one out. */
@@ -502,15 +510,18 @@ export async function runShardJobs(jobs: ShardJob[], scaler: ScalerStats, featur
       give(w);
     }
     if (useMain) {
-      const step = () => {
-        if (error) return;
+      const step = async () => {
+        if (error) return settle();
         if (next < jobs.length) {
           const id = order[next++];
+          outstanding++; // settles only after this job, like a worker's
           try {
-            results[id] = scaleShard(jobs[id], scaler, features);
+            results[id] = await scaleShard(jobs[id], scaler, features);
           } catch (e) {
+            outstanding--;
             return fail(e as Error);
           }
+          outstanding--;
           onDone?.(results[id], ++done);
           for (const w of pool) give(w);
           setImmediate(step);

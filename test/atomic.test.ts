@@ -1,0 +1,87 @@
+// Atomic replacement over reused pages (src/atomic.ts PageReuse), as pass 2 uses it.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { PageReuse, removeSpares } from '../src/atomic.js';
+import { prep } from '../src/prep.js';
+import { readManifest } from '../src/manifest.js';
+import { SPLITS } from '../src/batch.js';
+import { synthFile, tmpdir } from './helpers.js';
+
+const bytes = (n: number, seed: number) => Uint8Array.from({ length: n }, (_, i) => (i * 31 + seed * 7) & 0xff);
+const spares = (d: string) => fs.readdirSync(d).filter((f) => f.startsWith('.flowtensor-spare-'));
+
+test('PageReuse: each file holds exactly its new bytes (longer, shorter, other folders); the old bytes live on only as the spare', async () => {
+  const d = tmpdir();
+  const a = path.join(d, 'a');
+  const b = path.join(d, 'b');
+  fs.mkdirSync(a);
+  fs.mkdirSync(b);
+  const files = [path.join(a, 'x'), path.join(a, 'y'), path.join(b, 'z'), path.join(a, 'w')];
+  const old = [50_000, 10, 70_000, 3_000].map((n, k) => bytes(n, k));
+  files.forEach((f, k) => fs.writeFileSync(f, old[k]));
+  const fresh = [20_000, 90_000, 5, 3_000].map((n, k) => bytes(n, 100 + k));
+  const r = new PageReuse(7);
+  for (let k = 0; k < files.length; k++) {
+    const f = files[k];
+    // in parts, as encodeSafetensors gives them; during runs before the file is replaced, its value returned
+    const seen = await r.replace(f, [fresh[k].subarray(0, 3), fresh[k].subarray(3)], () => fs.readFileSync(f));
+    assert.ok(seen.equals(Buffer.from(old[k])), 'during runs before the rename');
+    assert.ok(fs.readFileSync(f).equals(Buffer.from(fresh[k])), `file ${k} holds its new bytes`);
+    // the replaced file's old bytes are the spare now, in its folder; no other temp file is left
+    const dir = path.dirname(f);
+    assert.equal(spares(dir).length, 1, `one spare after file ${k}`);
+    assert.ok(fs.readFileSync(path.join(dir, spares(dir)[0])).equals(Buffer.from(old[k])));
+    const other = dir === a ? b : a;
+    assert.deepEqual(spares(other), []);
+    assert.deepEqual(fs.readdirSync(dir).filter((n) => n.includes('.tmp-') && !n.startsWith('.flowtensor-spare-')), []);
+  }
+  // a file that did not exist is written too (no spare then); a spare removed behind its back is not missed
+  removeSpares([a, b]);
+  assert.deepEqual([...spares(a), ...spares(b)], []);
+  const n = path.join(b, 'new');
+  await r.replace(n, [bytes(1234, 9)], () => 0);
+  assert.ok(fs.readFileSync(n).equals(Buffer.from(bytes(1234, 9))));
+  r.release();
+  assert.deepEqual([...spares(a), ...spares(b)], []);
+  assert.deepEqual(fs.readdirSync(a).sort(), ['w', 'x', 'y']);
+});
+
+test('PageReuse: a failed write, or a failure while syncing, leaves the file as it was and no temp file', async () => {
+  const d = tmpdir();
+  const f = path.join(d, 'f');
+  const g = path.join(d, 'g');
+  fs.writeFileSync(f, 'old f');
+  fs.writeFileSync(g, 'old g');
+  const r = new PageReuse(8);
+  await r.replace(f, [Buffer.from('new f')], () => 0); // g's replacement then goes over the spare (old f)
+  const bad = { byteLength: 3 } as unknown as Uint8Array; // not a buffer: the write throws
+  await assert.rejects(r.replace(g, [Buffer.from('new g'), bad], () => 0));
+  assert.equal(fs.readFileSync(g, 'utf8'), 'old g');
+  assert.equal(fs.readFileSync(f, 'utf8'), 'new f');
+  assert.deepEqual(fs.readdirSync(d).sort(), ['f', 'g']);
+  await assert.rejects(
+    r.replace(g, [Buffer.from('new g')], () => {
+      throw new Error('hashing failed');
+    }),
+    /hashing failed/,
+  );
+  assert.equal(fs.readFileSync(g, 'utf8'), 'old g');
+  assert.deepEqual(fs.readdirSync(d).sort(), ['f', 'g']);
+  await r.replace(g, [Buffer.from('newer g')], () => 0);
+  assert.equal(fs.readFileSync(g, 'utf8'), 'newer g');
+  r.release();
+  assert.deepEqual(fs.readdirSync(d).sort(), ['f', 'g']);
+});
+
+test('prep leaves no spare behind, with worker threads or without', async () => {
+  const d = tmpdir();
+  const files = [0, 1].map((k) => synthFile(d, `f${k}.csv`, { rows: 20000, seed: 70 + k }));
+  for (const workers of [0, 1, 2]) {
+    const out = path.join(d, `o${workers}`);
+    await prep({ out, inputs: files, shardRows: 4096, workers });
+    readManifest(out, { verify: 'sha256' });
+    for (const s of SPLITS) assert.deepEqual(fs.readdirSync(path.join(out, s)).filter((f) => f.startsWith('.')), [], `${s} with ${workers} workers`);
+  }
+});

@@ -106,6 +106,8 @@ export async function processTask(t: Task, front: Front, features: string[], ps:
     }
   } catch (e) {
     throw describeReadError(t.file, e);
+  } finally {
+    parser.dispose();
   }
   const parse = parser.counts;
   if (t.header) parse.rows_read = (parse.rows_read as number) - 1; // the header we prepended

@@ -82,6 +82,10 @@ export class CsvBatchParser {
   private idx: DelimiterIndex;
   private pc = 0;
   private kernelNumbers = false;
+  /** With the kernel: the numeric fields in its order (k -> field), the wanted text fields, and the rows of the batch already copied out of its stage. */
+  private numFields = new Int32Array(0);
+  private textFields = new Int32Array(0);
+  private synced = 0;
   private numCols: (Float64Array | null)[] = [];
   private strCols: ((string | undefined)[] | null)[] = [];
   private headerFirst = '';
@@ -152,6 +156,12 @@ export class CsvBatchParser {
     return o;
   }
 
+  /** Done with this parser (no push or end after): its kernel's instance goes to the next parser of this thread. */
+  dispose(): void {
+    this.kernelNumbers = false;
+    this.idx.release();
+  }
+
   get bytesIn(): number {
     return this.tok.bytesIn;
   }
@@ -218,7 +228,10 @@ export class CsvBatchParser {
     if (f32) canonical.forEach((c, j) => (this.f32[j] = this.kinds[j] === 1 && f32.has(c) ? 1 : 0));
     this.wantFields = Int32Array.from(canonical.map((_, j) => j).filter((j) => this.kinds[j] !== 0));
     // the numeric ones are read by the kernel, a row at a time (plain decimals; the rest here)
-    this.kernelNumbers = this.idx.setFields(Int32Array.from(canonical.map((_, j) => j).filter((j) => this.kinds[j] === 1)));
+    this.numFields = Int32Array.from(canonical.map((_, j) => j).filter((j) => this.kinds[j] === 1));
+    this.textFields = Int32Array.from(canonical.map((_, j) => j).filter((j) => this.kinds[j] === 2));
+    this.kernelNumbers = this.idx.setFields(this.numFields, this.batchSize);
+    this.synced = 0;
     this.trailingField = -1;
     if (!canonical.includes(OPTIONAL_TRAILING) && (!want || want.has(OPTIONAL_TRAILING))) {
       this.names = [...canonical, OPTIONAL_TRAILING];
@@ -276,6 +289,7 @@ export class CsvBatchParser {
     };
     this.numCols = [];
     this.strCols = [];
+    this.synced = 0;
     const spare = this.spare;
     this.spare = null;
     let ni = 0;
@@ -301,7 +315,19 @@ export class CsvBatchParser {
     return b;
   }
 
+  /** Copy the rows [synced, to) of the current batch out of the kernel's stage into its columns. */
+  private syncStage(to: number): void {
+    if (!this.kernelNumbers || this.synced >= to) return;
+    const stage = this.idx.stage;
+    const B = this.batchSize;
+    const from = this.synced;
+    const nums = this.numFields;
+    for (let k = 0; k < nums.length; k++) this.numCols[nums[k]]!.set(stage.subarray(k * B + from, k * B + to), from);
+    this.synced = to;
+  }
+
   private flush(): void {
+    if (this.cur) this.syncStage(this.cur.n);
     if (this.cur && this.cur.n > 0) {
       this.out.push(this.cur);
       this.counts.rows_out = (this.counts.rows_out as number) + this.cur.n;
@@ -340,61 +366,37 @@ export class CsvBatchParser {
     const numCols = this.numCols;
     const strCols = this.strCols;
     const want = this.wantFields;
-    // the plain decimal cells, read by the kernel (the others: st[k] = 1, read below)
-    const kern = this.kernelNumbers && this.idx.numbers(s, e, c, hlen);
-    const vals = this.idx.vals;
-    const st = this.idx.status;
-    let k = 0;
     let cp1252 = 0;
-    // only the fields the stages need: each field's bytes are [after the delimiter before it, the one after it)
-    for (let w = 0; w < want.length; w++) {
-      const j = want[w];
-      if (kinds[j] === 1) {
-        if (kern && st[k] === 0) numCols[j]![i] = vals[k];
-        else {
+    if (this.kernelNumbers) {
+      // the plain decimal cells, written by the kernel into row i of its stage; the others (st[k] = 1) here
+      if (this.idx.numbers(s, e, c, hlen, i) > 0) {
+        const st = this.idx.status;
+        const stage = this.idx.stage;
+        const nums = this.numFields;
+        for (let k = 0; k < nums.length; k++) {
+          if (st[k] === 0) continue;
+          const j = nums[k];
           const p = j === 0 ? s : pos[c + j - 1] + 1;
           const end = j === hlen - 1 ? e : pos[c + j];
-          const v = parseNumberAt(buf, p, end, d, f32[j] === 1);
-          numCols[j]![i] = v;
+          stage[k * this.batchSize + i] = parseNumberAt(buf, p, end, d, f32[j] === 1);
           if (numKind !== 0) b.issues.push({ row: i, col: this.names[j], kind: KIND_NAMES[numKind] as 'empty' | 'nan' | 'text', raw: buf.latin1Slice(p, Math.min(end, p + 100)) });
         }
-        k++;
-      } else {
+      }
+      const texts = this.textFields;
+      for (let t = 0; t < texts.length; t++) {
+        const j = texts[t];
+        cp1252 += this.textCell(buf, j === 0 ? s : pos[c + j - 1] + 1, j === hlen - 1 ? e : pos[c + j], j, i);
+      }
+    } else {
+      // only the fields the stages need: each field's bytes are [after the delimiter before it, the one after it)
+      for (let w = 0; w < want.length; w++) {
+        const j = want[w];
         const p = j === 0 ? s : pos[c + j - 1] + 1;
         const end = j === hlen - 1 ? e : pos[c + j];
-        // a label seen before: its string from the cache when the bytes match
-        const len = end - p;
-        let slot = -1;
-        let same = false;
-        if (j === this.labelField && len <= 64) {
-          let hsh = len;
-          for (let q = p; q < end; q++) hsh = Math.imul(hsh ^ buf[q], 0x01000193);
-          slot = (hsh >>> 0) % LABEL_SLOTS;
-          if (this.labLen[slot] === len) {
-            same = true;
-            const lb = this.labBytes;
-            for (let q = 0, o = slot * 64; q < len; q++)
-              if (lb[o + q] !== buf[p + q]) {
-                same = false;
-                break;
-              }
-          }
-        }
-        if (same) {
-          strCols[j]![i] = this.labStr[slot];
-          if (this.labCp[slot]) cp1252++;
-        } else {
-          const v = decodeText(buf, p, end);
-          if (lastDecodeWasCp1252) cp1252++;
-          const sv = v.length === 0 || v.trim() === '' ? undefined : v;
-          strCols[j]![i] = sv;
-          if (slot >= 0) {
-            this.labBytes.set(buf.subarray(p, end), slot * 64);
-            this.labLen[slot] = len;
-            this.labStr[slot] = sv;
-            this.labCp[slot] = lastDecodeWasCp1252 ? 1 : 0;
-          }
-        }
+        if (kinds[j] === 1) {
+          numCols[j]![i] = parseNumberAt(buf, p, end, d, f32[j] === 1);
+          if (numKind !== 0) b.issues.push({ row: i, col: this.names[j], kind: KIND_NAMES[numKind] as 'empty' | 'nan' | 'text', raw: buf.latin1Slice(p, Math.min(end, p + 100)) });
+        } else cp1252 += this.textCell(buf, p, end, j, i);
       }
     }
     if (kinds[hlen] === 2 && strCols[hlen]) strCols[hlen]![i] = undefined;
@@ -405,6 +407,42 @@ export class CsvBatchParser {
     b.n = i + 1;
     if (b.n === this.batchSize) this.flush();
     return true;
+  }
+
+  /** A text cell of row i (a label, an address): its string, from the label cache when its bytes match; 1 when it was Windows-1252. */
+  private textCell(buf: Buffer, p: number, end: number, j: number, i: number): number {
+    const strCols = this.strCols;
+    const len = end - p;
+    let slot = -1;
+    if (j === this.labelField && len <= 64) {
+      let hsh = len;
+      for (let q = p; q < end; q++) hsh = Math.imul(hsh ^ buf[q], 0x01000193);
+      slot = (hsh >>> 0) % LABEL_SLOTS;
+      if (this.labLen[slot] === len) {
+        let same = true;
+        const lb = this.labBytes;
+        for (let q = 0, o = slot * 64; q < len; q++)
+          if (lb[o + q] !== buf[p + q]) {
+            same = false;
+            break;
+          }
+        if (same) {
+          strCols[j]![i] = this.labStr[slot];
+          return this.labCp[slot];
+        }
+      }
+    }
+    const v = decodeText(buf, p, end);
+    const cp = lastDecodeWasCp1252 ? 1 : 0;
+    const sv = v.length === 0 || v.trim() === '' ? undefined : v;
+    strCols[j]![i] = sv;
+    if (slot >= 0) {
+      this.labBytes.set(buf.subarray(p, end), slot * 64);
+      this.labLen[slot] = len;
+      this.labStr[slot] = sv;
+      this.labCp[slot] = cp;
+    }
+    return cp;
   }
 
   private onRow(r: RowView): void {
@@ -449,6 +487,9 @@ export class CsvBatchParser {
     if (!this.cur) this.cur = this.newBatch();
     const b = this.cur;
     const i = b.n;
+    // the rows before from the kernel's stage; this one is written into the columns directly
+    this.syncStage(i);
+    if (this.kernelNumbers) this.synced = i + 1;
     const kinds = this.kinds;
     const numCols = this.numCols;
     const strCols = this.strCols;

@@ -7,13 +7,14 @@
 // per delimiter found (count trailing zeros): four unconditionally, more in a loop. `out` needs 16 bytes
 // of room past the last position.
 //
-// numbers(p, s, e, pos, c, hlen, nf, out, st): the numeric fields of one row. The row is [s, e) of the
+// numbers(p, s, e, pos, c, hlen, nf, out, stride, st) -> flagged: the numeric fields of one row. The row is [s, e) of the
 // buffer at p; its delimiters are the i32 offsets pos[c], pos[c + 1], …; the nf field indices (i32) are
-// at FIELDS. For each, f64 at out[k] and st[k] = 0 when the cell is a plain decimal (-?digits[.digits])
+// at FIELDS. For each, f64 at out + k·stride (the parser's column-major batch: stride = 8 × its rows)
+// and st[k] = 0 when the cell is a plain decimal (-?digits[.digits])
 // of at most 15 significant digits (the digits as an integer below 10^15; at 10^15 the sum stops, so it never
 // overflows) and 22 after the point: the digits summed as an exact integer, then
 // divided by the power of ten, as the JavaScript parser does (src/csv.ts parseNumberAt), so the same
-// double; st[k] = 1 for anything else (the JavaScript parser takes that cell).
+// double; st[k] = 1 for anything else (the JavaScript parser takes that cell). Returns how many are 1.
 
 /** Byte offset of the numeric fields' table (room for FIELDS_MAX indices), and where the buffer may start. */
 export const FIELDS = 256;
@@ -73,8 +74,8 @@ export function csvWat(): string {
       (local.set $i (i32.add ${l('i')} (i32.const 1)))
       (br $tail)))
     ${l('n')})
-  (func (export "numbers") (param $p i32) (param $s i32) (param $e i32) (param $pos i32) (param $c i32) (param $hlen i32) (param $nf i32) (param $out i32) (param $st i32)
-    (local $k i32) (local $j i32) (local $a i32) (local $b i32) (local $i i32) (local $ch i32) (local $neg i32)
+  (func (export "numbers") (param $p i32) (param $s i32) (param $e i32) (param $pos i32) (param $c i32) (param $hlen i32) (param $nf i32) (param $out i32) (param $stride i32) (param $st i32) (result i32)
+    (local $flagged i32) (local $k i32) (local $j i32) (local $a i32) (local $b i32) (local $i i32) (local $ch i32) (local $neg i32)
     (local $nd i32) (local $fd i32) (local $mant i64) (local $v f64)
     (block $fields_done (loop $fields
       (br_if $fields_done (i32.ge_u ${l('k')} ${l('nf')}))
@@ -104,12 +105,14 @@ export function csvWat(): string {
           (if (i32.ne ${l('fd')} (i32.const 0))
             (then (local.set $v (f64.div ${l('v')} (f64.load (i32.shl ${l('fd')} (i32.const 3)))))))
           (if ${l('neg')} (then (local.set $v (f64.neg ${l('v')}))))
-          (f64.store (i32.add ${l('out')} (i32.shl ${l('k')} (i32.const 3))) ${l('v')})
+          (f64.store (i32.add ${l('out')} (i32.mul ${l('k')} ${l('stride')})) ${l('v')})
           (i32.store8 (i32.add ${l('st')} ${l('k')}) (i32.const 0)))
-        (else (i32.store8 (i32.add ${l('st')} ${l('k')}) (i32.const 1))))
+        (else
+          (i32.store8 (i32.add ${l('st')} ${l('k')}) (i32.const 1))
+          (local.set $flagged (i32.add ${l('flagged')} (i32.const 1)))))
       (local.set $k (i32.add ${l('k')} (i32.const 1)))
       (br $fields)))
-  )
+    ${l('flagged')})
 )
 `;
 }

@@ -95,8 +95,8 @@ export function openInput(file: string): Readable {
 }
 
 /**
- * The bytes [start, end) of a regular file that is not gzip (end -1: to its end), in chunks of one
- * reused 1 MiB buffer: each chunk is valid until the consumer asks for the next (a `for await` body
+ * The bytes [start, end) of a regular file that is not gzip (end -1: to its end), in chunks of two
+ * reused 1 MiB buffers (the next is read while the consumer parses one): each chunk is valid until the consumer asks for the next (a `for await` body
  * that is done with it before the loop goes on). No buffer is allocated per read, so the reader leaves
  * no garbage and touches no fresh memory. Anything else (gzip, a pipe) is read as openInput reads it.
  * `prefix` (a chunk's header line) comes first; the file is closed when the consumer stops, early or not.
@@ -116,19 +116,33 @@ export function readInput(file: string, start = 0, end = -1, prefix: Buffer | nu
     })();
   }
   return (async function* chunks(): AsyncGenerator<Buffer> {
-    const buf = Buffer.allocUnsafe(1 << 20);
+    // two buffers: the next read runs in the thread pool while the consumer parses the chunk before
+    // (it is done with a chunk when it asks for the next, so the buffer of the one before is free)
+    const bufs = [Buffer.allocUnsafe(1 << 20), Buffer.allocUnsafe(1 << 20)];
     let pos = start;
+    let reading: Promise<number> | null = null;
+    const read = (buf: Buffer): Promise<number> | null => {
+      const want = end < 0 ? buf.length : Math.min(buf.length, end - pos);
+      if (want <= 0) return null;
+      const at = pos;
+      const p = new Promise<number>((res, rej) => fs.read(fd, buf, 0, want, at, (e, k) => (e ? rej(e) : res(k))));
+      p.catch(() => undefined); // failing while the chunk before is parsed is not unhandled: it is awaited next
+      return p;
+    };
     try {
       if (prefix) yield prefix;
-      for (;;) {
-        const want = end < 0 ? buf.length : Math.min(buf.length, end - pos);
-        if (want <= 0) return;
-        const n = await new Promise<number>((res, rej) => fs.read(fd, buf, 0, want, pos, (e, k) => (e ? rej(e) : res(k))));
+      reading = read(bufs[0]);
+      for (let k = 0; reading; k ^= 1) {
+        const n = await reading;
+        reading = null;
         if (n === 0) return;
         pos += n;
-        yield buf.subarray(0, n);
+        reading = read(bufs[k ^ 1]);
+        yield bufs[k].subarray(0, n);
       }
     } finally {
+      // a read still running writes into a buffer nobody reads; the descriptor waits for it
+      if (reading) await reading.catch(() => 0);
       fs.closeSync(fd);
     }
   })();

@@ -129,6 +129,10 @@ export class ShardWriter {
   /** The scaler's kernel (train statistics), and the current addRows matrix copied into its memory. */
   private kernel: ScaleKernel | null;
   private kx: Float32Array | null = null;
+  /** With the kernel: per split, the value offsets in kx of rows not yet copied into its block, from block row gatherAt. */
+  private gatherOffs = [0, 1, 2].map(() => new Int32Array(BLOCK_ROWS));
+  private ngather = [0, 0, 0];
+  private gatherAt = [0, 0, 0];
 
   constructor(private opts: ShardOptions) {
     this.F = opts.features.length;
@@ -156,6 +160,7 @@ export class ShardWriter {
 
   /** Write the pending block of split s at its place in the shard's temp file. */
   private spill(s: number): void {
+    this.gatherRows(s);
     const o = this.open[s];
     if (o.bn === 0) return;
     if (o.fd < 0) {
@@ -209,7 +214,8 @@ export class ShardWriter {
     const F = this.F;
     const bits = new Uint32Array(x.buffer, x.byteOffset, n * F); // the values' float32 bits (the log cache's keys)
     // the train statistics in the scaler's kernel: the rows copied into its memory once per call
-    this.kx = this.kernel ? this.kernel.load(x.subarray(0, n * F), TRAIN_BLOCK) : null;
+    this.kx = this.kernel ? this.kernel.load(x.subarray(0, n * F), TRAIN_BLOCK, Math.min(n, BLOCK_ROWS) * F) : null;
+    const kx = this.kx;
     for (let i = 0; i < n; i++) {
       if (keep && !keep[i]) continue;
       const s = split[i];
@@ -219,8 +225,15 @@ export class ShardWriter {
         o = this.open[s];
       }
       const src = i * F;
-      const block = o.blockBits; // the row's bits copied as they are, without a subarray object per row
-      for (let f = 0, d = o.bn * F; f < F; f++) block[d + f] = bits[src + f];
+      if (kx) {
+        // copied by the kernel, a split's rows at once (before its block is written, and at the end)
+        const g = this.ngather[s]++;
+        if (g === 0) this.gatherAt[s] = o.bn;
+        this.gatherOffs[s][g] = src;
+      } else {
+        const block = o.blockBits; // the row's bits copied as they are, without a subarray object per row
+        for (let f = 0, d = o.bn * F; f < F; f++) block[d + f] = bits[src + f];
+      }
       const lab = label[i];
       const ord = this.written[s]++;
       if (!hash || !this.hold(hash[2 * i], hash[2 * i + 1], lab, s, x, bits, src, ord)) {
@@ -251,8 +264,17 @@ export class ShardWriter {
       o.n++;
       if (++o.bn === BLOCK_ROWS) this.spill(s);
     }
+    for (let s = 0; s < 3; s++) this.gatherRows(s);
     this.addTrainRows(x, bits);
     this.kx = null; // a view of the kernel's memory, reused by the next call
+  }
+
+  /** Copy split s's rows gathered from this call's rows into its block (the kernel's path). */
+  private gatherRows(s: number): void {
+    const k = this.ngather[s];
+    if (k === 0) return;
+    this.ngather[s] = 0;
+    this.kernel!.gather(this.kx!, this.gatherOffs[s], k, this.F, this.open[s].block, this.gatherAt[s] * this.F);
   }
 
   /**

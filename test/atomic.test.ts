@@ -85,3 +85,24 @@ test('prep leaves no spare behind, with worker threads or without', async () => 
     for (const s of SPLITS) assert.deepEqual(fs.readdirSync(path.join(out, s)).filter((f) => f.startsWith('.')), [], `${s} with ${workers} workers`);
   }
 });
+
+test('readInput reads ahead into two buffers: the chunks are the range\'s bytes in order; stopping early closes the file', async () => {
+  const { readInput } = await import('../src/inputs.js');
+  const d = tmpdir();
+  const f = path.join(d, 'big.bin');
+  const data = bytes(3 * (1 << 20) + 12345, 3);
+  fs.writeFileSync(f, data);
+  for (const [start, end] of [[0, -1], [5, 2 * (1 << 20) + 7], [1 << 20, -1], [100, 100]]) {
+    const parts: Buffer[] = [];
+    for await (const c of readInput(f, start, end)) parts.push(Buffer.from(c)); // copied: the buffer is reused
+    const want = Buffer.from(data.subarray(start, end < 0 ? data.length : end));
+    assert.ok(Buffer.concat(parts).equals(want), `range ${start}-${end}`);
+  }
+  const fds = () => fs.readdirSync('/proc/self/fd').length;
+  const before = fds();
+  for await (const c of readInput(f)) {
+    assert.equal(c.length, 1 << 20);
+    break; // a read of the next chunk is running now
+  }
+  assert.equal(fds(), before);
+});

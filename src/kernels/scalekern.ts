@@ -17,6 +17,7 @@ interface Exports {
   slogFast(x: number): number;
   init(): void;
   pack(cols: number, stride: number, lab: number, n: number, F: number, xo: number, ho: number): void;
+  rows(src: number, idx: number, k: number, bytes: number, dst: number): void;
 }
 
 /** FLOWTENSOR_SCALE_KERNEL: unset or `wasm` (the WebAssembly kernel where it loads), `js` (JavaScript only: the same bits, slower). */
@@ -98,12 +99,34 @@ export class ScaleKernel {
     }
   }
 
-  /** Copy rows (n × F values) into region() for train(), with room after them for rowsMax row offsets; returns the view. */
-  load(x: Float32Array, rowsMax: number): Float32Array {
-    const at = this.region(x.byteLength + 16 + 4 * rowsMax);
+  /**
+   * Copy rows (n × F values) into region() for train() and gather(), with room after them for rowsMax
+   * row offsets (train's) and for gathering up to gatherMax values (offsets and rows); returns the view.
+   */
+  load(x: Float32Array, rowsMax: number, gatherMax = 0): Float32Array {
+    const at = this.region(x.byteLength + 16 + 4 * rowsMax + 32 + 8 * gatherMax);
     const view = new Float32Array(at.buffer, at.byteOffset, x.length);
     view.set(x);
+    this.loaded = { x: view, rowsMax, gatherMax };
     return view;
+  }
+  private loaded: { x: Float32Array; rowsMax: number; gatherMax: number } | null = null;
+
+  /**
+   * Rows of `x` (the view from the last load()) at value offsets offs[0..k), F values each, copied in
+   * order into `into` from value `at` (pass 1: a split's rows of a batch, into its block).
+   */
+  gather(x: Float32Array, offs: Int32Array, k: number, F: number, into: Float32Array, at: number): void {
+    const l = this.loaded;
+    if (!l || l.x !== x || x.buffer !== this.ex.memory.buffer || k * F > l.gatherMax || k > offs.length || at + k * F > into.length)
+      throw new Error(`scale kernel: gather of ${k} rows of ${F} outside what load() made room for`);
+    const idxAt = Math.ceil((x.byteOffset + x.byteLength) / 16) * 16 + Math.ceil((4 * l.rowsMax) / 16) * 16;
+    const dstAt = idxAt + Math.ceil((4 * k) / 16) * 16;
+    const buf = this.ex.memory.buffer;
+    for (let r = 0; r < k; r++) if (offs[r] < 0 || offs[r] + F > x.length) throw new Error(`scale kernel: gather offset ${offs[r]} outside the rows`);
+    new Int32Array(buf, idxAt, k).set(offs.subarray(0, k));
+    this.ex.rows(x.byteOffset, idxAt, k, 4 * F, dstAt);
+    into.set(new Float32Array(buf, dstAt, k * F), at);
   }
 
   /**

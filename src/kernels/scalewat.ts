@@ -27,6 +27,9 @@
 // pack(cols, stride, lab, n, F, xo, ho): the columns (f64) as a row-major f32 matrix and each row's
 // fingerprint, src/hash.ts rowHash32's arithmetic on four rows at once (i32x4 lanes).
 //
+// rows(src, idx, k, bytes, dst): k rows of `bytes` bytes, the r-th at src + 4 · idx[r] (value offsets,
+// i32), copied one after another to dst (pass 1 gathers a batch's rows of one split into its block).
+//
 // scale and train take each block's logs in two loops ($slog_block): the table, or a list of the values to pass
 // to log1p; the loops have no branch that depends on the data (V8 compiles an f64 select and a
 // value-dependent `if` to branches, which mispredict on these mixed columns: 19 ns a value before).
@@ -312,6 +315,16 @@ export function scaleWat(): string {
         (f64.store ${slot(SLOT.s2)} ${l('p')} ${l('s2')})))
       (local.set $f (i32.add ${l('f')} (i32.const 1)))
       (br $feats))))
+  (func (export "rows") (param $src i32) (param $idx i32) (param $k i32) (param $bytes i32) (param $dst i32)
+    (local $r i32)
+    (block $done (loop $next
+      (br_if $done (i32.ge_u ${l('r')} ${l('k')}))
+      (memory.copy
+        (i32.add ${l('dst')} (i32.mul ${l('r')} ${l('bytes')}))
+        (i32.add ${l('src')} (i32.shl (i32.load (i32.add ${l('idx')} (i32.shl ${l('r')} (i32.const 2)))) (i32.const 2)))
+        ${l('bytes')})
+      (local.set $r (i32.add ${l('r')} (i32.const 1)))
+      (br $next))))
   ;; pack: columns (f64, column-major, stride bytes apart, rows padded to a multiple of 4) to the
   ;; row-major f32 matrix at xo, and each row's 64-bit fingerprint (src/hash.ts rowHash32: the
   ;; float32 words, -0 as 0, and the label) to ho, four rows at a time

@@ -77,14 +77,22 @@ const SPARE = /^\.flowtensor-spare-\d+-[01]\.tmp-(\d+)$/;
  * renamed over the file), reusing the pages of the files it replaces. Pass 2 replaces every unscaled
  * shard by its scaled twin of about the same size; a new temp file takes fresh pages from the page cache
  * (~0.3 s per thread at 2.83M rows), and the rename over frees the old file's. Here the old file is
- * first hard-linked to a spare name, so that it outlives the rename, and the next replacement is written
- * over the spare's pages, truncated to its length. The replaced name holds the old bytes or the new
- * ones, whole, at every instant, as with writeFileAtomic; a spare is a temp name (removed with the
- * temp files of dead processes). One per thread: spares are named by the thread and the process.
+ * first hard-linked to a spare name in its folder, so that it outlives the rename, and the next
+ * replacement in that folder is written over the spare's pages, truncated to its length. The replaced
+ * name holds the old bytes or the new ones, whole, at every instant, as with writeFileAtomic; a spare is
+ * a temp name (removed with the temp files of dead processes). One instance per thread: spares are
+ * named by the thread and the process.
+ *
+ * A spare is only what no other name reaches: a replaced file that is a regular file with one link (not
+ * a symlink, not a file the user hard-linked elsewhere), still with one link, the mode and owner of a
+ * fresh temp file, in the same folder, when it is reused; its folder is fsynced (the rename that made it
+ * a spare is on disk) before its pages are written. Anything else is removed and a fresh temp file
+ * written instead.
  */
 export class PageReuse {
-  private spare: string | null = null;
-  private flip = 0;
+  private slots = new Map<string, { spare: string | null; flip: number; durable: Promise<boolean> | null }>();
+  /** Mode and owner of a fresh temp file here (the first replacement makes one). */
+  private fresh: { mode: number; uid: number } | null = null;
   constructor(private readonly tag: number) {}
 
   /**
@@ -93,18 +101,28 @@ export class PageReuse {
    * a time per instance.
    */
   async replace<T>(file: string, parts: Uint8Array[], during: () => T): Promise<T> {
-    const fresh = tempName(file);
-    let into = this.spare ?? fresh;
-    this.spare = null;
+    const dir = path.dirname(file);
+    let slot = this.slots.get(dir);
+    if (!slot) this.slots.set(dir, (slot = { spare: null, flip: 0, durable: null }));
+    let into = tempName(file);
     let fd = -1;
+    const spare = slot.spare;
+    slot.spare = null;
+    if (spare) {
+      const durable = slot.durable ? await slot.durable : false;
+      slot.durable = null;
+      if (durable) fd = this.openSpare(spare);
+      if (fd >= 0) into = spare;
+      else fs.rmSync(spare, { force: true });
+    }
     let value: T;
     try {
-      try {
-        fd = fs.openSync(into, into === fresh ? 'w' : 'r+', 0o644);
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'ENOENT' || into === fresh) throw e;
-        into = fresh; // the spare was removed meanwhile: a fresh temp file
+      if (fd < 0) {
         fd = fs.openSync(into, 'w', 0o644);
+        if (!this.fresh) {
+          const st = fs.fstatSync(fd);
+          this.fresh = { mode: st.mode & 0o7777, uid: st.uid };
+        }
       }
       let at = 0;
       for (const p of parts) {
@@ -112,25 +130,34 @@ export class PageReuse {
         at += p.byteLength;
       }
       fs.ftruncateSync(fd, at);
-      const synced = new Promise<void>((resolve, reject) => fs.fsync(fd, (e) => (e ? reject(e) : resolve())));
+      const f = fd;
+      const synced = new Promise<void>((resolve, reject) => fs.fsync(f, (e) => (e ? reject(e) : resolve())));
       try {
         value = during();
       } finally {
         await synced; // before the fd is closed, whatever during did
       }
-      fs.closeSync(fd);
       fd = -1;
+      fs.closeSync(f);
     } catch (e) {
-      if (fd >= 0) fs.closeSync(fd);
+      if (fd >= 0) {
+        try {
+          fs.closeSync(fd);
+        } catch {
+          /* already failing */
+        }
+      }
       fs.rmSync(into, { force: true });
       throw e;
     }
-    // the old file lives on as the next spare; where it cannot be linked, there is none
-    this.flip ^= 1;
-    let next: string | null = path.join(path.dirname(file), `.flowtensor-spare-${this.tag}-${this.flip}.tmp-${process.pid}`);
+    // the old file lives on as the next spare, where nothing else names it
+    slot.flip ^= 1;
+    let next: string | null = path.join(dir, `.flowtensor-spare-${this.tag}-${slot.flip}.tmp-${process.pid}`);
     try {
       fs.rmSync(next, { force: true });
-      fs.linkSync(file, next);
+      const st = fs.lstatSync(file);
+      if (st.isFile() && st.nlink === 1) fs.linkSync(file, next);
+      else next = null;
     } catch {
       next = null;
     }
@@ -141,15 +168,43 @@ export class PageReuse {
       if (next) fs.rmSync(next, { force: true });
       throw e;
     }
-    this.spare = next;
+    if (next) {
+      slot.spare = next;
+      slot.durable = syncDir(dir);
+    }
     return value;
   }
 
-  /** Remove this thread's spare (pass 2 over). */
-  release(): void {
-    if (this.spare) fs.rmSync(this.spare, { force: true });
-    this.spare = null;
+  /** An open descriptor of the spare when it may be written over, else -1. */
+  private openSpare(spare: string): number {
+    let fd = -1;
+    try {
+      fd = fs.openSync(spare, fs.constants.O_RDWR | (fs.constants.O_NOFOLLOW ?? 0));
+      const st = fs.fstatSync(fd);
+      const fresh = this.fresh;
+      if (st.isFile() && st.nlink === 1 && fresh && (st.mode & 0o7777) === fresh.mode && st.uid === fresh.uid) return fd;
+    } catch {
+      /* not usable: a fresh temp file instead */
+    }
+    if (fd >= 0) fs.closeSync(fd);
+    return -1;
   }
+
+  /** Remove this thread's spares (pass 2 over). */
+  release(): void {
+    for (const slot of this.slots.values()) if (slot.spare) fs.rmSync(slot.spare, { force: true });
+    this.slots.clear();
+  }
+}
+
+/** fsync a folder (its renames on disk): false where that fails (a file system that cannot). */
+function syncDir(dir: string): Promise<boolean> {
+  return new Promise((resolve) =>
+    fs.open(dir, 'r', (e, fd) => {
+      if (e) return resolve(false);
+      fs.fsync(fd, (e2) => fs.close(fd, () => resolve(!e2)));
+    }),
+  );
 }
 
 /** Remove the spares of this process (any thread's) in the given folders. */

